@@ -1,0 +1,97 @@
+"""`pba apply`: show what a schedule's policy at one epoch does to real images."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pba.errors import PBAError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "apply",
+        help="draw a grid of images augmented by a schedule's policy at one epoch",
+        description="Apply the policy of one epoch of a schedule to real images and write a PNG "
+        "grid: each row is an image, the first column the original, the others independent "
+        "augmentations (each image gets its own ops, signs and cutout positions).",
+    )
+    p.add_argument("--schedule", required=True, type=Path,
+                   help="schedule file: pba JSON (schedule.json / a policy) or a PBT policy log")
+    p.add_argument("--epoch", type=int, default=None,
+                   help="epoch whose policy to apply (default: the last epoch)")
+    p.add_argument("--schedule-epochs", type=int, default=None,
+                   help="length of the search that wrote a PBT policy log (e.g. 200 for the "
+                   "reduced CIFAR-10 reference log); not needed for pba JSON files")
+    p.add_argument("--images", type=Path, default=None,
+                   help="an image file or a folder of images (default: CIFAR-10 test images "
+                   "from --data-dir / $PBA_DATA_DIR / ./data)")
+    p.add_argument("--data-dir", type=Path, default=None, help="dataset root for the default")
+    p.add_argument("--num-images", type=int, default=8, help="rows of the grid (default 8)")
+    p.add_argument("--samples", type=int, default=8, help="augmented copies per image")
+    p.add_argument("--size", type=int, default=32,
+                   help="resize images to SIZE x SIZE first: the magnitudes are in pixels of "
+                   "the training resolution (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    return p
+
+
+def load_images(path: Path, limit: int, size: int) -> np.ndarray:
+    """Up to `limit` RGB images from a file or folder, resized to size x size: (N, H, W, 3)."""
+    if path.is_dir():
+        files = sorted(f for f in path.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise PBAError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {path}")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise PBAError(f"no such image file or folder: {path}")
+    images = []
+    for f in files[:limit]:
+        try:
+            with Image.open(f) as img:
+                img = img.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
+        except OSError as err:
+            raise PBAError(f"cannot read image {f}: {err}") from None
+        images.append(np.asarray(img))
+    return np.stack(images)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pba.plot import plot_image_grid
+    from pba.schedule import load_schedule
+    from pba.transforms import CIFAR10_FILL, apply_policy
+
+    if args.num_images < 1 or args.samples < 1 or args.size < 8:
+        raise PBAError("--num-images and --samples must be >= 1 and --size >= 8")
+    schedule = load_schedule(args.schedule, args.schedule_epochs)
+    epoch = len(schedule) - 1 if args.epoch is None else args.epoch
+    policy = schedule.policy_at(epoch)
+    if args.images is not None:
+        images, fill = load_images(args.images, args.num_images, args.size), CIFAR10_FILL
+    else:
+        from pba.data import load_dataset
+
+        data = load_dataset("cifar10", args.data_dir)
+        images = data.test.images[: args.num_images].permute(0, 2, 3, 1).numpy()
+        fill = data.fill
+    generator = torch.Generator().manual_seed(args.seed)
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    copies = batch.repeat_interleave(args.samples, dim=0)
+    augmented = apply_policy(copies, policy, fill, generator).permute(0, 2, 3, 1).numpy()
+    rows = [
+        [images[i], *augmented[i * args.samples : (i + 1) * args.samples]]
+        for i in range(len(images))
+    ]
+    labels = [f"original | {policy}" if i == 0 else "" for i in range(len(rows))]
+    plot_image_grid(rows, args.out, labels)
+    print(f"epoch {epoch}/{len(schedule)}: {policy}")
+    print(f"wrote {args.out}")
+    return 0

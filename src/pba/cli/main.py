@@ -1,0 +1,43 @@
+"""Entry point of the `pba` command: one subparser per module in this package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pba.errors import PBAError
+
+# Each module has `add_parser(subparsers)` and `run(args) -> int`; imported lazily so that
+# `pba plot` does not pay for importing the training stack.
+SUBCOMMANDS = ("search", "train", "apply", "plot", "report")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="pba",
+        description="Population Based Augmentation: learn augmentation policy schedules with "
+        "Population Based Training and train models with them.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"pba.cli.{name}_cmd")
+        module.add_parser(sub).set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args._run(args)
+    except PBAError as err:
+        print(f"pba {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"pba {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

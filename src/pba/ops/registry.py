@@ -1,0 +1,111 @@
+"""The set of image operations a policy is made of: name -> reference and batched functions.
+
+A policy vector has 4 integers per op (probability and magnitude, two copies), so the op set
+fixes the policy layout. `DEFAULT_OPS` holds the paper's 15 ops in the paper's order; users add
+their own with `DEFAULT_OPS.with_op(Op(...))` and pass the resulting `OpSet` to `Policy`,
+`Schedule`, the transforms and the search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pba.errors import PBAError
+from pba.ops import pil, tensor
+
+# (image, parameter, fill colour, generator) -> image
+PilFn = Callable[[Image.Image, float, tuple[int, int, int], np.random.Generator], Image.Image]
+# (uint8 images (N, C, H, W), per-image parameters (N,), fill (C,) uint8, generator) -> images
+TensorFn = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator | None], torch.Tensor
+]
+
+
+@dataclass(frozen=True)
+class Op:
+    """One augmentation operation.
+
+    `magnitude` maps the policy's integer magnitude 0..9 to the op's parameter (degrees, pixels,
+    enhance factor, ...). When `signed`, the parameter's sign is drawn per image (50%) before the
+    functions are called, so `pil` and `tensor` receive the signed parameter.
+    """
+
+    name: str
+    magnitude: Callable[[int], float]
+    pil: PilFn
+    tensor: TensorFn
+    signed: bool = False
+
+
+@dataclass(frozen=True)
+class OpSet:
+    """An ordered, immutable collection of ops; the order is the layout of the policy vector."""
+
+    ops: tuple[Op, ...]
+
+    def __post_init__(self) -> None:
+        names = [op.name for op in self.ops]
+        if len(set(names)) != len(names):
+            raise PBAError(f"duplicate op names in {names}")
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def __getitem__(self, index: int) -> Op:
+        return self.ops[index]
+
+    def __iter__(self):
+        return iter(self.ops)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(op.name for op in self.ops)
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise PBAError(f"unknown op {name!r}; known ops: {', '.join(self.names)}") from None
+
+    def with_op(self, op: Op) -> OpSet:
+        """A new op set with `op` appended (its policy entries go after the existing ones)."""
+        return OpSet(self.ops + (op,))
+
+
+def _truncated(top: int) -> Callable[[int], float]:
+    """m -> int(m * top / 10): magnitude 0..9 onto 0..top, truncated toward zero."""
+    return lambda m: float(int(m * top / 10))
+
+
+def _enhance(m: int) -> float:
+    return m * 1.8 / 10 + 0.1
+
+
+def _none(m: int) -> float:
+    return 0.0
+
+
+DEFAULT_OPS = OpSet(
+    (
+        Op("Rotate", _truncated(30), pil.rotate, tensor.rotate, signed=True),
+        Op("TranslateX", _truncated(10), pil.translate_x, tensor.translate_x, signed=True),
+        Op("TranslateY", _truncated(10), pil.translate_y, tensor.translate_y, signed=True),
+        Op("Brightness", _enhance, pil.brightness, tensor.brightness),
+        Op("Color", _enhance, pil.color, tensor.color),
+        Op("Invert", _none, pil.invert, tensor.invert),
+        Op("Sharpness", _enhance, pil.sharpness, tensor.sharpness),
+        Op("Posterize", lambda m: 4.0 - int(m * 4 / 10), pil.posterize, tensor.posterize),
+        Op("ShearX", lambda m: m * 0.3 / 10, pil.shear_x, tensor.shear_x, signed=True),
+        Op("Solarize", lambda m: 256.0 - int(m * 256 / 10), pil.solarize, tensor.solarize),
+        Op("ShearY", lambda m: m * 0.3 / 10, pil.shear_y, tensor.shear_y, signed=True),
+        Op("Equalize", _none, pil.equalize, tensor.equalize),
+        Op("AutoContrast", _none, pil.autocontrast, tensor.autocontrast),
+        Op("Cutout", _truncated(20), pil.cutout_op, tensor.cutout_op),
+        Op("Contrast", _enhance, pil.contrast, tensor.contrast),
+    )
+)

@@ -1,0 +1,189 @@
+"""A PBA policy (the searched hyperparameters), which ops each image gets, and PBT's explore.
+
+The policy vector holds, for each of two copies ("slots") of the op set, a probability level
+p in 0..10 and a magnitude m in 0..9 per op, laid out
+[p0, m0, p1, m1, ..., | p0', m0', ...] (spec section 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from pba.errors import PBAError
+from pba.ops.registry import DEFAULT_OPS, OpSet
+
+SLOTS = 2
+MAX_PROBABILITY = 10
+MAX_MAGNITUDE = 9
+# Number of ops an image gets: 0, 1 or 2 with these probabilities (spec section 3).
+COUNT_PROBABILITIES = (0.2, 0.3, 0.5)
+# Explore (spec section 6).
+RESAMPLE_PROBABILITY = 0.2
+MAX_STEP = 3
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The 4 * len(ops) integers of one augmentation policy (60 for the paper's 15 ops)."""
+
+    values: tuple[int, ...]
+    ops: OpSet = DEFAULT_OPS
+
+    def __post_init__(self) -> None:
+        values = tuple(self.values)
+        expected = 2 * SLOTS * len(self.ops)
+        if len(values) != expected:
+            raise PBAError(
+                f"a policy over {len(self.ops)} ops has {expected} integers, got {len(values)}"
+            )
+        for i, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise PBAError(f"policy entry {i} is {v!r}, not an integer")
+            kind, high = _kind_and_cap(i)
+            if not 0 <= v <= high:
+                op, slot = self.ops[(i // 2) % len(self.ops)].name, i // (2 * len(self.ops))
+                raise PBAError(
+                    f"policy entry {i} ({kind} of {op}, slot {slot}) is {v}; must be in 0..{high}"
+                )
+        object.__setattr__(self, "values", tuple(int(v) for v in values))
+
+    @classmethod
+    def zeros(cls, ops: OpSet = DEFAULT_OPS) -> Policy:
+        """The initial policy of every population member: no augmentation."""
+        return cls((0,) * (2 * SLOTS * len(ops)), ops)
+
+    def _index(self, op: str | int, slot: int) -> int:
+        k = self.ops.index(op) if isinstance(op, str) else op
+        if not 0 <= slot < SLOTS:
+            raise PBAError(f"slot must be 0 or 1, got {slot}")
+        return 2 * (slot * len(self.ops) + k)
+
+    def probability(self, op: str | int, slot: int = 0) -> int:
+        """Probability level 0..10 (probability = level / 10) of `op` in `slot`."""
+        return self.values[self._index(op, slot)]
+
+    def magnitude(self, op: str | int, slot: int = 0) -> int:
+        return self.values[self._index(op, slot) + 1]
+
+    def replace(
+        self, op: str | int, slot: int = 0, *, probability: int | None = None,
+        magnitude: int | None = None,
+    ) -> Policy:
+        """A copy with one op's probability and/or magnitude changed."""
+        values = list(self.values)
+        i = self._index(op, slot)
+        if probability is not None:
+            values[i] = probability
+        if magnitude is not None:
+            values[i + 1] = magnitude
+        return Policy(tuple(values), self.ops)
+
+    def to_list(self) -> list[int]:
+        return list(self.values)
+
+    def named(self) -> dict[str, list[tuple[int, int]]]:
+        """{op name: [(probability level, magnitude) per slot]} for reading and plotting."""
+        return {
+            op.name: [(self.probability(k, s), self.magnitude(k, s)) for s in range(SLOTS)]
+            for k, op in enumerate(self.ops)
+        }
+
+    def __str__(self) -> str:
+        active = [
+            f"{name}[{s}](p={p / 10:.1f}, m={m})"
+            for name, pm in self.named().items()
+            for s, (p, m) in enumerate(pm)
+            if p > 0
+        ]
+        return "Policy(" + (", ".join(active) if active else "no augmentation") + ")"
+
+
+def _kind_and_cap(i: int) -> tuple[str, int]:
+    return ("probability", MAX_PROBABILITY) if i % 2 == 0 else ("magnitude", MAX_MAGNITUDE)
+
+
+@lru_cache(maxsize=16)
+def parameter_table(ops: OpSet) -> torch.Tensor:
+    """(len(ops), 10) float64: the parameter of each op at each magnitude 0..9."""
+    return torch.tensor(
+        [[float(op.magnitude(m)) for m in range(MAX_MAGNITUDE + 1)] for op in ops],
+        dtype=torch.float64,
+    )
+
+
+@dataclass(frozen=True)
+class SampledOps:
+    """The ops each of N images gets, in application order; op -1 means none in that place."""
+
+    op: torch.Tensor  # int64 (N, 2)
+    magnitude: torch.Tensor  # int64 (N, 2)
+    sign: torch.Tensor  # float (N, 2), +1 or -1 (only used by signed ops)
+
+    def parameters(self, ops: OpSet) -> torch.Tensor:
+        """(N, 2) float64: the signed op parameter of each applied op (0 where none)."""
+        table = parameter_table(ops).to(self.op.device)
+        signed = torch.tensor([op.signed for op in ops], device=self.op.device)
+        k = self.op.clamp(min=0)
+        value = table[k, self.magnitude]
+        value = torch.where(signed[k], value * self.sign.double(), value)
+        return torch.where(self.op >= 0, value, torch.zeros_like(value))
+
+
+def sample_ops(
+    policy: Policy,
+    n: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> SampledOps:
+    """Draw, independently for each of `n` images, which ops the policy applies (spec section 3).
+
+    Count 0/1/2 with probabilities (0.2, 0.3, 0.5); the 2 * len(ops) (op, p, m) entries are walked
+    in a uniformly random order, each firing with probability p/10, until `count` have fired.
+    """
+    if device is None:
+        device = generator.device if generator is not None else torch.device("cpu")
+    gen_device = generator.device if generator is not None else device
+    values = torch.tensor(policy.values, dtype=torch.int64).view(-1, 2)  # (entries, [p, m])
+    entries = values.shape[0]
+    entry_op = torch.arange(entries) % len(policy.ops)
+
+    u = torch.rand(n, generator=generator, device=gen_device)
+    edges = torch.tensor(COUNT_PROBABILITIES[:-1], device=gen_device).cumsum(0)
+    count = torch.bucketize(u, edges, right=True)
+    order = torch.rand(n, entries, generator=generator, device=gen_device).argsort(dim=1)
+    fire_u = torch.rand(n, entries, generator=generator, device=gen_device)
+    sign_u = torch.rand(n, SLOTS, generator=generator, device=gen_device)
+    count, order, fire_u, sign_u = (t.to(device) for t in (count, order, fire_u, sign_u))
+    values, entry_op = values.to(device), entry_op.to(device)
+
+    fired = fire_u * MAX_PROBABILITY < values[order, 0]
+    rank = fired.cumsum(dim=1)
+    op = torch.full((n, SLOTS), -1, dtype=torch.int64, device=device)
+    magnitude = torch.zeros((n, SLOTS), dtype=torch.int64, device=device)
+    for place in range(SLOTS):
+        hit = fired & (rank == place + 1) & (count[:, None] > place)
+        position = hit.to(torch.uint8).argmax(dim=1, keepdim=True)
+        entry = order.gather(1, position).squeeze(1)
+        applied = hit.any(dim=1)
+        op[:, place] = torch.where(applied, entry_op[entry], -1)
+        magnitude[:, place] = torch.where(applied, values[entry, 1], 0)
+    sign = torch.where(sign_u < 0.5, -1.0, 1.0)
+    return SampledOps(op, magnitude, sign)
+
+
+def explore(policy: Policy, rng: np.random.Generator) -> Policy:
+    """PBA's explore (spec section 6), entry by entry: resample with probability 0.2, otherwise
+    step by an amount drawn from {0, 1, 2, 3}, down or up with equal chance, clipped to range."""
+    values = np.asarray(policy.values)
+    cap = np.where(np.arange(values.size) % 2 == 0, MAX_PROBABILITY, MAX_MAGNITUDE)
+    resample = rng.random(values.size) < RESAMPLE_PROBABILITY
+    uniform = rng.integers(0, cap + 1)
+    step = rng.integers(0, MAX_STEP + 1, size=values.size)
+    down = rng.random(values.size) < 0.5
+    stepped = np.where(down, np.maximum(values - step, 0), np.minimum(values + step, cap))
+    return Policy(tuple(np.where(resample, uniform, stepped).tolist()), policy.ops)
+

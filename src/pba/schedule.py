@@ -1,0 +1,234 @@
+"""A policy schedule (epoch -> Policy), its JSON file format and Ray Tune's PBT policy-log format.
+
+Our JSON format (version 1)::
+
+    {"format": "pba.schedule", "version": 1, "ops": ["Rotate", ...],
+     "policies": [[p0, m0, ..., p14', m14'], ...]}   # one 4*len(ops) vector per search epoch
+
+A file may name its ops in any order and may omit ops of the op set in use (their entries are
+zero): a schedule learned with the 15 paper ops stays valid after a user registers a new op.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pba.atomic import write_text_atomic
+from pba.errors import PBAError
+from pba.ops.registry import DEFAULT_OPS, OpSet
+from pba.policy import SLOTS, Policy
+
+FORMAT = "pba.schedule"
+POLICY_FORMAT = "pba.policy"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One policy per search epoch."""
+
+    policies: tuple[Policy, ...]
+
+    def __post_init__(self) -> None:
+        if not self.policies:
+            raise PBAError("a schedule needs at least one epoch")
+        if len({p.ops for p in self.policies}) != 1:
+            raise PBAError("all policies of a schedule must use the same op set")
+        object.__setattr__(self, "policies", tuple(self.policies))
+
+    def __len__(self) -> int:
+        return len(self.policies)
+
+    def __iter__(self) -> Iterator[Policy]:
+        return iter(self.policies)
+
+    @property
+    def ops(self) -> OpSet:
+        return self.policies[0].ops
+
+    @classmethod
+    def constant(cls, policy: Policy, epochs: int) -> Schedule:
+        return cls((policy,) * epochs)
+
+    def policy_at(self, epoch: int, epochs: int | None = None) -> Policy:
+        """The policy for `epoch` of a run of `epochs` epochs (default: the schedule's length).
+
+        A run of E epochs with a schedule of S epochs uses search epoch floor(e * S / E).
+        """
+        total = len(self) if epochs is None else epochs
+        if not 0 <= epoch < total:
+            raise PBAError(
+                f"epoch {epoch} asked of a schedule with {len(self)} epochs"
+                + (f" stretched to {total}" if epochs is not None else "")
+            )
+        return self.policies[epoch * len(self) // total]
+
+    def stretch(self, epochs: int) -> Schedule:
+        """The same schedule resampled to `epochs` epochs."""
+        if epochs < 1:
+            raise PBAError(f"cannot stretch a schedule to {epochs} epochs")
+        return Schedule(tuple(self.policy_at(e, epochs) for e in range(epochs)))
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "ops": list(self.ops.names),
+            "policies": [p.to_list() for p in self.policies],
+        }
+
+    def save(self, path: str | Path) -> None:
+        write_text_atomic(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
+
+    def save_pbt_log(self, path: str | Path) -> None:
+        """Write Ray Tune's PBT policy-log format (one line per policy change)."""
+        write_text_atomic(path, "".join(json.dumps(line) + "\n" for line in self.pbt_log_lines()))
+
+    def pbt_log_lines(self, trials: Sequence[tuple[str, str]] | None = None) -> list[list]:
+        """[target, clone, target_epoch, clone_epoch, old, new] at every policy change.
+
+        `trials` optionally names (target, clone) trial ids per change; a schedule that never
+        changes gets one line whose change point is the end, so that parsing recovers it.
+        """
+        changes = [e for e in range(1, len(self)) if self.policies[e] != self.policies[e - 1]]
+        changes = changes or [len(self)]
+        lines = []
+        for i, epoch in enumerate(changes):
+            target, clone = trials[i] if trials else ("0", "0")
+            new = self.policies[min(epoch, len(self) - 1)]
+            lines.append([target, clone, epoch, epoch, self.policies[epoch - 1].to_list(),
+                          new.to_list()])
+        return lines
+
+
+def policy_from_named(values: Sequence[int], names: Sequence[str], ops: OpSet) -> Policy:
+    """Map a vector laid out over the op `names` of a file onto `ops` (missing ops: zeros)."""
+    if len(values) != 2 * SLOTS * len(names):
+        raise PBAError(
+            f"a policy over {len(names)} ops has {2 * SLOTS * len(names)} integers, "
+            f"got {len(values)}"
+        )
+    out = [0] * (2 * SLOTS * len(ops))
+    for j, name in enumerate(names):
+        k = ops.index(name)
+        for slot in range(SLOTS):
+            src, dst = 2 * (slot * len(names) + j), 2 * (slot * len(ops) + k)
+            out[dst : dst + 2] = values[src : src + 2]
+    return Policy(tuple(out), ops)
+
+
+def save_policy(policy: Policy, path: str | Path) -> None:
+    doc = {"format": POLICY_FORMAT, "version": VERSION, "ops": list(policy.ops.names),
+           "policy": policy.to_list()}
+    write_text_atomic(path, json.dumps(doc) + "\n")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PBAError(f"{path} is not a pba JSON file (truncated or foreign?): {err}") from None
+    if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, POLICY_FORMAT):
+        raise PBAError(f"{path} is JSON but not a pba schedule or policy file")
+    if doc.get("version") != VERSION:
+        raise PBAError(f"{path} has format version {doc.get('version')!r}; "
+                       f"this pba reads version {VERSION}")
+    if not isinstance(doc.get("ops"), list):
+        raise PBAError(f"{path} does not list its ops")
+    return doc
+
+
+def load_policy(path: str | Path, ops: OpSet = DEFAULT_OPS) -> Policy:
+    path = _existing(path)
+    doc = _read_json(path)
+    if doc["format"] != POLICY_FORMAT or not isinstance(doc.get("policy"), list):
+        raise PBAError(f"{path} is not a pba policy file")
+    return _in_file(path, lambda: policy_from_named(doc["policy"], doc["ops"], ops))
+
+
+def load_schedule(
+    path: str | Path, search_epochs: int | None = None, ops: OpSet = DEFAULT_OPS
+) -> Schedule:
+    """Read a schedule: our JSON format, a single-policy JSON file, or a Ray Tune PBT policy log.
+
+    `search_epochs` is the length of the search that wrote a PBT log (such logs do not record
+    it: 200 for the published reduced CIFAR-10 schedule, 160 for reduced SVHN). For a
+    single-policy file it gives the length of the constant schedule (default 1).
+    """
+    path = _existing(path)
+    text = path.read_text(errors="replace")
+    if text.lstrip().startswith("{"):
+        doc = _read_json(path)
+        if doc["format"] == POLICY_FORMAT:
+            return Schedule.constant(load_policy(path, ops), search_epochs or 1)
+        policies = doc.get("policies")
+        if not isinstance(policies, list) or not policies:
+            raise PBAError(f"{path} holds no policies")
+        schedule = _in_file(
+            path, lambda: Schedule(tuple(policy_from_named(v, doc["ops"], ops) for v in policies))
+        )
+        if search_epochs is not None and search_epochs != len(schedule):
+            raise PBAError(f"{path} has {len(schedule)} epochs, not {search_epochs}")
+        return schedule
+    return _in_file(path, lambda: parse_pbt_log(text, search_epochs, ops))
+
+
+def parse_pbt_log(text: str, search_epochs: int | None, ops: OpSet = DEFAULT_OPS) -> Schedule:
+    """Ray Tune's PBT policy log, one exploit per line along the best member's lineage
+    (spec section 7): the first segment runs from 0 to the first clone epoch with that line's old
+    policy, each line's new policy runs until the next line's clone epoch, the last to the end."""
+    lines = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            raise PBAError(f"line {number} is not a PBT policy-log entry: {raw[:60]!r}") from None
+        if not isinstance(line, (list, tuple)) or len(line) != 6:
+            raise PBAError(f"line {number}: expected [target, clone, target_epoch, "
+                           f"clone_epoch, old_policy, new_policy], got {raw[:60]!r}")
+        old, new = (_log_policy(p, number, ops) for p in line[4:6])
+        lines.append((line[3], old, new))
+    if not lines:
+        raise PBAError("empty PBT policy log")
+    if search_epochs is None:
+        raise PBAError("a PBT policy log does not record how long its search ran: give the "
+                       "search's epochs (e.g. 200 for reduced CIFAR-10, 160 for reduced SVHN)")
+    bounds = [clone_epoch for clone_epoch, _, _ in lines] + [search_epochs]
+    if any(not isinstance(b, int) or b < 0 for b in bounds[:-1]) or bounds != sorted(bounds):
+        raise PBAError(f"PBT policy log: clone epochs {bounds[:-1]} must be increasing and at "
+                       f"most the search's {search_epochs} epochs")
+    policies = [lines[0][1]] * bounds[0]
+    for (_, _, new), start, end in zip(lines, bounds, bounds[1:], strict=False):
+        policies += [new] * (end - start)
+    return Schedule(tuple(policies))
+
+
+def _log_policy(value: object, number: int, ops: OpSet) -> Policy:
+    if isinstance(value, dict):
+        value = value.get("hp_policy")
+    if not isinstance(value, list):
+        raise PBAError(f"line {number}: a policy must be a list of integers")
+    if len(value) != 2 * SLOTS * len(DEFAULT_OPS):
+        raise PBAError(f"line {number}: a policy has {len(value)} integers, expected 60")
+    return policy_from_named(value, DEFAULT_OPS.names, ops)
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise PBAError(f"no such schedule/policy file: {path}")
+    return path
+
+
+def _in_file(path: Path, make):
+    """Run `make`, prefixing the file's name to any PBAError it raises."""
+    try:
+        return make()
+    except PBAError as err:
+        raise PBAError(f"{path}: {err}") from None

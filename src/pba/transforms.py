@@ -1,0 +1,247 @@
+"""Applying policies to images: functional batched path, per-image path, and user transforms.
+
+`PBAugment` drops into a torchvision `Compose` (PIL images or (C, H, W) tensors);
+`BatchPBAugment` augments whole (N, C, H, W) batches on the GPU or CPU, each image with its own
+ops. Both follow a Schedule through `set_epoch`. Images are 8-bit: uint8 tensors, or float
+tensors in [0, 1] which are quantised to 8 bits for the ops (the ops' semantics are Pillow's).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pba.errors import PBAError
+from pba.ops import tensor as tensor_ops
+from pba.policy import SLOTS, Policy, sample_ops
+from pba.schedule import Schedule
+
+# CIFAR-10's mean colour: the default fill for pixels the ops uncover (spec section 1).
+CIFAR10_FILL = (125, 123, 114)
+
+
+def apply_policy(
+    imgs: torch.Tensor,
+    policy: Policy,
+    fill: tuple[int, ...] | torch.Tensor = CIFAR10_FILL,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Apply `policy` to a uint8 batch (N, C, H, W), each image its own ops, order and signs.
+
+    Images are grouped by the op they get in each place, so each op runs once per place on the
+    images that need it; the batch costs two host syncs (one per place) whatever its size.
+    """
+    _check_batch(imgs, fill)
+    fill_t = torch.as_tensor(fill, dtype=torch.uint8, device=imgs.device)
+    sampled = sample_ops(policy, imgs.shape[0], generator, device=imgs.device)
+    params = sampled.parameters(policy.ops)
+    out = imgs.clone()
+    for place in range(SLOTS):
+        op = sampled.op[:, place]
+        order = op.argsort()
+        counts = torch.bincount(op + 1, minlength=len(policy.ops) + 1).tolist()
+        start = counts[0]  # images with no op in this place come first (op -1)
+        for k, n in enumerate(counts[1:]):
+            if n == 0:
+                continue
+            idx = order[start : start + n]
+            out[idx] = policy.ops[k].tensor(out[idx], params[idx, place], fill_t, generator)
+            start += n
+    return out
+
+
+def apply_policy_pil(
+    img: Image.Image,
+    policy: Policy,
+    fill: tuple[int, ...] = CIFAR10_FILL,
+    generator: torch.Generator | None = None,
+) -> Image.Image:
+    """The per-image reference path: the same sampling as `apply_policy`, Pillow ops."""
+    if not isinstance(img, Image.Image):
+        raise PBAError(f"expected a PIL image, got {type(img).__name__}")
+    if img.mode != "RGB":
+        raise PBAError(f"expected an RGB image, got mode {img.mode!r} (use img.convert('RGB'))")
+    sampled = sample_ops(policy, 1, generator, device="cpu")
+    params = sampled.parameters(policy.ops)
+    # Pillow ops that need randomness (Cutout's centre) take a numpy generator: derive it from
+    # the torch one so that a single seed fixes everything.
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    rng = np.random.default_rng(seed)
+    for place in range(SLOTS):
+        k = int(sampled.op[0, place])
+        if k >= 0:
+            img = policy.ops[k].pil(img, float(params[0, place]), tuple(fill), rng)
+    return img
+
+
+def random_crop_flip(
+    imgs: torch.Tensor,
+    pad: int = 4,
+    fill: tuple[int, ...] | torch.Tensor = CIFAR10_FILL,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Pad by `pad` pixels of the fill colour, crop back to size at a random offset per image,
+    then flip horizontally with probability 0.5 (spec section 4)."""
+    _check_batch(imgs, fill)
+    n, c, h, w = imgs.shape
+    fill_t = torch.as_tensor(fill, dtype=imgs.dtype, device=imgs.device).view(1, c, 1, 1)
+    padded = fill_t.expand(n, c, h + 2 * pad, w + 2 * pad).clone()
+    padded[:, :, pad : pad + h, pad : pad + w] = imgs
+    u = _rand(generator, imgs.device, n, 3)
+    dy = (u[:, 0] * (2 * pad + 1)).long().clamp(max=2 * pad)
+    dx = (u[:, 1] * (2 * pad + 1)).long().clamp(max=2 * pad)
+    flip = u[:, 2] < 0.5
+    rows = dy[:, None] + torch.arange(h, device=imgs.device)
+    cols = torch.arange(w, device=imgs.device).expand(n, w)
+    cols = dx[:, None] + torch.where(flip[:, None], cols.flip(1), cols)
+    batch = torch.arange(n, device=imgs.device)[:, None, None]
+    # Advanced indexing puts the indexed dims first: (N, H, W, C) -> (N, C, H, W).
+    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def cutout(
+    imgs: torch.Tensor,
+    size: int,
+    fill: tuple[int, ...] | torch.Tensor = CIFAR10_FILL,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """A `size` x `size` square of the fill colour at a uniform random centre per image."""
+    _check_batch(imgs, fill)
+    n, _, h, w = imgs.shape
+    u = _rand(generator, imgs.device, n, 2)
+    centres = torch.stack([(u[:, 0] * w).long(), (u[:, 1] * h).long()], dim=1)
+    sizes = torch.full((n,), size, dtype=torch.int64, device=imgs.device)
+    fill_t = torch.as_tensor(fill, dtype=torch.uint8, device=imgs.device)
+    return tensor_ops.cutout(imgs, sizes, centres, fill_t)
+
+
+def _rand(generator: torch.Generator | None, device: torch.device, *shape: int) -> torch.Tensor:
+    gen_device = generator.device if generator is not None else device
+    return torch.rand(*shape, generator=generator, device=gen_device).to(device)
+
+
+def _check_batch(imgs: torch.Tensor, fill) -> None:
+    if not isinstance(imgs, torch.Tensor):
+        raise PBAError(f"expected a tensor batch (N, C, H, W), got {type(imgs).__name__}")
+    if imgs.dtype != torch.uint8:
+        raise PBAError(f"expected uint8 images, got {imgs.dtype}")
+    if imgs.ndim != 4:
+        raise PBAError(f"expected a batch of shape (N, C, H, W), got shape {tuple(imgs.shape)}")
+    if imgs.shape[1] != len(fill):
+        raise PBAError(
+            f"images have {imgs.shape[1]} channels but the fill colour has {len(fill)} "
+            "(expected RGB images in (N, C, H, W) layout)"
+        )
+
+
+def _to_uint8(imgs: torch.Tensor) -> tuple[torch.Tensor, torch.dtype]:
+    """Quantise float images in [0, 1] to uint8; return the original dtype to convert back."""
+    if imgs.dtype == torch.uint8:
+        return imgs, imgs.dtype
+    if not imgs.is_floating_point():
+        raise PBAError(f"expected uint8 images or float images in [0, 1], got {imgs.dtype}")
+    return (imgs.clamp(0, 1) * 255).round().to(torch.uint8), imgs.dtype
+
+
+class _ScheduleFollower:
+    """Holds a Schedule (or a single Policy) and the current epoch."""
+
+    def __init__(
+        self,
+        schedule: Schedule | Policy,
+        *,
+        epochs: int | None = None,
+        fill: tuple[int, ...] = CIFAR10_FILL,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if isinstance(schedule, Policy):
+            schedule = Schedule((schedule,))
+            epochs = None
+        if not isinstance(schedule, Schedule):
+            raise PBAError(f"expected a Schedule or a Policy, got {type(schedule).__name__}")
+        self.schedule = schedule
+        self.epochs = epochs
+        self.fill = tuple(int(v) for v in fill)
+        if generator is None:
+            generator = torch.Generator()
+            if seed is None:
+                generator.seed()
+            else:
+                generator.manual_seed(seed)
+        self.generator = generator
+        self._device_generators: dict[torch.device, torch.Generator] = {}
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the policy of training epoch `epoch` (stretched when `epochs` was given)."""
+        if len(self.schedule) > 1 or self.epochs is not None:
+            self.schedule.policy_at(epoch, self.epochs)  # fail here, not in a worker later
+        self.epoch = epoch
+
+    @property
+    def policy(self) -> Policy:
+        if len(self.schedule) == 1 and self.epochs is None:
+            return self.schedule.policies[0]
+        return self.schedule.policy_at(self.epoch, self.epochs)
+
+
+class PBAugment(_ScheduleFollower):
+    """Per-image PBA augmentation for a torchvision pipeline.
+
+    Accepts a PIL RGB image (Pillow reference ops) or a (C, H, W) tensor (uint8, or float in
+    [0, 1]; the batched ops on a batch of one). Put it before ToTensor/Normalize::
+
+        aug = PBAugment(load_schedule("schedule.json"), epochs=200, fill=(125, 123, 114))
+        pipeline = Compose([aug, RandomCrop(32, 4), RandomHorizontalFlip(), ToTensor(), ...])
+        for epoch in range(200):
+            aug.set_epoch(epoch)
+
+    With DataLoader workers, call `set_epoch` before creating each epoch's iterator (workers
+    copy the transform when they start), or use persistent_workers=False.
+    """
+
+    def __call__(self, img: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
+        if isinstance(img, Image.Image):
+            return apply_policy_pil(img, self.policy, self.fill, self.generator)
+        if isinstance(img, torch.Tensor) and img.ndim == 3:
+            batch, dtype = _to_uint8(img[None])
+            out = apply_policy(batch, self.policy, self.fill, self._generator_for(img))[0]
+            return out if dtype == torch.uint8 else out.to(dtype) / 255
+        raise PBAError(
+            "PBAugment takes a PIL image or a (C, H, W) tensor; for (N, C, H, W) batches use "
+            f"BatchPBAugment (got {type(img).__name__} "
+            f"{tuple(img.shape) if isinstance(img, torch.Tensor) else ''})"
+        )
+
+    def _generator_for(self, img: torch.Tensor) -> torch.Generator:
+        """The generator for images on `img`'s device; one on another device (the GPU) is
+        seeded from the main generator so that one seed fixes everything."""
+        if img.device == self.generator.device:
+            return self.generator
+        if img.device not in self._device_generators:
+            seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
+            self._device_generators[img.device] = torch.Generator(img.device).manual_seed(seed)
+        return self._device_generators[img.device]
+
+    def __repr__(self) -> str:
+        return f"PBAugment(epochs={self.epochs or len(self.schedule)}, epoch={self.epoch})"
+
+
+class BatchPBAugment(PBAugment):
+    """Batched PBA augmentation of (N, C, H, W) tensors, each image its own ops; on the GPU pass
+    a generator on the images' device (`torch.Generator(device="cuda")`)."""
+
+    def __call__(self, imgs: torch.Tensor) -> torch.Tensor:
+        if isinstance(imgs, torch.Tensor) and imgs.ndim == 3:
+            raise PBAError("BatchPBAugment takes (N, C, H, W) batches; for one (C, H, W) "
+                           "image use PBAugment or add a batch dimension")
+        if not isinstance(imgs, torch.Tensor):
+            raise PBAError(f"BatchPBAugment takes tensors, got {type(imgs).__name__}")
+        batch, dtype = _to_uint8(imgs)
+        out = apply_policy(batch, self.policy, self.fill, self._generator_for(imgs))
+        return out if dtype == torch.uint8 else out.to(dtype) / 255
+
+    def __repr__(self) -> str:
+        return f"BatchPBAugment(epochs={self.epochs or len(self.schedule)}, epoch={self.epoch})"

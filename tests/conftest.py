@@ -1,0 +1,36 @@
+"""Shared fixtures: real CIFAR-10 images from ../shared/data (tests never download)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("PBA_DATA_DIR", REPO.parent / "shared" / "data"))
+# Everything under test that looks for data finds the shared copy, never the network.
+os.environ["PBA_DATA_DIR"] = str(DATA_DIR)
+
+
+def _test_batch() -> dict:
+    path = DATA_DIR / "cifar-10-batches-py" / "test_batch"
+    if not path.is_file():
+        pytest.fail(f"CIFAR-10 test data missing at {path}: set PBA_DATA_DIR to ../shared/data")
+    with path.open("rb") as f:
+        return pickle.load(f, encoding="latin1")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def cifar_images() -> torch.Tensor:
+    """256 real CIFAR-10 test images, uint8 (N, 3, 32, 32)."""
+    data = np.asarray(_test_batch()["data"][:256], dtype=np.uint8)
+    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
