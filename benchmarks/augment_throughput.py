@@ -3,7 +3,7 @@
     python benchmarks/augment_throughput.py [--data-dir DIR] [--repeats 5]
 
 Policy: the last epoch of the published reduced CIFAR-10 schedule (a realistic strength).
-Paths: per-image Pillow reference; batched tensor path on one CPU thread (batch 256); the
+Paths: per-image Pillow reference (`PBAugment` on PIL images); batched tensor path on one CPU thread (batch 256); the
 batched path on CUDA when present (batch 256 and 8192); torchvision's AutoAugment(CIFAR10) per
 image. Figures are medians over --repeats runs.
 """
@@ -22,7 +22,7 @@ from torchvision.transforms import v2
 
 from pba.data import load_dataset
 from pba.schedule import load_schedule
-from pba.transforms import apply_policy, apply_policy_pil
+from pba.transforms import PBAugment, apply_policy
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference" / "rcifar10_16_wrn.txt"
@@ -58,8 +58,9 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
 
     results = {}
+    per_image = PBAugment(policy, fill=fill, seed=0)
     results["Pillow per image (reference)"] = rate(
-        lambda: [apply_policy_pil(img, policy, fill, g) for img in pil_images],
+        lambda: [per_image(img) for img in pil_images],
         len(pil_images), args.repeats)
     batches = images.split(256)
     results["batched, CPU 1 thread, batch 256"] = rate(

@@ -183,3 +183,22 @@ def test_a_user_registered_op_joins_policies_explore_and_files(cifar_images, tmp
     assert load_schedule(tmp_path / "s.json", ops=ops).policies[1] == explored
     with pytest.raises(PBAError, match="unknown op 'Darken'"):
         load_schedule(tmp_path / "s.json")
+
+
+class _Repeat(torch.utils.data.Dataset):
+    def __init__(self, img: Image.Image, transform) -> None:
+        self.img, self.transform = img, transform
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return v2.functional.pil_to_tensor(self.transform(self.img))
+
+
+def test_dataloader_workers_draw_different_ops(cifar_images):
+    img = Image.fromarray(cifar_images[0].permute(1, 2, 0).numpy())
+    aug = PBAugment(only(("Rotate", 0, 10, 9), ("Cutout", 1, 10, 9)), fill=FILL, seed=0)
+    loader = torch.utils.data.DataLoader(_Repeat(img, aug), batch_size=4, num_workers=2)
+    first, second = list(loader)  # one batch from each worker
+    assert not torch.equal(first, second)

@@ -123,6 +123,14 @@ class SampledOps:
     magnitude: torch.Tensor  # int64 (N, 2)
     sign: torch.Tensor  # float (N, 2), +1 or -1 (only used by signed ops)
 
+    def __getitem__(self, index: int | slice) -> SampledOps:
+        """The draws of some images (an int keeps the batch dimension)."""
+        index = slice(index, index + 1) if isinstance(index, int) else index
+        return SampledOps(self.op[index], self.magnitude[index], self.sign[index])
+
+    def to(self, device: torch.device | str) -> SampledOps:
+        return SampledOps(self.op.to(device), self.magnitude.to(device), self.sign.to(device))
+
     def parameters(self, ops: OpSet) -> torch.Tensor:
         """(N, 2) float64: the signed op parameter of each applied op (0 where none)."""
         table = parameter_table(ops).to(self.op.device)

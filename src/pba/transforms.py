@@ -14,7 +14,8 @@ from PIL import Image
 
 from pba.errors import PBAError
 from pba.ops import tensor as tensor_ops
-from pba.policy import SLOTS, Policy, sample_ops
+from pba.ops.registry import OpSet
+from pba.policy import SLOTS, Policy, SampledOps, sample_ops
 from pba.schedule import Schedule
 
 # CIFAR-10's mean colour: the default fill for pixels the ops uncover (spec section 1).
@@ -27,26 +28,37 @@ def apply_policy(
     fill: tuple[int, ...] | torch.Tensor = CIFAR10_FILL,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Apply `policy` to a uint8 batch (N, C, H, W), each image its own ops, order and signs.
+    """Apply `policy` to a uint8 batch (N, C, H, W), each image its own ops, order and signs."""
+    _check_batch(imgs, fill)
+    sampled = sample_ops(policy, imgs.shape[0], generator, device=imgs.device)
+    return apply_sampled(imgs, policy.ops, sampled, fill, generator)
+
+
+def apply_sampled(
+    imgs: torch.Tensor,
+    ops: OpSet,
+    sampled: SampledOps,
+    fill: tuple[int, ...] | torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Apply already drawn ops to a uint8 batch.
 
     Images are grouped by the op they get in each place, so each op runs once per place on the
     images that need it; the batch costs two host syncs (one per place) whatever its size.
     """
-    _check_batch(imgs, fill)
     fill_t = torch.as_tensor(fill, dtype=torch.uint8, device=imgs.device)
-    sampled = sample_ops(policy, imgs.shape[0], generator, device=imgs.device)
-    params = sampled.parameters(policy.ops)
+    params = sampled.parameters(ops)
     out = imgs.clone()
     for place in range(SLOTS):
         op = sampled.op[:, place]
         order = op.argsort()
-        counts = torch.bincount(op + 1, minlength=len(policy.ops) + 1).tolist()
+        counts = torch.bincount(op + 1, minlength=len(ops) + 1).tolist()
         start = counts[0]  # images with no op in this place come first (op -1)
         for k, n in enumerate(counts[1:]):
             if n == 0:
                 continue
             idx = order[start : start + n]
-            out[idx] = policy.ops[k].tensor(out[idx], params[idx, place], fill_t, generator)
+            out[idx] = ops[k].tensor(out[idx], params[idx, place], fill_t, generator)
             start += n
     return out
 
@@ -58,21 +70,33 @@ def apply_policy_pil(
     generator: torch.Generator | None = None,
 ) -> Image.Image:
     """The per-image reference path: the same sampling as `apply_policy`, Pillow ops."""
+    sampled = sample_ops(policy, 1, generator, device="cpu")
+    return apply_sampled_pil(img, policy.ops, sampled, fill, _numpy_rng(generator))
+
+
+def apply_sampled_pil(
+    img: Image.Image,
+    ops: OpSet,
+    sampled: SampledOps,
+    fill: tuple[int, ...],
+    rng: np.random.Generator,
+) -> Image.Image:
+    """Apply the first row of already drawn ops to one PIL RGB image."""
     if not isinstance(img, Image.Image):
         raise PBAError(f"expected a PIL image, got {type(img).__name__}")
     if img.mode != "RGB":
         raise PBAError(f"expected an RGB image, got mode {img.mode!r} (use img.convert('RGB'))")
-    sampled = sample_ops(policy, 1, generator, device="cpu")
-    params = sampled.parameters(policy.ops)
-    # Pillow ops that need randomness (Cutout's centre) take a numpy generator: derive it from
-    # the torch one so that a single seed fixes everything.
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    rng = np.random.default_rng(seed)
-    for place in range(SLOTS):
-        k = int(sampled.op[0, place])
+    params = sampled.parameters(ops)[0].tolist()
+    for place, k in enumerate(sampled.op[0].tolist()):
         if k >= 0:
-            img = policy.ops[k].pil(img, float(params[0, place]), tuple(fill), rng)
+            img = ops[k].pil(img, params[place], tuple(fill), rng)
     return img
+
+
+def _numpy_rng(generator: torch.Generator | None) -> np.random.Generator:
+    """Pillow ops that need randomness (Cutout's centre) take a numpy generator: derive it from
+    the torch one so that a single seed fixes everything."""
+    return np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
 
 
 def random_crop_flip(
@@ -144,8 +168,26 @@ def _to_uint8(imgs: torch.Tensor) -> tuple[torch.Tensor, torch.dtype]:
     return (imgs.clamp(0, 1) * 255).round().to(torch.uint8), imgs.dtype
 
 
-class _ScheduleFollower:
-    """Holds a Schedule (or a single Policy) and the current epoch."""
+class PBAugment:
+    """Per-image PBA augmentation for a torchvision pipeline, following a schedule.
+
+    Accepts a PIL RGB image (Pillow reference ops) or a (C, H, W) tensor (uint8, or float in
+    [0, 1]; the batched ops on a batch of one). Put it before ToTensor/Normalize::
+
+        aug = PBAugment(load_schedule("schedule.json"), epochs=200, fill=(125, 123, 114))
+        pipeline = Compose([aug, RandomCrop(32, 4), RandomHorizontalFlip(), ToTensor(), ...])
+        for epoch in range(200):
+            aug.set_epoch(epoch)
+
+    `epochs` is the length of the training run: the schedule is stretched to it. With
+    DataLoader workers, call `set_epoch` before creating each epoch's iterator (workers copy
+    the transform when they start); each worker reseeds from its own worker seed, so workers
+    draw different ops.
+    """
+
+    # Per-image calls draw their ops this many images at a time: the draws are independent per
+    # image, so a block costs what one draw does and the semantics are unchanged.
+    BLOCK = 256
 
     def __init__(
         self,
@@ -157,8 +199,7 @@ class _ScheduleFollower:
         generator: torch.Generator | None = None,
     ) -> None:
         if isinstance(schedule, Policy):
-            schedule = Schedule((schedule,))
-            epochs = None
+            schedule, epochs = Schedule((schedule,)), None
         if not isinstance(schedule, Schedule):
             raise PBAError(f"expected a Schedule or a Policy, got {type(schedule).__name__}")
         self.schedule = schedule
@@ -171,8 +212,11 @@ class _ScheduleFollower:
             else:
                 generator.manual_seed(seed)
         self.generator = generator
-        self._device_generators: dict[torch.device, torch.Generator] = {}
         self.epoch = 0
+        self._device_generators: dict[torch.device, torch.Generator] = {}
+        self._worker: int | None = None
+        self._block: tuple[Policy, SampledOps, np.random.Generator] | None = None
+        self._next = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Use the policy of training epoch `epoch` (stretched when `epochs` was given)."""
@@ -186,34 +230,41 @@ class _ScheduleFollower:
             return self.schedule.policies[0]
         return self.schedule.policy_at(self.epoch, self.epochs)
 
-
-class PBAugment(_ScheduleFollower):
-    """Per-image PBA augmentation for a torchvision pipeline.
-
-    Accepts a PIL RGB image (Pillow reference ops) or a (C, H, W) tensor (uint8, or float in
-    [0, 1]; the batched ops on a batch of one). Put it before ToTensor/Normalize::
-
-        aug = PBAugment(load_schedule("schedule.json"), epochs=200, fill=(125, 123, 114))
-        pipeline = Compose([aug, RandomCrop(32, 4), RandomHorizontalFlip(), ToTensor(), ...])
-        for epoch in range(200):
-            aug.set_epoch(epoch)
-
-    With DataLoader workers, call `set_epoch` before creating each epoch's iterator (workers
-    copy the transform when they start), or use persistent_workers=False.
-    """
-
     def __call__(self, img: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
         if isinstance(img, Image.Image):
-            return apply_policy_pil(img, self.policy, self.fill, self.generator)
+            sampled, rng = self._draw_one()
+            return apply_sampled_pil(img, self.policy.ops, sampled, self.fill, rng)
         if isinstance(img, torch.Tensor) and img.ndim == 3:
             batch, dtype = _to_uint8(img[None])
-            out = apply_policy(batch, self.policy, self.fill, self._generator_for(img))[0]
+            _check_batch(batch, self.fill)
+            sampled, _ = self._draw_one()
+            sampled = sampled.to(img.device)
+            out = apply_sampled(batch, self.policy.ops, sampled, self.fill,
+                                self._generator_for(img))[0]
             return out if dtype == torch.uint8 else out.to(dtype) / 255
         raise PBAError(
             "PBAugment takes a PIL image or a (C, H, W) tensor; for (N, C, H, W) batches use "
             f"BatchPBAugment (got {type(img).__name__} "
             f"{tuple(img.shape) if isinstance(img, torch.Tensor) else ''})"
         )
+
+    def _draw_one(self) -> tuple[SampledOps, np.random.Generator]:
+        self._reseed_in_worker()
+        policy = self.policy
+        if self._block is None or self._block[0] is not policy or self._next == self.BLOCK:
+            sampled = sample_ops(policy, self.BLOCK, self.generator, device="cpu")
+            self._block, self._next = (policy, sampled, _numpy_rng(self.generator)), 0
+        _, sampled, rng = self._block
+        self._next += 1
+        return sampled[self._next - 1], rng
+
+    def _reseed_in_worker(self) -> None:
+        """DataLoader workers start with copies of one generator state: give each its own."""
+        info = torch.utils.data.get_worker_info()
+        if info is not None and self._worker != info.id:
+            self._worker, self._block = info.id, None
+            self.generator.manual_seed(info.seed % 2**63)
+            self._device_generators.clear()
 
     def _generator_for(self, img: torch.Tensor) -> torch.Generator:
         """The generator for images on `img`'s device; one on another device (the GPU) is
@@ -226,12 +277,13 @@ class PBAugment(_ScheduleFollower):
         return self._device_generators[img.device]
 
     def __repr__(self) -> str:
-        return f"PBAugment(epochs={self.epochs or len(self.schedule)}, epoch={self.epoch})"
+        return (f"{type(self).__name__}(epochs={self.epochs or len(self.schedule)}, "
+                f"epoch={self.epoch})")
 
 
 class BatchPBAugment(PBAugment):
-    """Batched PBA augmentation of (N, C, H, W) tensors, each image its own ops; on the GPU pass
-    a generator on the images' device (`torch.Generator(device="cuda")`)."""
+    """Batched PBA augmentation of (N, C, H, W) tensors, each image its own ops, on the images'
+    device (a generator there is seeded from this one's)."""
 
     def __call__(self, imgs: torch.Tensor) -> torch.Tensor:
         if isinstance(imgs, torch.Tensor) and imgs.ndim == 3:
@@ -239,9 +291,7 @@ class BatchPBAugment(PBAugment):
                            "image use PBAugment or add a batch dimension")
         if not isinstance(imgs, torch.Tensor):
             raise PBAError(f"BatchPBAugment takes tensors, got {type(imgs).__name__}")
+        self._reseed_in_worker()
         batch, dtype = _to_uint8(imgs)
         out = apply_policy(batch, self.policy, self.fill, self._generator_for(imgs))
         return out if dtype == torch.uint8 else out.to(dtype) / 255
-
-    def __repr__(self) -> str:
-        return f"BatchPBAugment(epochs={self.epochs or len(self.schedule)}, epoch={self.epoch})"

@@ -1,0 +1,242 @@
+"""Named datasets, their reduced splits and normalisation statistics: `load_dataset`.
+
+Every split is made the same way: shuffle the training pool with `seed` (a CPU
+`torch.Generator`, so the same on every machine), take the first `train_size` images for
+training and the next `val_size` for validation. The test set is the dataset's own test split.
+
+Image folders (`folder:PATH`, one subfolder per class) have no test split of their own: the
+images are shuffled with `seed`, the first 20% (at least one image) become the test set and the
+rest the pool, of which 10% of all images (by default) become validation and the rest training.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pba.data import formats
+from pba.data.imageset import DatasetSplits, ImageSet, Triple, channel_stats, take
+from pba.errors import PBAError
+
+FOLDER_PREFIX = "folder:"
+FOLDER_TEST_FRACTION = 0.2
+FOLDER_VAL_FRACTION = 0.1
+# The seed whose reduced split the paper's statistics stand for.
+PAPER_SEED = 0
+
+
+@dataclass(frozen=True)
+class Stats:
+    mean: Triple
+    std: Triple
+
+
+# The paper's statistics of the standard training subsets (spec section 4). They are used for
+# those subsets as the paper does, rather than statistics recomputed from a local copy whose
+# bytes may differ (e.g. a JPEG re-encoding of CIFAR-10).
+CIFAR10_STATS = Stats((0.49139968, 0.48215841, 0.44653091), (0.24703223, 0.24348513, 0.26158784))
+REDUCED_CIFAR10_STATS = Stats(
+    (0.49056774, 0.48116026, 0.44726052), (0.24710728, 0.24451308, 0.26235099)
+)
+CIFAR100_STATS = Stats((0.50707516, 0.48654887, 0.44091784), (0.26733429, 0.25643846, 0.27615047))
+REDUCED_SVHN_STATS = Stats(
+    (0.45163885, 0.4557915, 0.48093327), (0.20385217, 0.20957996, 0.20804394)
+)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    reader: formats.Reader
+    num_classes: int
+    train_size: int | None  # default; None = the pool minus the validation images
+    val_size: int | None  # default; None = the rest of the pool
+    crop_flip: bool
+    cutout_size: int
+    paper_stats: Stats | None = None  # for the default training subset with PAPER_SEED
+
+
+_CIFAR = {"crop_flip": True, "cutout_size": 16}
+_SVHN = {"crop_flip": False, "cutout_size": 20}
+_FULL = {"train_size": None, "val_size": 0}
+
+DATASETS: dict[str, DatasetSpec] = {
+    "cifar10": DatasetSpec(formats.read_cifar10, 10, **_FULL, **_CIFAR, paper_stats=CIFAR10_STATS),
+    "reduced_cifar10": DatasetSpec(
+        formats.read_cifar10,
+        10,
+        train_size=4000,
+        val_size=None,
+        **_CIFAR,
+        paper_stats=REDUCED_CIFAR10_STATS,
+    ),
+    "cifar100": DatasetSpec(
+        formats.read_cifar100, 100, **_FULL, **_CIFAR, paper_stats=CIFAR100_STATS
+    ),
+    "reduced_cifar100": DatasetSpec(
+        formats.read_cifar100, 100, train_size=4000, val_size=None, **_CIFAR
+    ),
+    "svhn": DatasetSpec(formats.read_svhn, 10, **_FULL, **_SVHN),
+    "reduced_svhn": DatasetSpec(
+        formats.read_svhn,
+        10,
+        train_size=1000,
+        val_size=7325,
+        **_SVHN,
+        paper_stats=REDUCED_SVHN_STATS,
+    ),
+}
+DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """Where datasets live: `root` if given, else $PBA_DATA_DIR, else ./data."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("PBA_DATA_DIR")
+    return Path(env).expanduser() if env else Path("data")
+
+
+def load_dataset(
+    name: str,
+    root: str | Path | None = None,
+    *,
+    train_size: int | None = None,
+    val_size: int | None = None,
+    seed: int = 0,
+    download: bool = False,
+    image_size: int = 32,
+) -> DatasetSplits:
+    """Load a named dataset (see DATASET_NAMES) or `folder:PATH` and cut it into splits.
+
+    `train_size` / `val_size` override the dataset's defaults (reduced CIFAR-10: 4,000 and the
+    remaining 46,000; reduced SVHN: 1,000 and 7,325; full datasets: everything and none).
+    `image_size` is the side images of a folder are resized to; the named datasets are 32x32.
+    """
+    if name.startswith(FOLDER_PREFIX):
+        return _load_folder(name, train_size, val_size, seed, image_size)
+    spec = DATASETS.get(name)
+    if spec is None:
+        known = ", ".join([*DATASET_NAMES, f"{FOLDER_PREFIX}PATH"])
+        raise PBAError(f"unknown dataset {name!r}; known: {known}")
+    if image_size != 32:
+        raise PBAError(f"{name} images are 32x32; image_size={image_size} applies to folders only")
+    pool, test = spec.reader(data_root(root), download)
+    train_n, val_n = _resolve_sizes(
+        name, len(pool), train_size, val_size, spec.train_size, spec.val_size
+    )
+    # Full datasets: the whole pool, whatever the seed; reduced ones: the paper's size and seed.
+    if spec.train_size is None:
+        is_paper_subset = train_n == len(pool)
+    else:
+        is_paper_subset = train_n == spec.train_size and seed == PAPER_SEED
+    stats = spec.paper_stats if is_paper_subset else None
+    return _assemble(
+        name,
+        pool,
+        test,
+        train_n,
+        val_n,
+        seed,
+        num_classes=spec.num_classes,
+        crop_flip=spec.crop_flip,
+        cutout_size=spec.cutout_size,
+        stats=stats,
+    )
+
+
+def split_indices(
+    pool_size: int, train_size: int, val_size: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shuffle range(pool_size) with `seed`; return its first train_size and next val_size."""
+    order = torch.randperm(pool_size, generator=torch.Generator().manual_seed(seed))
+    return order[:train_size], order[train_size : train_size + val_size]
+
+
+def _resolve_sizes(
+    name: str,
+    pool: int,
+    train_size: int | None,
+    val_size: int | None,
+    default_train: int | None,
+    default_val: int | None,
+) -> tuple[int, int]:
+    train = default_train if train_size is None else train_size
+    val = default_val if val_size is None else val_size
+    if (train is not None and train < 1) or (val is not None and val < 0):
+        raise PBAError(f"{name}: train_size must be >= 1 and val_size >= 0, got {train}, {val}")
+    if train is None:
+        train = pool - val
+        if train < 1:
+            raise PBAError(f"{name}: val_size {val} leaves none of the {pool} pool images to train")
+    elif val is None:
+        val = max(pool - train, 0)
+    if train + val > pool:
+        raise PBAError(
+            f"{name}: train_size {train} + val_size {val} = {train + val} exceeds the "
+            f"{pool} images of its training pool"
+        )
+    return train, val
+
+
+def _assemble(
+    name: str,
+    pool: ImageSet,
+    test: ImageSet,
+    train_n: int,
+    val_n: int,
+    seed: int,
+    *,
+    num_classes: int,
+    crop_flip: bool,
+    cutout_size: int,
+    stats: Stats | None,
+) -> DatasetSplits:
+    train_idx, val_idx = split_indices(len(pool), train_n, val_n, seed)
+    train = take(pool, train_idx)
+    if stats is None:
+        stats = Stats(*channel_stats(train.images))
+    return DatasetSplits(
+        name=name,
+        train=train,
+        val=take(pool, val_idx) if val_n > 0 else None,
+        test=test,
+        num_classes=num_classes,
+        mean=stats.mean,
+        std=stats.std,
+        crop_flip=crop_flip,
+        cutout_size=cutout_size,
+    )
+
+
+def _load_folder(
+    name: str, train_size: int | None, val_size: int | None, seed: int, image_size: int
+) -> DatasetSplits:
+    if image_size < 1:
+        raise PBAError(f"image_size must be >= 1, got {image_size}")
+    images, classes = formats.read_image_folder(Path(name[len(FOLDER_PREFIX) :]), image_size)
+    total = len(images)
+    test_n = max(1, round(FOLDER_TEST_FRACTION * total))
+    if total - test_n < 1:
+        raise PBAError(f"{name}: {total} image(s) are too few to split into train and test")
+    # Carve out the test set first; _assemble then splits the rest like any training pool.
+    test_idx, pool_idx = split_indices(total, test_n, total - test_n, seed)
+    pool, test = take(images, pool_idx), take(images, test_idx)
+    default_val = round(FOLDER_VAL_FRACTION * total)
+    train_n, val_n = _resolve_sizes(name, len(pool), train_size, val_size, None, default_val)
+    # Assume natural photos, which mirror-symmetry suits, so crop and flip; Cutout at half the
+    # side, as CIFAR's 16 of 32.
+    return _assemble(
+        name,
+        pool,
+        test,
+        train_n,
+        val_n,
+        seed,
+        num_classes=len(classes),
+        crop_flip=True,
+        cutout_size=image_size // 2,
+        stats=None,
+    )

@@ -1,0 +1,84 @@
+"""In-memory image sets, the splits of a dataset, and normalisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pba.errors import PBAError
+
+Triple = tuple[float, float, float]
+
+
+@dataclass
+class ImageSet:
+    """Images and their labels, held whole in memory so that loaders can live on the GPU."""
+
+    images: torch.Tensor  # uint8 (N, 3, H, W), contiguous, CPU
+    labels: torch.Tensor  # int64 (N,)
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+
+@dataclass
+class DatasetSplits:
+    """A dataset cut into the splits one run uses, with what the augmentation pipeline needs."""
+
+    name: str
+    train: ImageSet
+    val: ImageSet | None  # the search metric; None when the training pool is used whole
+    test: ImageSet
+    num_classes: int
+    mean: Triple  # per channel, of the training subset, in [0, 1] units
+    std: Triple
+    crop_flip: bool  # pad-crop and flip: CIFAR yes, SVHN no (digits are not mirror-symmetric)
+    cutout_size: int  # side of the Cutout square of the baseline pipeline
+
+    @property
+    def fill(self) -> tuple[int, int, int]:
+        """The mean colour as uint8: pixels filled with it become 0 after normalisation."""
+        r, g, b = (round(m * 255) for m in self.mean)
+        return r, g, b
+
+
+def take(images: ImageSet, index: torch.Tensor) -> ImageSet:
+    """The images at `index`, copied into contiguous tensors."""
+    return ImageSet(images.images[index].contiguous(), images.labels[index].contiguous())
+
+
+def channel_stats(images: torch.Tensor) -> tuple[Triple, Triple]:
+    """Per-channel mean and (population) standard deviation of uint8 images, in [0, 1] units.
+
+    Counting the 256 pixel values per channel is exact in float64 and needs no float copy of the
+    images, which for CIFAR-10 would be 600 MB.
+    """
+    values = torch.arange(256, dtype=torch.float64) / 255
+    means, stds = [], []
+    for channel in range(images.shape[1]):
+        counts = torch.bincount(images[:, channel].reshape(-1), minlength=256).double()
+        total = counts.sum()
+        mean = (counts * values).sum() / total
+        var = (counts * (values - mean) ** 2).sum() / total
+        means.append(mean.item())
+        stds.append(var.sqrt().item())
+    return (means[0], means[1], means[2]), (stds[0], stds[1], stds[2])
+
+
+def normalize(images: torch.Tensor, mean: Triple, std: Triple) -> torch.Tensor:
+    """Standardise images per channel; uint8 input is first mapped to [0, 1].
+
+    Works for (C, H, W) and (N, C, H, W) on any device; the result has the input's memory
+    format (channels_last stays channels_last). Float input is not modified.
+    """
+    if images.dtype == torch.uint8:
+        x = images.float().div_(255)
+    elif images.is_floating_point():
+        x = images.clone()
+    else:
+        raise PBAError(f"normalize expects uint8 or floating-point images, got {images.dtype}")
+    shape = (-1, 1, 1)
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(shape)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(shape)
+    return x.sub_(m).div_(s)
