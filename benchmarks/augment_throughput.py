@@ -3,9 +3,9 @@
     python benchmarks/augment_throughput.py [--data-dir DIR] [--repeats 5]
 
 Policy: the last epoch of the published reduced CIFAR-10 schedule (a realistic strength).
-Paths: per-image Pillow reference (`PBAugment` on PIL images); batched tensor path on one CPU thread (batch 256); the
-batched path on CUDA when present (batch 256 and 8192); torchvision's AutoAugment(CIFAR10) per
-image. Figures are medians over --repeats runs.
+Paths: per-image Pillow reference (`PBAugment` on PIL images); batched tensor path on one CPU
+thread (batch 256); the batched path on CUDA when present (batch 256 and 8192); torchvision's
+AutoAugment(CIFAR10) per image. Figures are medians over --repeats runs.
 """
 
 from __future__ import annotations
