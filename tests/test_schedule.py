@@ -67,6 +67,12 @@ def test_log_policies_may_be_dicts():
     assert [p.values[0] for p in schedule] == [0, 0, 0, 1, 1]
 
 
+def test_log_lines_may_be_json_with_other_hyperparameters():
+    old, new = {"hp_policy": [0] * 60, "flag": True}, {"hp_policy": [2] * 60, "x": None}
+    schedule = parse_pbt_log(json.dumps(["1", "0", 2, 2, old, new]), 4)
+    assert [p.values[0] for p in schedule] == [0, 0, 2, 2]
+
+
 def test_stretching():
     schedule = random_schedule(200)
     half = schedule.stretch(100)

@@ -185,10 +185,9 @@ def parse_pbt_log(text: str, search_epochs: int | None, ops: OpSet = DEFAULT_OPS
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
-        try:
-            line = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            raise PBAError(f"line {number} is not a PBT policy-log entry: {raw[:60]!r}") from None
+        line = _parse_log_line(raw.strip())
+        if line is None:
+            raise PBAError(f"line {number} is not a PBT policy-log entry: {raw[:60]!r}")
         if not isinstance(line, (list, tuple)) or len(line) != 6:
             raise PBAError(f"line {number}: expected [target, clone, target_epoch, "
                            f"clone_epoch, old_policy, new_policy], got {raw[:60]!r}")
@@ -207,6 +206,19 @@ def parse_pbt_log(text: str, search_epochs: int | None, ops: OpSet = DEFAULT_OPS
     for (_, _, new), start, end in zip(lines, bounds, bounds[1:], strict=False):
         policies += [new] * (end - start)
     return Schedule(tuple(policies))
+
+
+def _parse_log_line(raw: str) -> object | None:
+    """Ray writes each line with Python's repr (single-quoted trial ids) or as JSON (true,
+    false, null in other hyperparameters): accept both."""
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        pass
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return None
 
 
 def _log_policy(value: object, number: int, ops: OpSet) -> Policy:
