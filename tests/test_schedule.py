@@ -152,3 +152,16 @@ def test_bad_files_are_clear_errors(tmp_path, content, message):
 def test_missing_file():
     with pytest.raises(PBAError, match="no such schedule"):
         load_schedule("/nonexistent/schedule.json")
+
+
+def test_plot_writes_a_png_with_every_epoch(tmp_path):
+    from pba.plot import plot_schedule, schedule_curves
+
+    schedule = random_schedule(12, seed=3)
+    probability, magnitude = schedule_curves(schedule)
+    assert probability.shape == magnitude.shape == (12, 15)
+    last = schedule.policies[-1]
+    rotate = last.probability("Rotate", 0) + last.probability("Rotate", 1)
+    assert probability[-1, 0] == rotate / 10
+    plot_schedule(schedule, tmp_path / "s.png")
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -35,7 +35,9 @@ def plot_schedule(schedule: Schedule, out: str | Path, title: str | None = None)
     """Stacked areas of each op's probability and magnitude over the epochs, written as PNG."""
     plt = _pyplot()
     probability, magnitude = schedule_curves(schedule)
-    epochs = np.arange(len(schedule))
+    # One step per epoch: repeat the last epoch's values so that it is drawn with its width.
+    probability, magnitude = (np.vstack([c, c[-1:]]) for c in (probability, magnitude))
+    epochs = np.arange(len(schedule) + 1)
     names = schedule.ops.names
     colours = plt.get_cmap("tab20")(np.linspace(0, 1, len(names), endpoint=False))
     fig, axes = plt.subplots(2, 1, figsize=(10, 8), sharex=True, constrained_layout=True)

@@ -223,6 +223,19 @@ def init_state(
     return TrainState(model, optimizer, generator)
 
 
+def resolve_device(device: str) -> torch.device:
+    """'auto' is the GPU when there is one, else the CPU; other names are torch's."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise PBAError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise PBAError(f"device {device!r} asked for, but this machine has no usable CUDA GPU")
+    return resolved
+
+
 def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
     """The learning rate of iteration `step` (0-based) of `total_steps`: base_lr down to ~0."""
     return 0.5 * base_lr * (1 + math.cos(math.pi * step / total_steps))

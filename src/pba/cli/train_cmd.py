@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     config = _resumed_config(args) if args.resume else _new_config(args)
     recipe = training.Recipe(**{f.name: config[f.name] for f in fields(training.Recipe)})
-    device = _device(args.device)
+    device = str(training.resolve_device(args.device))
     if device == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
 
@@ -228,16 +228,6 @@ def _load_schedule(path: Path, config: dict):
         # A PBT policy log does not record its search's length: assume the paper's search.
         search_epochs = default_recipe(config["dataset"], SEARCH_MODEL).epochs
     return load_schedule(path, search_epochs)
-
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise PBAError("--device cuda: no CUDA device is available")
-    return name
 
 
 def _epoch_line(metrics: dict, epochs: int) -> str:

@@ -1,0 +1,29 @@
+"""`pba report`: a search's cost and the test errors of the models trained with its schedule."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "report",
+        help="a search's cost, and its final models' test errors beside baselines",
+        description="Print what a `pba search` run directory cost (wall time, device, "
+        "member-epochs) and found, then a table of test errors of `pba train` runs: those "
+        "under DIR/final/ and those named after DIR (run directories or folders of them). Runs "
+        "that used DIR's schedule are marked 'pba (this search)'; baselines and other "
+        "schedules of the same dataset and model stand beside them.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="DIR", help="a pba search run directory")
+    p.add_argument("train_runs", type=Path, nargs="*", metavar="TRAIN_RUN",
+                   help="pba train run directories (or folders of them) to include")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from pba.report import report
+
+    print(report(args.run_dir, args.train_runs), end="")
+    return 0

@@ -1,0 +1,127 @@
+"""`pba search`: learn an augmentation policy schedule with Population Based Training."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+DEFAULT_PRESET = "quick"
+# flag -> SearchConfig field, for every flag that overrides a preset's value
+OVERRIDES = {
+    "--dataset": "dataset", "--model": "model", "--population": "population",
+    "--epochs": "epochs", "--interval": "interval", "--quantile": "quantile",
+    "--metric": "metric", "--train-size": "train_size", "--val-size": "val_size",
+    "--lr": "lr", "--wd": "weight_decay", "--batch-size": "batch_size", "--cutout": "cutout",
+    "--seed": "seed",
+}
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    from pba.search.pbt import METRICS
+    from pba.search.presets import PRESETS
+
+    p = sub.add_parser(
+        "search",
+        help="learn an augmentation schedule with Population Based Training",
+        description="Train a population of models, each with its own augmentation policy, "
+        "one after another on one device; every --interval epochs the worst quarter copies the "
+        "best quarter's weights and policy and perturbs the policy. The best final member's "
+        "policy history is the schedule (DIR/schedule.json, for `pba train --augment pba "
+        "--schedule`). Presets: "
+        + "; ".join(f"{name}: {c.population} x {c.model}, {c.epochs} epochs, {c.dataset}"
+                    for name, c in PRESETS.items())
+        + ". Every preset value can be changed by its flag.",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=None,
+                       help="new run directory (default: runs/PRESET-YYYYmmdd-HHMMSS)")
+    where.add_argument("--resume", type=Path, metavar="DIR", default=None,
+                       help="continue the killed search in DIR from its last complete round")
+    p.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help=f"what to search (default: {DEFAULT_PRESET})")
+    p.add_argument("--dataset", help="e.g. reduced_cifar10, reduced_svhn, cifar10")
+    p.add_argument("--model", help="e.g. wrn_40_2, wrn_10_1")
+    p.add_argument("--population", type=int, help="number of members")
+    p.add_argument("--epochs", type=int, help="epochs of the whole search (schedule length)")
+    p.add_argument("--interval", type=int, help="epochs between exploit/explore steps")
+    p.add_argument("--quantile", type=float,
+                   help="fraction of members in the top and bottom tails (0 < q <= 0.5)")
+    p.add_argument("--metric", choices=list(METRICS),
+                   help="validation metric that ranks members (accuracy: max, loss: min)")
+    p.add_argument("--train-size", type=int, help="training images")
+    p.add_argument("--val-size", type=int, help="validation images (the metric)")
+    p.add_argument("--lr", type=float, help="base learning rate (cosine decay to 0)")
+    p.add_argument("--wd", type=float, dest="weight_decay", help="weight decay")
+    p.add_argument("--batch-size", type=int, help="batch size")
+    p.add_argument("--cutout", action=argparse.BooleanOptionalAction, default=None,
+                   help="Cutout after the policy (--no-cutout to turn it off)")
+    p.add_argument("--seed", type=int, help="seed of member initialisation, data order, "
+                   "exploit and explore (the reduced split itself is always the paper's)")
+    p.add_argument("--device", default=None,
+                   help="auto (GPU if any, default), cpu, cuda or cuda:N; with --resume the "
+                   "search's own by default")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="where datasets live (default: $PBA_DATA_DIR, else ./data)")
+    p.add_argument("--download", action="store_true", help="download the dataset if missing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("Ray backend (pip install 'pba[ray]')")
+    g.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local: members in turn on one device (default); ray: members as Ray "
+                   "Tune trials, on this machine or a cluster")
+    g.add_argument("--address", help="with --backend ray: Ray cluster to join (HOST:PORT or "
+                   "auto); default: start Ray on this machine")
+    g.add_argument("--cpus-per-member", type=float, help="with --backend ray: CPUs per member (1)")
+    g.add_argument("--gpus-per-member", type=float,
+                   help="with --backend ray: GPUs per member; 0.25 = four members per GPU (0)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from pba.errors import PBAError
+    from pba.search.presets import preset
+    from pba.search.runner import resume_search, run_search
+
+    changes = {field: getattr(args, field) for field in OVERRIDES.values()
+               if getattr(args, field) is not None}
+    options = {"data_dir": args.data_dir, "download": args.download,
+               "progress": not args.no_progress}
+    ray = args.backend == "ray"
+    resources = {k: v for k, v in (("cpus_per_member", args.cpus_per_member),
+                                   ("gpus_per_member", args.gpus_per_member)) if v is not None}
+    if not ray and (resources or args.address):
+        raise PBAError("--address, --cpus-per-member and --gpus-per-member need --backend ray")
+    if ray and args.device is not None:
+        raise PBAError("--device is for --backend local; Ray members use a GPU when "
+                       "--gpus-per-member > 0")
+    if ray:
+        from pba.search.ray_backend import resume_ray_search, run_ray_search
+    if args.resume is not None:
+        if changes or args.preset:
+            flags = [f for f, field in OVERRIDES.items() if field in changes]
+            flags += ["--preset"] if args.preset else []
+            raise PBAError("--resume continues a search as it was configured; drop "
+                           + ", ".join(flags))
+        if ray:
+            if resources:
+                raise PBAError("--resume keeps the search's resources per member")
+            result = resume_ray_search(args.resume, address=args.address, **options)
+        else:
+            from pba.search.ray_backend import is_ray_run
+
+            if is_ray_run(args.resume):
+                raise PBAError(f"{args.resume} holds a Ray search: add --backend ray")
+            result = resume_search(args.resume, device=args.device, **options)
+    else:
+        name = args.preset or DEFAULT_PRESET
+        config = preset(name).replace(**changes)
+        out = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if ray:
+            result = run_ray_search(config, out, preset=name, address=args.address,
+                                    **resources, **options)
+        else:
+            result = run_search(config, out, preset=name, device=args.device or "auto",
+                                **options)
+    print(f"best member {result.best_member}: validation accuracy {result.best_accuracy:.4f}")
+    print(f"schedule ({len(result.schedule)} epochs): {result.run_dir / 'schedule.json'}")
+    return 0

@@ -1,0 +1,81 @@
+"""Lineage: the policy each member trained with, epoch by epoch, carried through clones.
+
+When a member clones another (PBT's exploit) it inherits the other's past as its own: the
+weights it now holds were trained with those policies. So the schedule a search outputs is the
+best final member's history (spec section 6). The history is rebuilt from the search's event
+log (population.jsonl) by replaying its "train" and "exploit" events in order, which is also
+how a resumed search recovers it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pba.errors import PBAError
+from pba.policy import Policy
+from pba.schedule import Schedule
+
+
+@dataclass(frozen=True)
+class Step:
+    """One epoch of a member's history: which member trained it (the member itself or the
+    ancestor it cloned) and with which policy."""
+
+    member: int
+    policy: Policy
+
+
+class Lineage:
+    """Every member's history. Apply a search's events in the order they happened."""
+
+    def __init__(self, population: int) -> None:
+        self._history: list[list[Step]] = [[] for _ in range(population)]
+
+    @classmethod
+    def replay(cls, population: int, events: Iterable[dict]) -> Lineage:
+        lineage = cls(population)
+        for event in events:
+            lineage.apply(event)
+        return lineage
+
+    def apply(self, event: dict) -> None:
+        """Take one event of the log into account; events other than train/exploit are ignored."""
+        kind = event.get("event")
+        if kind == "train":
+            start, end = event["epochs"]
+            self.record(event["member"], Policy(tuple(event["policy"])), start, end)
+        elif kind == "exploit":
+            self.clone(event["source"], event["target"])
+
+    def record(self, member: int, policy: Policy, start: int, end: int) -> None:
+        """`member` trained epochs start..end-1 with `policy`."""
+        history = self._history[member]
+        if start != len(history):
+            raise PBAError(
+                f"member {member} trained from epoch {start}, but its history ends at "
+                f"{len(history)}: the event log is out of order or incomplete"
+            )
+        history.extend([Step(member, policy)] * (end - start))
+
+    def clone(self, source: int, target: int) -> None:
+        self._history[target] = list(self._history[source])
+
+    def history(self, member: int) -> tuple[Step, ...]:
+        return tuple(self._history[member])
+
+    def schedule(self, member: int) -> Schedule:
+        """The policy of every epoch `member`'s weights went through."""
+        return Schedule(tuple(step.policy for step in self._history[member]))
+
+    def pbt_log(self, member: int) -> str:
+        """`member`'s schedule in Ray Tune's PBT policy-log format, one line per policy change,
+        naming the members on either side of the change as the trials that Ray would name."""
+        history = self._history[member]
+        lines = self.schedule(member).pbt_log_lines()
+        for line in lines:
+            epoch = line[2]  # the first epoch of the new policy (the end for a constant one)
+            line[0] = str(history[min(epoch, len(history) - 1)].member)
+            line[1] = str(history[epoch - 1].member)
+        return "".join(json.dumps(line) + "\n" for line in lines)

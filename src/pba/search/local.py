@@ -1,0 +1,93 @@
+"""The embedded engine: every member trained in turn on one device (the paper's setup, where 16
+members share one GPU time-multiplexed), each with `pba.train`'s training function."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pba.data import DatasetSplits, ImageSet
+from pba.errors import PBAError
+from pba.policy import Policy
+from pba.search.pbt import TrainStats
+from pba.train import Recipe, evaluate, init_state, load_checkpoint, make_augment, save_checkpoint
+from pba.train import train as train_epochs
+
+
+def member_seed(seed: int, member: int) -> int:
+    """Each member's own seed (its initial weights and data stream), derived from the search's."""
+    return int(np.random.SeedSequence([seed, member]).generate_state(1)[0])
+
+
+class LocalEngine:
+    """A population of `pba.train.TrainState`s on one device, trained one after another."""
+
+    def __init__(
+        self,
+        data: DatasetSplits,
+        model: str,
+        recipe: Recipe,
+        population: int,
+        *,
+        seed: int,
+        device: str | torch.device,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        if data.val is None or len(data.val) == 0:
+            raise PBAError(f"the search scores members on a validation split, but {data.name} "
+                           "has none here: give --val-size > 0")
+        self.device = torch.device(device)
+        self.data = data
+        self.recipe = recipe
+        # Uploaded once: every member's rounds read the same device-resident images.
+        self.train_set = _to(data.train, self.device)
+        self.val_set = _to(data.val, self.device)
+        self.members = [
+            init_state(model, data.num_classes, recipe, seed=member_seed(seed, m),
+                       device=self.device)
+            for m in range(population)
+        ]
+        self.progress = progress  # called with the number of images of every training step
+        # Each epoch drops the last partial batch.
+        self.images_per_epoch = len(data.train) // recipe.batch_size * recipe.batch_size
+
+    def train(self, policies: Sequence[Policy], epochs: int) -> list[TrainStats]:
+        stats = []
+        for state, policy in zip(self.members, policies, strict=True):
+            augment = make_augment("pba", self.data, self.recipe, schedule=policy)
+            _, metrics = train_epochs(state, self.train_set, epochs, augment, self.recipe,
+                                      mean=self.data.mean, std=self.data.std,
+                                      progress=self.progress)
+            stats.append(TrainStats(
+                # A mean, so that one diverged epoch makes the round's loss nan or inf.
+                loss=float(np.mean([m["train_loss"] for m in metrics])),
+                accuracy=float(np.mean([m["train_acc"] for m in metrics])),
+                images=epochs * self.images_per_epoch,
+                seconds=sum(m["time_s"] for m in metrics),
+            ))
+        return stats
+
+    def evaluate(self) -> list[dict[str, float]]:
+        return [evaluate(state.model, self.val_set, mean=self.data.mean, std=self.data.std)
+                for state in self.members]
+
+    def copy(self, source: int, target: int) -> None:
+        # The target keeps its own generator, so that it and its source do not go on drawing
+        # the same batches and augmentations in lockstep.
+        clone = copy.deepcopy(self.members[source])
+        clone.generator = self.members[target].generator
+        self.members[target] = clone
+
+    def save(self, member: int, path: Path, extra: dict) -> None:
+        save_checkpoint(path, self.members[member], extra)
+
+    def load(self, member: int, path: Path) -> dict:
+        return load_checkpoint(path, self.members[member])
+
+
+def _to(images: ImageSet, device: torch.device) -> ImageSet:
+    return ImageSet(images.images.to(device), images.labels.to(device))

@@ -1,0 +1,253 @@
+"""Population Based Training as PBA runs it (spec section 6): a small state machine.
+
+Each round: every member trains `interval` epochs with its own policy (train), is scored on the
+validation split (evaluate), the bottom quantile clones the weights, optimiser state and policy
+of members drawn from the top quantile (exploit), the clones perturb their policies (explore),
+and the round's events go to the recorder (record). The decisions are pure functions of the
+scores and a numpy Generator; how members are trained, scored and copied is an `Engine`'s
+business, so that a time-multiplexed, a vectorised and a Ray engine share this file.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from pba.errors import PBAError
+from pba.policy import Policy, explore
+from pba.search.lineage import Lineage
+
+# Metric name -> sign that makes larger better (the evaluation dict's keys).
+METRICS = {"accuracy": 1.0, "loss": -1.0}
+DIVERGED = "every member's loss is nan or infinite: the search diverged (try a lower --lr)"
+
+
+@dataclass(frozen=True)
+class PBTConfig:
+    population: int = 16
+    epochs: int = 200
+    interval: int = 3  # epochs per round (the perturbation interval)
+    quantile: float = 0.25  # fraction of the population in each of the top and bottom tails
+    metric: str = "accuracy"  # validation accuracy (maximised) or loss (minimised)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.population < 2:
+            raise PBAError(f"a population needs at least 2 members, got {self.population}")
+        if self.epochs < 1 or self.interval < 1:
+            raise PBAError(f"epochs and interval must be >= 1, got {self.epochs}, "
+                           f"{self.interval}")
+        if not 0 < self.quantile <= 0.5:
+            raise PBAError(f"quantile must be in (0, 0.5], got {self.quantile}")
+        if self.metric not in METRICS:
+            raise PBAError(f"unknown metric {self.metric!r}; known: {', '.join(METRICS)}")
+
+    @property
+    def rounds(self) -> int:
+        return math.ceil(self.epochs / self.interval)
+
+
+@dataclass(frozen=True)
+class TrainStats:
+    """What an engine reports of one member's round of training."""
+
+    loss: float  # mean training loss over the round; nan/inf when the member diverged
+    accuracy: float
+    images: int  # images trained on in the round
+    seconds: float
+
+
+class Engine(Protocol):
+    """How members are trained, evaluated and cloned. Member i is index i in every call."""
+
+    progress: Callable[[int], None] | None  # called with the images of every training step
+
+    def train(self, policies: Sequence[Policy], epochs: int) -> list[TrainStats]:
+        """Train every member `epochs` more epochs, member i with `policies[i]`."""
+        ...
+
+    def evaluate(self) -> list[dict[str, float]]:
+        """Every member's validation {"accuracy", "loss"}."""
+        ...
+
+    def copy(self, source: int, target: int) -> None:
+        """Give `target` the weights and optimiser state of `source`."""
+        ...
+
+    def save(self, member: int, path: Path, extra: dict) -> None:
+        """Write `member`'s checkpoint, with `extra` (plain values), atomically to `path`."""
+        ...
+
+    def load(self, member: int, path: Path) -> dict:
+        """Load `member` from a checkpoint that `save` wrote; return its `extra`."""
+        ...
+
+
+# ---- the decisions: pure functions -------------------------------------------------------
+
+
+def score(evaluation: dict[str, float], train_loss: float, metric: str) -> float:
+    """The member's metric signed so that larger is better; nan for a member whose training or
+    validation loss is not finite (such a member is treated as the worst)."""
+    if not (math.isfinite(train_loss) and math.isfinite(evaluation["loss"])):
+        return math.nan
+    value = METRICS[metric] * evaluation[metric]
+    return value if math.isfinite(value) else math.nan
+
+
+def tail_size(population: int, quantile: float) -> int:
+    """Members in each tail: ceil(population * quantile), at most half (as Ray Tune's PBT)."""
+    return min(math.ceil(population * quantile), population // 2)
+
+
+def exploit_pairs(
+    scores: Sequence[float], quantile: float, rng: np.random.Generator
+) -> list[tuple[int, int]]:
+    """(target, source) pairs, sorted by target: each member of the bottom quantile, and every
+    member whose score is nan, clones a member drawn uniformly from the top quantile.
+
+    Ties are ordered by a random permutation so that no member index is favoured.
+    """
+    values = np.asarray(scores, dtype=float)
+    finite = np.isfinite(values)
+    if not finite.any():
+        raise PBAError(DIVERGED)
+    k = tail_size(len(values), quantile)
+    shuffled = rng.permutation(len(values))
+    ranked = shuffled[np.argsort(np.where(finite, values, -np.inf)[shuffled], kind="stable")]
+    top = [int(m) for m in ranked[len(values) - k :] if finite[m]]
+    bottom = set(ranked[:k].tolist()) | set(np.flatnonzero(~finite).tolist())
+    targets = sorted(int(m) for m in bottom)
+    sources = rng.choice(top, size=len(targets))
+    return [(t, int(s)) for t, s in zip(targets, sources, strict=True)]
+
+
+# ---- the state machine ------------------------------------------------------------------
+
+
+@dataclass
+class SearchState:
+    """Everything that decides the rest of a search besides the engine's members."""
+
+    config: PBTConfig
+    policies: list[Policy]
+    rng: np.random.Generator
+    lineage: Lineage
+    epoch: int = 0  # epochs every member has completed
+    round: int = 0  # rounds completed
+    scores: list[float] = field(default_factory=list)  # of the last evaluation
+
+    @classmethod
+    def initial(cls, config: PBTConfig) -> SearchState:
+        """All members start with the zero policy (no augmentation)."""
+        return cls(
+            config=config,
+            policies=[Policy.zeros()] * config.population,
+            rng=np.random.default_rng(config.seed),
+            lineage=Lineage(config.population),
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.epoch >= self.config.epochs
+
+    def best(self) -> int:
+        """The member with the best last score (the lowest index among equals)."""
+        scores = np.asarray(self.scores, dtype=float)
+        if not np.isfinite(scores).any():
+            raise PBAError(DIVERGED)
+        return int(np.nanargmax(scores))
+
+
+# Called with the state after a round and the round's events, to persist or display them.
+Recorder = Callable[[SearchState, list[dict]], None]
+
+
+class PBT:
+    """Runs rounds of PBT over an engine's population, one `step()` per round."""
+
+    def __init__(self, engine: Engine, state: SearchState, recorder: Recorder) -> None:
+        self.engine = engine
+        self.state = state
+        self.recorder = recorder
+
+    def run(self) -> SearchState:
+        while not self.state.finished:
+            self.step()
+        return self.state
+
+    def step(self) -> list[dict]:
+        """One round: train, evaluate, then (unless it was the last) exploit and explore;
+        record the events. Returns them."""
+        state = self.state
+        started = time.perf_counter()
+        start, end = state.epoch, min(state.epoch + state.config.interval, state.config.epochs)
+        events = self._train(start, end)
+        events += self._evaluate(end, [e["loss"] for e in events])
+        if end < state.config.epochs:
+            pairs = exploit_pairs(state.scores, state.config.quantile, state.rng)
+            events += self._exploit(end, pairs)
+            events += self._explore(end, pairs)
+        events.append(self._summary(end, events, time.perf_counter() - started))
+        state.epoch, state.round = end, state.round + 1
+        for event in events:
+            state.lineage.apply(event)
+        self.recorder(state, events)
+        return events
+
+    def _train(self, start: int, end: int) -> list[dict]:
+        stats = self.engine.train(self.state.policies, end - start)
+        return [
+            {"event": "train", "round": self.state.round, "member": m, "epochs": [start, end],
+             "policy": self.state.policies[m].to_list(), "loss": s.loss, "accuracy": s.accuracy,
+             "images": s.images, "seconds": s.seconds}
+            for m, s in enumerate(stats)
+        ]
+
+    def _evaluate(self, epoch: int, train_losses: list[float]) -> list[dict]:
+        evaluations = self.engine.evaluate()
+        metric = self.state.config.metric
+        self.state.scores = [
+            score(e, loss, metric) for e, loss in zip(evaluations, train_losses, strict=True)
+        ]
+        return [
+            {"event": "evaluate", "round": self.state.round, "member": m, "epoch": epoch,
+             "accuracy": e["accuracy"], "loss": e["loss"], "score": self.state.scores[m]}
+            for m, e in enumerate(evaluations)
+        ]
+
+    def _exploit(self, epoch: int, pairs: list[tuple[int, int]]) -> list[dict]:
+        events = []
+        for target, source in pairs:
+            self.engine.copy(source, target)
+            events.append({"event": "exploit", "round": self.state.round, "epoch": epoch,
+                           "target": target, "source": source,
+                           "target_score": self.state.scores[target],
+                           "source_score": self.state.scores[source]})
+        return events
+
+    def _explore(self, epoch: int, pairs: list[tuple[int, int]]) -> list[dict]:
+        policies = self.state.policies
+        events = []
+        for target, source in pairs:
+            old = policies[source]
+            policies[target] = explore(old, self.state.rng)
+            events.append({"event": "explore", "round": self.state.round, "epoch": epoch,
+                           "member": target, "old_policy": old.to_list(),
+                           "new_policy": policies[target].to_list()})
+        return events
+
+    def _summary(self, epoch: int, events: list[dict], seconds: float) -> dict:
+        accuracies = [e["accuracy"] for e in events if e["event"] == "evaluate"]
+        best = self.state.best()
+        return {"event": "round", "round": self.state.round, "epoch": epoch,
+                "best_member": best, "best_accuracy": accuracies[best],
+                "median_accuracy": float(np.median(accuracies)),
+                "images": sum(e["images"] for e in events if e["event"] == "train"),
+                "seconds": seconds, "time": time.time()}

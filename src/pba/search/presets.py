@@ -1,0 +1,82 @@
+"""What a search runs: `SearchConfig` (data, model, recipe and PBT settings) and named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from pba.errors import PBAError
+from pba.search.pbt import PBTConfig
+from pba.train import Recipe
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """One search, fully: resuming a run directory rebuilds exactly this from config.json."""
+
+    dataset: str
+    model: str
+    population: int
+    epochs: int
+    interval: int
+    quantile: float
+    lr: float
+    weight_decay: float
+    cutout: bool
+    train_size: int | None = None  # None: the dataset's default (reduced CIFAR-10: 4,000)
+    val_size: int | None = None  # None: the dataset's default (reduced CIFAR-10: 46,000)
+    batch_size: int = 128
+    metric: str = "accuracy"
+    seed: int = 0  # member initialisation and data streams, exploit and explore
+
+    def __post_init__(self) -> None:
+        self.pbt()  # validates the PBT settings
+        self.recipe()  # and the training ones, before any data is loaded
+
+    def pbt(self) -> PBTConfig:
+        return PBTConfig(self.population, self.epochs, self.interval, self.quantile,
+                         self.metric, self.seed)
+
+    def recipe(self) -> Recipe:
+        """Every member's recipe: the learning rate decays over the whole search."""
+        return Recipe(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
+                      batch_size=self.batch_size, cutout=self.cutout)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> SearchConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(doc, dict) or set(doc) != names:
+            raise PBAError(f"a search config has the fields {sorted(names)}")
+        return cls(**doc)
+
+    def replace(self, **changes: object) -> SearchConfig:
+        return dataclasses.replace(self, **changes)
+
+
+_PAPER = {"model": "wrn_40_2", "population": 16, "interval": 3, "quantile": 0.25, "lr": 0.1}
+_CPU = {"model": "wrn_10_1", "dataset": "reduced_cifar10", "quantile": 0.25, "lr": 0.1,
+        "weight_decay": 5e-4, "cutout": True}
+
+PRESETS: dict[str, SearchConfig] = {
+    # The paper's searches (spec section 6): about 5 and 1 GPU-hours.
+    "paper-rcifar10": SearchConfig(dataset="reduced_cifar10", epochs=200, weight_decay=5e-4,
+                                   cutout=True, **_PAPER),
+    "paper-rsvhn": SearchConfig(dataset="reduced_svhn", epochs=160, weight_decay=5e-3,
+                                cutout=False, **_PAPER),
+    # A search sized for two CPU cores (about 10 minutes) that still moves the policies: the
+    # paper's 4,000 reduced CIFAR-10 training images, a 1,024-image validation subset (scoring
+    # 46,000 would cost more than the training), WRN-10-1, six exploit/explore steps.
+    "quick": SearchConfig(population=8, epochs=14, interval=2, val_size=1024, **_CPU),
+    # Under a minute on a CPU, for tests: a few members, tiny subsets, small batches.
+    "smoke": SearchConfig(population=4, epochs=6, interval=2, train_size=256, val_size=256,
+                          batch_size=64, **_CPU),
+}
+
+
+def preset(name: str) -> SearchConfig:
+    if name not in PRESETS:
+        raise PBAError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    return PRESETS[name]

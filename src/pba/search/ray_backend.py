@@ -1,0 +1,396 @@
+"""`pba search --backend ray`: the population as Ray Tune trials, on one machine or a cluster.
+
+    from pba.search import preset
+    from pba.search.ray_backend import run_ray_search
+    result = run_ray_search(preset("quick"), "runs/quick-ray", gpus_per_member=0.25)
+
+Each member is a Tune trial running `pba.train`'s training function epoch by epoch
+(`ray_tune.train_member`); Tune's synchronous PopulationBasedTraining does the exploit (the
+bottom quantile restores a top member's checkpoint) and calls PBA's explore. Members share GPUs
+by asking for a fraction of one. Ray is imported only here, when this backend is asked for.
+
+The run directory is the embedded engine's (`pba.search.rundir`): config.json, and at the end
+population.jsonl (rebuilt from Tune's results and its PBT log, the same events and keys),
+schedule.json, schedule_pbt_log.txt, schedule.png and summary.md. Tune's experiment lives in
+DIR/ray/ (trials, checkpoints, the policy logs pbt_policy_*.txt and pbt_global.txt) beside
+DIR/ray/backend.json (how it runs); resuming restores it with `Tuner.restore`. schedule.json
+is the best member's Tune policy log read by `pba.schedule.parse_pbt_log`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pba.atomic import write_text_atomic
+from pba.data import DatasetSplits, load_dataset
+from pba.data.datasets import PAPER_SEED
+from pba.errors import PBAError
+from pba.policy import Policy
+from pba.schedule import Schedule, parse_pbt_log
+from pba.search import rundir
+from pba.search.lineage import Lineage
+from pba.search.pbt import DIVERGED, SearchState, score
+from pba.search.presets import SearchConfig
+from pba.search.rundir import RunDir
+from pba.search.runner import SearchResult, write_outputs
+
+EXPERIMENT = "ray"  # DIR/ray: Tune's experiment
+SETTINGS = "backend.json"  # DIR/ray/backend.json
+ROWS_FILE = "members.jsonl"  # DIR/ray/members.jsonl: every member's row of every epoch
+# The trial-config key of a member's policy: the key the reference PBT policy logs use, so
+# that Tune's pbt_policy_*.txt files parse as schedules (spec section 7).
+POLICY_KEY = "hp_policy"
+INSTALL_HINT = "the Ray backend needs Ray Tune: pip install 'pba[ray]'"
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Where and with what a Ray search runs. `address` None starts a local Ray instance."""
+
+    address: str | None = None
+    cpus_per_member: float = 1.0
+    gpus_per_member: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.cpus_per_member > 0:
+            raise PBAError(f"--cpus-per-member must be > 0, got {self.cpus_per_member}")
+        # Ray shares a GPU by fractions of one; above one it hands out whole GPUs.
+        if self.gpus_per_member < 0 or (self.gpus_per_member > 1 and self.gpus_per_member % 1):
+            raise PBAError("--gpus-per-member must be a fraction of one GPU (0.25: four members "
+                           f"share it), 0 or a whole number, got {self.gpus_per_member}")
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.gpus_per_member > 0 else "cpu"
+
+
+def member_index(trial_id: str) -> int:
+    """The population index of a trial: Tune numbers the trials of one experiment
+    `<experiment id>_00000`, `_00001`, ... in the order it creates them."""
+    return int(trial_id.rsplit("_", 1)[1])
+
+
+def is_ray_run(path: str | Path) -> bool:
+    """Whether the run directory at `path` holds a search started with the Ray backend."""
+    return (Path(path) / EXPERIMENT / SETTINGS).is_file()
+
+
+def run_ray_search(
+    config: SearchConfig,
+    out: str | Path,
+    *,
+    preset: str | None = None,
+    address: str | None = None,
+    cpus_per_member: float = 1.0,
+    gpus_per_member: float = 0.0,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    progress: bool = True,
+) -> SearchResult:
+    """Search from scratch into the new run directory `out` with Ray Tune: on the Ray cluster
+    at `address`, else on a Ray instance started on this machine (unless this process already
+    joined one with `ray.init`). Each member asks Ray for `cpus_per_member` CPUs and
+    `gpus_per_member` GPUs (0.25: four members share a GPU; 0: members train on CPUs)."""
+    started = time.time()
+    settings = RaySettings(address, cpus_per_member, gpus_per_member)
+    RunDir.check_new(out)
+    _require_ray(settings)
+    data = _load_data(config, data_dir, download)
+    if data_dir is not None:
+        data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
+    # The embedded engine's config.json, the device being where members train.
+    run = RunDir.create(out, {
+        "preset": preset, "search": config.to_dict(), "device": settings.device,
+        "data_dir": None if data_dir is None else str(data_dir),
+        "images": {"train": len(data.train), "val": len(data.val)},
+    })
+    write_text_atomic(run.path / EXPERIMENT / SETTINGS, json.dumps(asdict(settings)) + "\n")
+    return _run(run, config, settings, data, started, progress)
+
+
+def resume_ray_search(
+    out: str | Path,
+    *,
+    address: str | None = None,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    progress: bool = True,
+) -> SearchResult:
+    """Continue the Ray search in `out` (`Tuner.restore`): every member from its last
+    checkpoint. `address` and `data_dir` default to those it was started with; the resources
+    per member stay the search's."""
+    started = time.time()
+    run = RunDir.open(out)
+    if not is_ray_run(run.path):
+        raise PBAError(f"{run.path} was not searched with the Ray backend: resume it without "
+                       "--backend ray")
+    if (run.path / rundir.SCHEDULE).is_file():
+        raise PBAError(f"the search in {run.path} already finished (its schedule is "
+                       f"{run.path / rundir.SCHEDULE}); there is nothing to resume")
+    doc = run.config()
+    try:
+        config = SearchConfig.from_dict(doc["search"])
+        stored = json.loads((run.path / EXPERIMENT / SETTINGS).read_text())
+        settings = RaySettings(**stored)
+    except (KeyError, TypeError, ValueError) as err:
+        raise PBAError(f"{run.path}: config.json or {EXPERIMENT}/{SETTINGS} is not valid "
+                       f"({err})") from None
+    if address is not None:
+        settings = RaySettings(address, settings.cpus_per_member, settings.gpus_per_member)
+    _require_ray(settings)
+    data = _load_data(config, data_dir if data_dir is not None else doc["data_dir"], download)
+    return _run(run, config, settings, data, started, progress)
+
+
+def _load_data(config: SearchConfig, data_dir: str | Path | None,
+               download: bool) -> DatasetSplits:
+    # As the embedded engine: the paper's split whatever the search's seed.
+    data = load_dataset(config.dataset, data_dir, train_size=config.train_size,
+                        val_size=config.val_size, seed=PAPER_SEED, download=download)
+    if data.val is None or len(data.val) == 0:
+        raise PBAError(f"the search scores members on a validation split, but {data.name} "
+                       "has none here: give --val-size > 0")
+    return data
+
+
+def _require_ray(settings: RaySettings) -> None:
+    if settings.address is None and "ray" not in sys.modules:
+        # The Ray instance started here serves this process alone: without cluster support
+        # (as on Windows and macOS) Ray uses and listens on 127.0.0.1 only. Read at import.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        import ray.tune  # noqa: F401
+    except ImportError:
+        raise PBAError(INSTALL_HINT) from None
+
+
+def _run(run: RunDir, config: SearchConfig, settings: RaySettings, data: DatasetSplits,
+         started: float, progress: bool) -> SearchResult:
+    with _ray_session(settings) as device:
+        tuner, restored = _tuner(run, config, settings, data, progress)
+        epoch = 0
+        if restored:  # the members go on from the last round every one of them finished
+            done = min((r.metrics.get("epoch", 0) for r in tuner.get_results()), default=0)
+            epoch = done - done % config.interval
+        run.append([{"event": "start", "time": started, "round": epoch // config.interval,
+                     "epoch": epoch, "device": device}])
+        grid = tuner.fit()
+    resume = f"pba search --resume {run.path} --backend ray"
+    failed = [r for r in grid if r.error is not None]
+    if failed:
+        raise PBAError(f"{len(failed)} member(s) failed, the first with: "
+                       f"{str(failed[0].error).strip().splitlines()[-1]}; fix the cause and "
+                       f"continue with: {resume}")
+    if any(r.metrics.get("training_iteration", 0) < config.epochs for r in grid):
+        # Tune ends the run early, saving its state, on Ctrl+C (SIGINT).
+        raise PBAError(f"the search stopped before its last epoch; continue it with: {resume}")
+    return _write_run(run, config)
+
+
+def _write_run(run: RunDir, config: SearchConfig) -> SearchResult:
+    """The finished experiment's events into population.jsonl, then the embedded engine's
+    outputs, with the schedule read from the best member's Tune policy log."""
+    experiment = run.path / EXPERIMENT
+    rows = _read_log(experiment / ROWS_FILE)
+    rounds = population_events(config, rows, _read_log(experiment / "pbt_global.txt"))
+    starts = [e for e in run.events() if e["event"] == "start"]
+    # The log so far holds only start events; it is rewritten with the rounds in time order.
+    (run.path / rundir.LOG).unlink()
+    run.append(_in_time_order(starts, rounds))
+
+    last = rounds[-1]
+    state = SearchState(
+        config=config.pbt(),
+        policies=[Policy(tuple(e["policy"])) for e in last if e["event"] == "train"],
+        rng=np.random.default_rng(config.seed),  # unused: Tune made the draws
+        lineage=Lineage.replay(config.population, [e for block in rounds for e in block]),
+        epoch=config.epochs,
+        round=len(rounds),
+        scores=[e["score"] for e in last if e["event"] == "evaluate"],
+    )
+    best = state.best()
+    trial_id = next(r["trial_id"] for r in rows if r["member"] == best)
+    policy_log = experiment / f"pbt_policy_{trial_id}.txt"
+    # A member that never cloned another has no policy log: it kept the initial policy.
+    schedule = (parse_pbt_log(policy_log.read_text(), config.epochs) if policy_log.is_file()
+                else Schedule.constant(Policy.zeros(), config.epochs))
+    write_outputs(run, state, schedule, best)
+    return SearchResult(run.path, schedule, best, last[-1]["best_accuracy"])
+
+
+@contextmanager
+def _ray_session(settings: RaySettings) -> Iterator[str]:
+    """Join the cluster at `settings.address`, or start Ray on this machine, unless this process
+    is already connected; yield a description of the resources for the event log. Members'
+    output stays in Ray's logs (their failures come back through Tune)."""
+    import logging
+
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(address=settings.address or "local", include_dashboard=False,
+                     logging_level=logging.WARNING, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            where = f"join the Ray cluster at {settings.address}" if settings.address else (
+                "start Ray on this machine")
+            root = err
+            while root.__cause__ is not None:  # Ray wraps why it failed (e.g. a missing token)
+                root = root.__cause__
+            why = "" if root is err else f" ({str(root).strip().splitlines()[-1][:300]})"
+            raise PBAError(f"cannot {where}: {err}{why}") from None
+    try:
+        total = ray.cluster_resources()
+        for kind, need in (("CPU", settings.cpus_per_member), ("GPU", settings.gpus_per_member)):
+            if need > total.get(kind, 0):
+                raise PBAError(f"each member asks for {need:g} {kind}s but the Ray cluster has "
+                               f"{total.get(kind, 0):g}")
+        yield (f"ray {settings.address or 'local'}: {len(ray.nodes())} node(s), "
+               f"{total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs; per member "
+               f"{settings.cpus_per_member:g} CPUs, {settings.gpus_per_member:g} GPUs")
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _tuner(run: RunDir, config: SearchConfig, settings: RaySettings, data: DatasetSplits,
+           progress: bool) -> tuple[object, bool]:
+    """A new Tune experiment in DIR/ray, or the one there restored (then True)."""
+    from ray import tune
+
+    from pba.search.ray_tune import PBAPopulationBasedTraining, RecordRows, train_member
+
+    trainable = tune.with_resources(
+        tune.with_parameters(train_member, search=config, data=data, device=settings.device),
+        {"cpu": settings.cpus_per_member, "gpu": settings.gpus_per_member},
+    )
+    experiment = run.path.resolve() / EXPERIMENT
+    if tune.Tuner.can_restore(str(experiment)):
+        return tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True,
+                                  resume_errored=True), True
+    tuner = tune.Tuner(
+        trainable,
+        param_space={POLICY_KEY: Policy.zeros().to_list()},
+        tune_config=tune.TuneConfig(scheduler=PBAPopulationBasedTraining(config),
+                                    num_samples=config.population, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT,
+            storage_path=str(experiment.parent),
+            # Stopping at the last epoch keeps PBT from exploiting after it.
+            stop={"training_iteration": config.epochs},
+            # An exploit restores the source's checkpoint of the perturbation epoch; the source
+            # may train up to an interval further before every clone has restored it (one
+            # more: a restored experiment may repeat an epoch).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=config.interval + 2),
+            callbacks=[RecordRows()],
+            verbose=1 if progress else 0,
+        ),
+    )
+    return tuner, False
+
+
+def population_events(
+    config: SearchConfig, rows: list[dict], exploits: list[list]
+) -> list[list[dict]]:
+    """The embedded engine's events (`pba.search.pbt.PBT.step`), round by round, rebuilt from
+    the members' rows (`ray_tune.train_member`'s reports, in the order they arrived) and Tune's
+    PBT log lines [target tag, source tag, target epoch, source epoch, source config, explored
+    config]."""
+    # A trial restored from its last checkpoint may report an epoch again; the later row is
+    # the one its weights went on from.
+    row = {(r["member"], r["epoch"]): r for r in rows}
+    rounds = []
+    for number, start in enumerate(range(0, config.epochs, config.interval)):
+        end = min(start + config.interval, config.epochs)
+        try:
+            trained = [[row[m, e] for e in range(start + 1, end + 1)]
+                       for m in range(config.population)]
+        except KeyError as missing:
+            raise PBAError(f"Tune reported no row for (member, epoch) {missing}: the Ray "
+                           "experiment is incomplete") from None
+        events = [_train_event(number, start, end, epochs) for epochs in trained]
+        scores = [score(_evaluation(epochs[-1]), e["loss"], config.metric)
+                  for epochs, e in zip(trained, events, strict=True)]
+        if not any(math.isfinite(s) for s in scores):
+            raise PBAError(DIVERGED)
+        events += [{"event": "evaluate", "round": number, "member": m, "epoch": end,
+                    **_evaluation(epochs[-1]), "score": scores[m]}
+                   for m, epochs in enumerate(trained)]
+        pairs = sorted(((_tag_member(line[0]), _tag_member(line[1]), line)
+                        for line in exploits if line[3] == end), key=lambda p: p[0])
+        events += [{"event": "exploit", "round": number, "epoch": end, "target": target,
+                    "source": source, "target_score": scores[target],
+                    "source_score": scores[source]} for target, source, _ in pairs]
+        events += [{"event": "explore", "round": number, "epoch": end, "member": target,
+                    "old_policy": line[4][POLICY_KEY], "new_policy": line[5][POLICY_KEY]}
+                   for target, _, line in pairs]
+        best = int(np.nanargmax(scores))
+        accuracies = [_evaluation(epochs[-1])["accuracy"] for epochs in trained]
+        began = min(epochs[0]["finished_at"] - epochs[0]["time_s"] for epochs in trained)
+        finished = max(epochs[-1]["finished_at"] for epochs in trained)
+        events.append({"event": "round", "round": number, "epoch": end, "best_member": best,
+                       "best_accuracy": accuracies[best],
+                       "median_accuracy": float(np.median(accuracies)),
+                       "images": sum(e["images"] for e in events if e["event"] == "train"),
+                       "seconds": finished - began, "time": finished})
+        rounds.append(events)
+    return rounds
+
+
+def _train_event(number: int, start: int, end: int, epochs: list[dict]) -> dict:
+    return {"event": "train", "round": number, "member": epochs[0]["member"],
+            "epochs": [start, end], "policy": list(epochs[0]["policy"]),
+            # A mean, as the embedded engine's: one diverged epoch makes the round's loss nan.
+            "loss": float(np.mean([r["train_loss"] for r in epochs])),
+            "accuracy": float(np.mean([r["train_acc"] for r in epochs])),
+            "images": int(sum(r["images"] for r in epochs)),
+            "seconds": float(sum(r["time_s"] for r in epochs))}
+
+
+def _evaluation(row: dict) -> dict[str, float]:
+    return {"accuracy": row["val_accuracy"], "loss": row["val_loss"]}
+
+
+def _tag_member(tag: str) -> int:
+    # Tune tags a trial with its index, then appends "@perturbed[...]" after each exploit.
+    match = re.match(r"\d+", tag)
+    if match is None:
+        raise PBAError(f"unexpected trial tag {tag!r} in Tune's PBT log")
+    return int(match.group())
+
+
+def _read_log(path: Path) -> list:
+    """The JSON lines of one of the experiment's logs; a line cut short by a crash is the last
+    one, and is dropped."""
+    if not path.is_file():
+        return []
+    lines = []
+    for line in path.read_text().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            break
+    return lines
+
+
+def _in_time_order(starts: list[dict], rounds: list[list[dict]]) -> list[dict]:
+    """The start events of every process that ran the search, each before the first round
+    that finished after it (so that `pba report` counts each process's own time)."""
+    events, pending = [], list(starts)
+    for block in rounds:
+        while pending and pending[0]["time"] <= block[-1]["time"]:
+            events.append(pending.pop(0))
+        events += block
+    return events + pending

@@ -1,0 +1,210 @@
+"""What runs under Ray Tune: one population member as a function trainable, PBA's explore as
+Tune's `custom_explore_fn`, and Tune's synchronous PBT adjusted to PBA's rounds.
+
+Only `pba.search.ray_backend` imports this module (it imports Ray), after checking that Ray is
+installed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.result import TRAINING_ITERATION
+from ray.tune.schedulers import PopulationBasedTraining
+
+from pba.data import DatasetSplits, ImageSet
+from pba.policy import Policy, explore
+from pba.search.local import member_seed
+from pba.search.pbt import score
+from pba.search.presets import SearchConfig
+from pba.search.ray_backend import POLICY_KEY, ROWS_FILE, member_index
+from pba.train import evaluate, init_state, load_checkpoint, make_augment, save_checkpoint, train
+
+# What Tune ranks members by: the search's validation metric signed so that larger is better
+# (`pba.search.pbt.score`), -inf for a diverged member, nan at epochs without an evaluation.
+METRIC = "score"
+ROW = "pba"  # the report's key of the member's row: epoch, policy, training and validation
+CHECKPOINT_FILE = "member.pt"
+
+
+def evaluates_at(epoch: int, config: SearchConfig) -> bool:
+    """Members are scored where PBT uses the score: at the end of every round (spec section 10:
+    evaluating the validation split after every epoch would cost more than training)."""
+    return epoch % config.interval == 0 or epoch == config.epochs
+
+
+def train_member(config: dict, search: SearchConfig, data: DatasetSplits, device: str) -> None:
+    """One member for Tune: train epoch by epoch with `pba.train` under the policy in
+    `config[POLICY_KEY]`, reporting metrics and a checkpoint after every epoch.
+
+    Tune restarts this function from a checkpoint after pausing the trial (its own checkpoint)
+    and after an exploit (the cloned member's), with the explored policy in `config`. The
+    policy is all the config holds (the rest comes through `tune.with_parameters`), so that
+    Tune's policy logs read as the reference ones.
+    """
+    recipe = search.recipe()
+    member = member_index(tune.get_context().get_trial_id())
+    device = torch.device(device)
+    state = init_state(search.model, data.num_classes, recipe,
+                       seed=member_seed(search.seed, member), device=device)
+    round_losses: list[float] = []  # training losses since the last evaluation
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as path:
+            extra = load_checkpoint(Path(path) / CHECKPOINT_FILE, state)
+        round_losses = extra["round_losses"]
+        if extra["member"] != member:
+            # An exploit. As in the embedded engine, the clone must not replay its source's
+            # data order and augmentations: it continues with a stream of its own.
+            stream = np.random.SeedSequence([search.seed, member, state.epoch])
+            state.generator.manual_seed(int(stream.generate_state(1)[0]))
+    train_set, val_set = (ImageSet(s.images.to(device), s.labels.to(device))
+                          for s in (data.train, data.val))
+    augment = make_augment("pba", data, recipe, schedule=Policy(tuple(config[POLICY_KEY])))
+    while state.epoch < search.epochs:
+        _, (metrics,) = train(state, train_set, 1, augment, recipe, mean=data.mean, std=data.std)
+        round_losses.append(metrics["train_loss"])
+        evaluation = {"accuracy": math.nan, "loss": math.nan}
+        ranking = math.nan
+        if evaluates_at(state.epoch, search):
+            evaluation = evaluate(state.model, val_set, mean=data.mean, std=data.std)
+            ranking = score(evaluation, float(np.mean(round_losses)), search.metric)
+            ranking = -math.inf if math.isnan(ranking) else ranking  # exploited first
+            round_losses = []
+        row = {
+            "member": member,
+            "epoch": state.epoch,
+            "policy": list(config[POLICY_KEY]),
+            "train_loss": metrics["train_loss"],
+            "train_acc": metrics["train_acc"],
+            "images": len(train_set) // recipe.batch_size * recipe.batch_size,
+            "time_s": metrics["time_s"],
+            "val_accuracy": evaluation["accuracy"],
+            "val_loss": evaluation["loss"],
+            "finished_at": time.time(),
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            save_checkpoint(Path(tmp) / CHECKPOINT_FILE, state,
+                            {"member": member, "round_losses": round_losses})
+            tune.report({METRIC: ranking, ROW: row},
+                        checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+class RecordRows(tune.Callback):
+    """Appends every member's row (`train_member`'s report) to DIR/ray/members.jsonl as it
+    arrives. Tune's own per-trial result files are not enough: a paused trial that resumes
+    rewrites its file from a copy that may lag behind, and rows go missing."""
+
+    def on_trial_result(self, iteration, trials, trial, result: dict, **info) -> None:
+        # The storage directory is the run directory, on this (the driver's) machine.
+        path = Path(trial.storage.experiment_fs_path) / ROWS_FILE
+        with path.open("a") as f:
+            f.write(json.dumps({**result[ROW], "trial_id": trial.trial_id}) + "\n")
+
+
+class SeededExplore:
+    """PBA's explore (`pba.policy.explore`) applied to the policy in a trial config, drawing from
+    a numpy Generator keyed by the search's seed and the epoch of the exploit."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.epoch = -1
+        self.at_epoch(0)
+
+    def at_epoch(self, epoch: int) -> None:
+        """Key the draws of the exploits at `epoch` on (seed, epoch), so that they do not depend
+        on what ran before: a restored experiment draws what an uninterrupted one would."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self.rng = np.random.default_rng([self.seed, epoch])
+
+    def __call__(self, config: dict) -> dict:
+        policy = explore(Policy(tuple(config[POLICY_KEY])), self.rng)
+        return {**config, POLICY_KEY: policy.to_list()}
+
+
+class PBAPopulationBasedTraining(PopulationBasedTraining):
+    """Tune's synchronous PBT (every member stops at each perturbation, as in PBA's rounds),
+    exploring with `SeededExplore` and no mutation of its own, with these adjustments:
+
+    - Tune draws the member to clone from Python's `random`: it is seeded at every perturbation
+      from (seed, epoch), like the explore draws.
+    - Tune updates a trial's `last_result` only after this scheduler has seen the result, so
+      the policy log would give the previous epoch for the member whose result completes a
+      perturbation; the result is recorded first.
+    - Tune would restart the paused members one after another (it offers the next one only
+      once the previous one's actor is up); every paused member is offered at once.
+    - A restored experiment comes with a fresh scheduler and without the policy logs (Tune
+      restores only its .json and .pkl files); see `_settle_restored`.
+    """
+
+    def __init__(self, config: SearchConfig) -> None:
+        self._explore = SeededExplore(config.seed)
+        self._seed = config.seed
+        self._settled = False
+        super().__init__(
+            time_attr=TRAINING_ITERATION,
+            metric=METRIC,
+            mode="max",
+            perturbation_interval=config.interval,
+            quantile_fraction=config.quantile,
+            # No mutation of Tune's own: it would resample or shift the policy as one value.
+            hyperparam_mutations={},
+            custom_explore_fn=self._explore,
+            log_config=True,
+            synch=True,
+        )
+
+    def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
+        epoch = result.get(TRAINING_ITERATION, 0)
+        self._explore.at_epoch(epoch)
+        random.seed(int(np.random.SeedSequence([self._seed, epoch]).generate_state(1)[0]))
+        trial.run_metadata.last_result = result
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def choose_trial_to_run(self, tune_controller) -> Trial | None:
+        if not self._settled:  # Tune asks before it starts any trial, restored ones included
+            self._settle_restored(tune_controller)
+            self._settled = True
+        paused = [t for t in tune_controller.get_trials() if t.status == Trial.PAUSED
+                  and self._trial_state[t].last_train_time < self._next_perturbation_sync]
+        return min(paused, key=lambda t: self._trial_state[t].last_train_time, default=None)
+
+    def _settle_restored(self, tune_controller) -> None:
+        """Put the clock of a restored experiment back where it stopped: after the last
+        perturbation every member went through, with the members that already reached the next
+        one paused there with their scores, so that it happens as it would have; and bring
+        back the policy logs, which the next exploits extend. A member goes on from its last
+        saved checkpoint, which may be behind its last result: Tune does not save the
+        checkpoint of a result it pauses the trial at."""
+        trials = tune_controller.get_trials()
+        saved = {t: t.run_metadata.checkpoint_manager.latest_checkpoint_result for t in trials}
+        done = {t: r.metrics.get(TRAINING_ITERATION, 0) if r else 0 for t, r in saved.items()}
+        if not any(done.values()):
+            return
+        low = min(done.values())
+        synced = low - low % self._perturbation_interval
+        self._next_perturbation_sync = synced + self._perturbation_interval
+        for trial in trials:
+            state = self._trial_state[trial]
+            state.last_perturbation_time, state.last_train_time = synced, done[trial]
+            if done[trial] == self._next_perturbation_sync and trial.status == Trial.PENDING:
+                state.last_result = saved[trial].metrics
+                state.last_score = self._metric_op * state.last_result[METRIC]
+                # (a controller method Tune's wrapper offers to schedulers)
+                tune_controller._set_trial_status(trial, Trial.PAUSED)
+        staging = Path(trials[0].local_experiment_path)
+        for log in Path(trials[0].storage.experiment_fs_path).glob("pbt_*.txt"):
+            if not (staging / log.name).exists():
+                staging.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(log, staging / log.name)

@@ -1,0 +1,180 @@
+"""Running a search into a run directory, and resuming one: what `pba search` calls.
+
+    from pba.search import preset, run_search
+    result = run_search(preset("quick"), "runs/quick")
+    result.schedule.save("my_schedule.json")
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from pba.atomic import write_text_atomic
+from pba.data import load_dataset
+from pba.data.datasets import PAPER_SEED
+from pba.errors import PBAError
+from pba.plot import plot_schedule
+from pba.schedule import Schedule
+from pba.search import rundir
+from pba.search.local import LocalEngine
+from pba.search.pbt import PBT, SearchState
+from pba.search.presets import SearchConfig
+from pba.search.rundir import RunDir
+from pba.train import resolve_device
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    run_dir: Path
+    schedule: Schedule  # the best final member's, one policy per search epoch
+    best_member: int
+    best_accuracy: float  # its validation accuracy at the end
+
+
+def run_search(
+    config: SearchConfig,
+    out: str | Path,
+    *,
+    preset: str | None = None,
+    device: str = "auto",
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    progress: bool = True,
+) -> SearchResult:
+    """Search from scratch into the new run directory `out`."""
+    started = time.time()
+    RunDir.check_new(out)  # before minutes of data loading
+    engine, resolved = _engine(config, device, data_dir, download)
+    if data_dir is not None:
+        data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
+    run = RunDir.create(out, {
+        "preset": preset, "search": config.to_dict(), "device": device,
+        "data_dir": None if data_dir is None else str(data_dir),
+        "images": {"train": len(engine.train_set), "val": len(engine.val_set)},
+    })
+    return _run(run, config, engine, resolved, started, progress)
+
+
+def resume_search(
+    out: str | Path,
+    *,
+    device: str | None = None,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    progress: bool = True,
+) -> SearchResult:
+    """Continue the search in `out` from its last complete round. `device` and `data_dir`
+    default to those it was started with."""
+    started = time.time()
+    run = RunDir.open_unfinished(out)
+    doc = run.config()
+    try:
+        config = SearchConfig.from_dict(doc["search"])
+    except (KeyError, TypeError) as err:
+        raise PBAError(f"{run.path}: config.json has no valid search config ({err})") from None
+    if data_dir is None:
+        data_dir = doc.get("data_dir")
+    engine, resolved = _engine(config, device or doc.get("device", "auto"), data_dir, download)
+    return _run(run, config, engine, resolved, started, progress)
+
+
+def _engine(
+    config: SearchConfig, device: str, data_dir: str | Path | None, download: bool
+) -> tuple[LocalEngine, torch.device]:
+    resolved = resolve_device(device)
+    # The paper's split whatever the search's seed: a seed varies the search, not the data.
+    data = load_dataset(config.dataset, data_dir, train_size=config.train_size,
+                        val_size=config.val_size, seed=PAPER_SEED, download=download)
+    engine = LocalEngine(data, config.model, config.recipe(), config.population,
+                         seed=config.seed, device=resolved)
+    return engine, resolved
+
+
+def _run(
+    run: RunDir, config: SearchConfig, engine: LocalEngine, device: torch.device,
+    started: float, progress: bool,
+) -> SearchResult:
+    state = run.restore(config.pbt(), engine)
+    run.append([{"event": "start", "time": started, "round": state.round, "epoch": state.epoch,
+                 "device": _device_name(device)}])
+    with _Progress(config, engine.images_per_epoch, state, enabled=progress) as bar:
+        engine.progress = bar.update
+
+        def record(state: SearchState, events: list[dict]) -> None:
+            run.commit(state, events, engine)
+            bar.round_done(state, events)
+
+        PBT(engine, state, record).run()
+    best = state.best()
+    schedule = state.lineage.schedule(best)
+    write_outputs(run, state, schedule, best)
+    run.mark_finished(state)
+    from pba.report import search_cost  # not at the top: pba.report imports pba.search
+
+    return SearchResult(run.path, schedule, best, search_cost(run.path).best_accuracy)
+
+
+def write_outputs(run: RunDir, state: SearchState, schedule: Schedule, best: int) -> None:
+    from pba.report import summary_markdown
+
+    schedule.save(run.path / rundir.SCHEDULE)
+    write_text_atomic(run.path / rundir.PBT_LOG, state.lineage.pbt_log(best))
+    plot_schedule(schedule, run.path / rundir.PLOT,
+                  f"PBA schedule of {run.path.name} (member {best}, {len(schedule)} epochs)")
+    write_text_atomic(run.path / rundir.SUMMARY, summary_markdown(run.path))
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu (torch threads: {torch.get_num_threads()})"
+
+
+class _Progress:
+    """A tqdm bar over all images the search trains on (so its rate is images/s and its ETA the
+    search's), titled with the round and epoch, showing the last round's best and median
+    validation accuracy; one printed line per round, for logs."""
+
+    def __init__(self, config: SearchConfig, images_per_epoch: int, state: SearchState,
+                 *, enabled: bool) -> None:
+        self.rounds = config.pbt().rounds
+        self.epochs, self.interval = config.epochs, config.interval
+        per_epoch = config.population * images_per_epoch
+        self.bar = tqdm(total=per_epoch * config.epochs, initial=per_epoch * state.epoch,
+                        unit="img", unit_scale=True, dynamic_ncols=True, disable=not enabled,
+                        desc=self._title(state))
+        self.enabled = enabled
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    def update(self, images: int) -> None:
+        self.bar.update(images)
+
+    def round_done(self, state: SearchState, events: list[dict]) -> None:
+        summary = events[-1]
+        self.bar.set_description(self._title(state))
+        self.bar.set_postfix(best=f"{summary['best_accuracy']:.3f}",
+                             median=f"{summary['median_accuracy']:.3f}")
+        if self.enabled:
+            exploited = sum(e["event"] == "exploit" for e in events)
+            self.bar.write(
+                f"round {state.round}/{self.rounds} epoch {state.epoch}/{self.epochs}: best "
+                f"{summary['best_accuracy']:.4f} (member {summary['best_member']}) median "
+                f"{summary['median_accuracy']:.4f}, {exploited} exploited, "
+                f"{summary['images'] / summary['seconds']:.0f} img/s"
+            )
+
+    def _title(self, state: SearchState) -> str:
+        """The round under way and the epochs it trains."""
+        end = min(state.epoch + self.interval, self.epochs)
+        current = min(state.round + 1, self.rounds)
+        return f"round {current}/{self.rounds} (to epoch {end}/{self.epochs})"
