@@ -4,6 +4,9 @@ Every split is made the same way: shuffle the training pool with `seed` (a CPU
 `torch.Generator`, so the same on every machine), take the first `train_size` images for
 training and the next `val_size` for validation. The test set is the dataset's own test split.
 
+A `.npz` file written by `pba.data.save_npz` (`npz:PATH`) holds splits already made, with their
+statistics: see `pba.data.npz`.
+
 Image folders (`folder:PATH`, one subfolder per class) have no test split of their own: the
 images are shuffled with `seed`, the first 20% (at least one image) become the test set and the
 rest the pool, of which 10% of all images (by default) become validation and the rest training.
@@ -17,11 +20,12 @@ from pathlib import Path
 
 import torch
 
-from pba.data import formats
+from pba.data import formats, npz
 from pba.data.imageset import DatasetSplits, ImageSet, Triple, channel_stats, take
 from pba.errors import PBAError
 
 FOLDER_PREFIX = "folder:"
+NPZ_PREFIX = "npz:"
 FOLDER_TEST_FRACTION = 0.2
 FOLDER_VAL_FRACTION = 0.1
 # The seed whose reduced split the paper's statistics stand for.
@@ -109,17 +113,21 @@ def load_dataset(
     download: bool = False,
     image_size: int = 32,
 ) -> DatasetSplits:
-    """Load a named dataset (see DATASET_NAMES) or `folder:PATH` and cut it into splits.
+    """Load a named dataset (see DATASET_NAMES), `folder:PATH` or `npz:PATH` and cut it into
+    splits.
 
     `train_size` / `val_size` override the dataset's defaults (reduced CIFAR-10: 4,000 and the
     remaining 46,000; reduced SVHN: 1,000 and 7,325; full datasets: everything and none).
-    `image_size` is the side images of a folder are resized to; the named datasets are 32x32.
+    `image_size` is the side images of a folder are resized to; the named datasets are 32x32
+    and a `.npz` file's images keep their stored size.
     """
     if name.startswith(FOLDER_PREFIX):
         return _load_folder(name, train_size, val_size, seed, image_size)
+    if name.startswith(NPZ_PREFIX):
+        return npz.load_npz(name[len(NPZ_PREFIX) :], train_size=train_size, val_size=val_size)
     spec = DATASETS.get(name)
     if spec is None:
-        known = ", ".join([*DATASET_NAMES, f"{FOLDER_PREFIX}PATH"])
+        known = ", ".join([*DATASET_NAMES, f"{FOLDER_PREFIX}PATH", f"{NPZ_PREFIX}PATH"])
         raise PBAError(f"unknown dataset {name!r}; known: {known}")
     if image_size != 32:
         raise PBAError(f"{name} images are 32x32; image_size={image_size} applies to folders only")
