@@ -18,12 +18,15 @@ import torch
 
 from pba.cli.main import main
 from pba.data import DatasetSplits, ImageSet
+from pba.errors import PBAError
 from pba.schedule import load_schedule
 from pba.search import preset, run_search, runner
 from pba.search.lineage import Lineage
 from pba.search.local import LocalEngine
 from pba.search.presets import SearchConfig
 from pba.search.rundir import RunDir
+from pba.search.runner import choose_engine
+from pba.search.vectorized import VectorizedEngine
 from pba.train import Recipe, init_state, load_checkpoint, make_augment
 
 SMOKE = preset("smoke")
@@ -146,3 +149,23 @@ def test_diverged_member_is_replaced(tmp_path: Path, monkeypatch) -> None:
     assert math.isfinite(retrained[-1]["loss"])
     final = [e for e in events if e["event"] == "evaluate" and e["round"] == 1]
     assert all(e["loss"] is not None and math.isfinite(e["loss"]) for e in final)
+
+
+def test_engine_choice():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert choose_engine("auto", "wrn_40_2", cpu) is LocalEngine
+    assert choose_engine("auto", "wrn_40_2", cuda) is VectorizedEngine
+    assert choose_engine("auto", "shake_shake_26_2x32d", cuda) is LocalEngine
+    assert choose_engine("vectorized", "wrn_10_1", cpu) is VectorizedEngine
+    with pytest.raises(PBAError, match="packs WRN models only"):
+        choose_engine("vectorized", "shake_shake_26_2x32d", cpu)
+    with pytest.raises(PBAError, match="unknown engine"):
+        choose_engine("fast", "wrn_10_1", cpu)
+
+
+def test_vectorized_engine_runs_the_smoke_search_from_the_cli(tmp_path):
+    out = tmp_path / "vec"
+    assert main(["search", "--preset", "smoke", "--engine", "vectorized", "--epochs", "4",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "config.json").read_text())["engine"] == "vectorized"
+    assert len(load_schedule(out / "schedule.json")) == 4

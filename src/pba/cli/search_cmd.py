@@ -61,6 +61,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default=None,
                    help="auto (GPU if any, default), cpu, cuda or cuda:N; with --resume the "
                    "search's own by default")
+    p.add_argument("--engine", choices=["auto", "local", "vectorized"], default=None,
+                   help="local: members trained one after another; vectorized: the whole WRN "
+                   "population packed into one network, one step for all members; auto "
+                   "(default): vectorized for WRNs on a GPU, else local. With --resume the "
+                   "search's own by default")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="where datasets live (default: $PBA_DATA_DIR, else ./data)")
     p.add_argument("--download", action="store_true", help="download the dataset if missing")
@@ -91,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
                                    ("gpus_per_member", args.gpus_per_member)) if v is not None}
     if not ray and (resources or args.address):
         raise PBAError("--address, --cpus-per-member and --gpus-per-member need --backend ray")
-    if ray and args.device is not None:
-        raise PBAError("--device is for --backend local; Ray members use a GPU when "
-                       "--gpus-per-member > 0")
+    if ray and (args.device is not None or args.engine is not None):
+        raise PBAError("--device and --engine are for --backend local; Ray members use a GPU "
+                       "when --gpus-per-member > 0")
     if ray:
         from pba.search.ray_backend import resume_ray_search, run_ray_search
     if args.resume is not None:
@@ -111,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
 
             if is_ray_run(args.resume):
                 raise PBAError(f"{args.resume} holds a Ray search: add --backend ray")
-            result = resume_search(args.resume, device=args.device, **options)
+            result = resume_search(args.resume, device=args.device, engine=args.engine,
+                                   **options)
     else:
         name = args.preset or DEFAULT_PRESET
         config = preset(name).replace(**changes)
@@ -121,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                                     **resources, **options)
         else:
             result = run_search(config, out, preset=name, device=args.device or "auto",
-                                **options)
+                                engine=args.engine or "auto", **options)
     print(f"best member {result.best_member}: validation accuracy {result.best_accuracy:.4f}")
     print(f"schedule ({len(result.schedule)} epochs): {result.run_dir / 'schedule.json'}")
     return 0

@@ -19,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
+from pba.data import DatasetSplits
 from pba.errors import PBAError
 from pba.policy import Policy, explore
 from pba.search.lineage import Lineage
@@ -67,6 +68,8 @@ class Engine(Protocol):
     """How members are trained, evaluated and cloned. Member i is index i in every call."""
 
     progress: Callable[[int], None] | None  # called with the images of every training step
+    data: DatasetSplits  # what the members train on (train) and are scored on (val)
+    images_per_epoch: int  # training images one member sees in one epoch
 
     def train(self, policies: Sequence[Policy], epochs: int) -> list[TrainStats]:
         """Train every member `epochs` more epochs, member i with `policies[i]`."""

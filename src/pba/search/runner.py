@@ -22,10 +22,13 @@ from pba.plot import plot_schedule
 from pba.schedule import Schedule
 from pba.search import rundir
 from pba.search.local import LocalEngine
-from pba.search.pbt import PBT, SearchState
+from pba.search.pbt import PBT, Engine, SearchState
 from pba.search.presets import SearchConfig
 from pba.search.rundir import RunDir
+from pba.search.vectorized import VectorizedEngine
 from pba.train import resolve_device
+
+ENGINES = ("auto", "local", "vectorized")
 
 
 @dataclass(frozen=True)
@@ -42,20 +45,22 @@ def run_search(
     *,
     preset: str | None = None,
     device: str = "auto",
+    engine: str = "auto",
     data_dir: str | Path | None = None,
     download: bool = False,
     progress: bool = True,
 ) -> SearchResult:
-    """Search from scratch into the new run directory `out`."""
+    """Search from scratch into the new run directory `out`. `engine` is one of ENGINES."""
     started = time.time()
     RunDir.check_new(out)  # before minutes of data loading
-    engine, resolved = _engine(config, device, data_dir, download)
+    engine_name = engine
+    engine, resolved = _engine(config, device, engine_name, data_dir, download)
     if data_dir is not None:
         data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
     run = RunDir.create(out, {
-        "preset": preset, "search": config.to_dict(), "device": device,
+        "preset": preset, "search": config.to_dict(), "device": device, "engine": engine_name,
         "data_dir": None if data_dir is None else str(data_dir),
-        "images": {"train": len(engine.train_set), "val": len(engine.val_set)},
+        "images": {"train": len(engine.data.train), "val": len(engine.data.val)},
     })
     return _run(run, config, engine, resolved, started, progress)
 
@@ -64,12 +69,14 @@ def resume_search(
     out: str | Path,
     *,
     device: str | None = None,
+    engine: str | None = None,
     data_dir: str | Path | None = None,
     download: bool = False,
     progress: bool = True,
 ) -> SearchResult:
-    """Continue the search in `out` from its last complete round. `device` and `data_dir`
-    default to those it was started with."""
+    """Continue the search in `out` from its last complete round. `device`, `engine` and
+    `data_dir` default to those it was started with (both engines read each other's
+    checkpoints, so a search may change engine when it resumes)."""
     started = time.time()
     run = RunDir.open_unfinished(out)
     doc = run.config()
@@ -79,24 +86,39 @@ def resume_search(
         raise PBAError(f"{run.path}: config.json has no valid search config ({err})") from None
     if data_dir is None:
         data_dir = doc.get("data_dir")
-    engine, resolved = _engine(config, device or doc.get("device", "auto"), data_dir, download)
+    engine, resolved = _engine(config, device or doc.get("device", "auto"),
+                               engine or doc.get("engine", "auto"), data_dir, download)
     return _run(run, config, engine, resolved, started, progress)
 
 
+def choose_engine(engine: str, model: str, device: torch.device) -> type[Engine]:
+    """The engine class for `engine` (one of ENGINES). 'auto' trains WRN populations packed into
+    one network on a GPU (benchmarks/search_speed.py) and members in turn otherwise."""
+    if engine not in ENGINES:
+        raise PBAError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+    packable = model.startswith("wrn_")
+    if engine == "vectorized" and not packable:
+        raise PBAError(f"the vectorized engine packs WRN models only, not {model!r}: use "
+                       "--engine local")
+    if engine == "vectorized" or (engine == "auto" and packable and device.type == "cuda"):
+        return VectorizedEngine
+    return LocalEngine
+
+
 def _engine(
-    config: SearchConfig, device: str, data_dir: str | Path | None, download: bool
-) -> tuple[LocalEngine, torch.device]:
+    config: SearchConfig, device: str, engine: str, data_dir: str | Path | None, download: bool
+) -> tuple[Engine, torch.device]:
     resolved = resolve_device(device)
+    engine_class = choose_engine(engine, config.model, resolved)  # before loading data
     # The paper's split whatever the search's seed: a seed varies the search, not the data.
     data = load_dataset(config.dataset, data_dir, train_size=config.train_size,
                         val_size=config.val_size, seed=PAPER_SEED, download=download)
-    engine = LocalEngine(data, config.model, config.recipe(), config.population,
-                         seed=config.seed, device=resolved)
-    return engine, resolved
+    return engine_class(data, config.model, config.recipe(), config.population,
+                        seed=config.seed, device=resolved), resolved
 
 
 def _run(
-    run: RunDir, config: SearchConfig, engine: LocalEngine, device: torch.device,
+    run: RunDir, config: SearchConfig, engine: Engine, device: torch.device,
     started: float, progress: bool,
 ) -> SearchResult:
     state = run.restore(config.pbt(), engine)
