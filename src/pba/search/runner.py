@@ -110,6 +110,8 @@ def _engine(
 ) -> tuple[Engine, torch.device]:
     resolved = resolve_device(device)
     engine_class = choose_engine(engine, config.model, resolved)  # before loading data
+    if resolved.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     # The paper's split whatever the search's seed: a seed varies the search, not the data.
     data = load_dataset(config.dataset, data_dir, train_size=config.train_size,
                         val_size=config.val_size, seed=PAPER_SEED, download=download)
