@@ -111,7 +111,7 @@ def run_ray_search(
         data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
     # The embedded engine's config.json, the device being where members train.
     run = RunDir.create(out, {
-        "preset": preset, "search": config.to_dict(), "device": settings.device,
+        "preset": preset, "search": config.to_dict(), "device": settings.device, "engine": "ray",
         "data_dir": None if data_dir is None else str(data_dir),
         "images": {"train": len(data.train), "val": len(data.val)},
     })
