@@ -90,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
         [images[i], *augmented[i * args.samples : (i + 1) * args.samples]]
         for i in range(len(images))
     ]
-    labels = [f"original | {policy}" if i == 0 else "" for i in range(len(rows))]
+    # The policy itself is printed below: as a title it would run off the figure.
+    labels = [f"original | {args.samples} augmentations, epoch {epoch} of {args.schedule.name}"
+              if i == 0 else "" for i in range(len(rows))]
     plot_image_grid(rows, args.out, labels)
     print(f"epoch {epoch}/{len(schedule)}: {policy}")
     print(f"wrote {args.out}")
