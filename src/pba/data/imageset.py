@@ -21,6 +21,9 @@ class ImageSet:
     def __len__(self) -> int:
         return self.labels.shape[0]
 
+    def to(self, device: torch.device | str) -> ImageSet:
+        return ImageSet(self.images.to(device), self.labels.to(device))
+
 
 @dataclass
 class DatasetSplits:

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pba.data import DatasetSplits, ImageSet
-from pba.errors import PBAError
+from pba.data import DatasetSplits
 from pba.policy import Policy
-from pba.search.pbt import TrainStats
+from pba.search.pbt import TrainStats, require_validation
 from pba.train import Recipe, evaluate, init_state, load_checkpoint, make_augment, save_checkpoint
 from pba.train import train as train_epochs
 
@@ -37,15 +36,13 @@ class LocalEngine:
         device: str | torch.device,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        if data.val is None or len(data.val) == 0:
-            raise PBAError(f"the search scores members on a validation split, but {data.name} "
-                           "has none here: give --val-size > 0")
+        require_validation(data)
         self.device = torch.device(device)
         self.data = data
         self.recipe = recipe
         # Uploaded once: every member's rounds read the same device-resident images.
-        self.train_set = _to(data.train, self.device)
-        self.val_set = _to(data.val, self.device)
+        self.train_set = data.train.to(self.device)
+        self.val_set = data.val.to(self.device)
         self.members = [
             init_state(model, data.num_classes, recipe, seed=member_seed(seed, m),
                        device=self.device)
@@ -88,6 +85,3 @@ class LocalEngine:
     def load(self, member: int, path: Path) -> dict:
         return load_checkpoint(path, self.members[member])
 
-
-def _to(images: ImageSet, device: torch.device) -> ImageSet:
-    return ImageSet(images.images.to(device), images.labels.to(device))

@@ -92,6 +92,13 @@ class Engine(Protocol):
         ...
 
 
+def require_validation(data: DatasetSplits) -> None:
+    """The search ranks members on the validation split: refuse data without one."""
+    if data.val is None or len(data.val) == 0:
+        raise PBAError(f"the search scores members on a validation split, but {data.name} "
+                       "has none here: give --val-size > 0")
+
+
 # ---- the decisions: pure functions -------------------------------------------------------
 
 

@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from pba.atomic import write_text_atomic
-from pba.data import DatasetSplits, load_dataset
-from pba.data.datasets import PAPER_SEED
+from pba.data import DatasetSplits
 from pba.errors import PBAError
 from pba.policy import Policy
 from pba.schedule import Schedule, parse_pbt_log
@@ -43,7 +42,7 @@ from pba.search.lineage import Lineage
 from pba.search.pbt import DIVERGED, SearchState, score
 from pba.search.presets import SearchConfig
 from pba.search.rundir import RunDir
-from pba.search.runner import SearchResult, write_outputs
+from pba.search.runner import SearchResult, load_search_data, write_outputs
 
 EXPERIMENT = "ray"  # DIR/ray: Tune's experiment
 SETTINGS = "backend.json"  # DIR/ray/backend.json
@@ -106,7 +105,7 @@ def run_ray_search(
     settings = RaySettings(address, cpus_per_member, gpus_per_member)
     RunDir.check_new(out)
     _require_ray(settings)
-    data = _load_data(config, data_dir, download)
+    data = load_search_data(config, data_dir, download)
     if data_dir is not None:
         data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
     # The embedded engine's config.json, the device being where members train.
@@ -149,19 +148,8 @@ def resume_ray_search(
     if address is not None:
         settings = RaySettings(address, settings.cpus_per_member, settings.gpus_per_member)
     _require_ray(settings)
-    data = _load_data(config, data_dir if data_dir is not None else doc["data_dir"], download)
+    data = load_search_data(config, data_dir if data_dir is not None else doc["data_dir"], download)
     return _run(run, config, settings, data, started, progress)
-
-
-def _load_data(config: SearchConfig, data_dir: str | Path | None,
-               download: bool) -> DatasetSplits:
-    # As the embedded engine: the paper's split whatever the search's seed.
-    data = load_dataset(config.dataset, data_dir, train_size=config.train_size,
-                        val_size=config.val_size, seed=PAPER_SEED, download=download)
-    if data.val is None or len(data.val) == 0:
-        raise PBAError(f"the search scores members on a validation split, but {data.name} "
-                       "has none here: give --val-size > 0")
-    return data
 
 
 def _require_ray(settings: RaySettings) -> None:

@@ -15,14 +15,14 @@ import torch
 from tqdm import tqdm
 
 from pba.atomic import write_text_atomic
-from pba.data import load_dataset
+from pba.data import DatasetSplits, load_dataset
 from pba.data.datasets import PAPER_SEED
 from pba.errors import PBAError
 from pba.plot import plot_schedule
 from pba.schedule import Schedule
 from pba.search import rundir
 from pba.search.local import LocalEngine
-from pba.search.pbt import PBT, Engine, SearchState
+from pba.search.pbt import PBT, Engine, SearchState, require_validation
 from pba.search.presets import SearchConfig
 from pba.search.rundir import RunDir
 from pba.search.vectorized import VectorizedEngine
@@ -105,6 +105,17 @@ def choose_engine(engine: str, model: str, device: torch.device) -> type[Engine]
     return LocalEngine
 
 
+def load_search_data(
+    config: SearchConfig, data_dir: str | Path | None, download: bool
+) -> DatasetSplits:
+    """The search's data: the paper's split whatever the search's seed (a seed varies the
+    search, not the data), with a validation split to rank members on."""
+    data = load_dataset(config.dataset, data_dir, train_size=config.train_size,
+                        val_size=config.val_size, seed=PAPER_SEED, download=download)
+    require_validation(data)
+    return data
+
+
 def _engine(
     config: SearchConfig, device: str, engine: str, data_dir: str | Path | None, download: bool
 ) -> tuple[Engine, torch.device]:
@@ -112,9 +123,7 @@ def _engine(
     engine_class = choose_engine(engine, config.model, resolved)  # before loading data
     if resolved.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
-    # The paper's split whatever the search's seed: a seed varies the search, not the data.
-    data = load_dataset(config.dataset, data_dir, train_size=config.train_size,
-                        val_size=config.val_size, seed=PAPER_SEED, download=download)
+    data = load_search_data(config, data_dir, download)
     return engine_class(data, config.model, config.recipe(), config.population,
                         seed=config.seed, device=resolved), resolved
 

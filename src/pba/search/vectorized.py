@@ -32,12 +32,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pba.data import DatasetSplits, ImageSet, normalize
+from pba.data import DatasetSplits, normalize
 from pba.errors import PBAError
 from pba.models.population import PopulationWRN, member_rows
 from pba.policy import Policy
 from pba.search.local import member_seed
-from pba.search.pbt import TrainStats
+from pba.search.pbt import TrainStats, require_validation
 from pba.train import (
     Recipe,
     cosine_lr,
@@ -103,13 +103,11 @@ class VectorizedEngine:
         progress: Callable[[int], None] | None = None,
         compile: bool = False,
     ) -> None:
-        if data.val is None or len(data.val) == 0:
-            raise PBAError(f"the search scores members on a validation split, but {data.name} "
-                           "has none here: give --val-size > 0")
+        require_validation(data)
         self.device = torch.device(device)
         self.data = data
         self.recipe = recipe
-        self.train_set = _to(data.train, self.device)
+        self.train_set = data.train.to(self.device)
         self.steps = len(data.train) // recipe.batch_size  # each epoch drops the partial batch
         if self.steps == 0:
             raise PBAError(f"{len(data.train)} training images do not fill one batch of "
@@ -129,7 +127,7 @@ class VectorizedEngine:
         self.input_dtype = torch.bfloat16 if cuda else torch.float32
         # Normalised once, so that an evaluation is nothing but forward passes (bf16 on CUDA is
         # the precision autocast gives the first convolution anyway).
-        val = _to(data.val, self.device)
+        val = data.val.to(self.device)
         self.val_inputs = normalize(val.images, data.mean, data.std).to(self.input_dtype)
         self.val_labels = val.labels
         self.population = PopulationWRN([s.model for s in states])
@@ -289,6 +287,3 @@ def _member_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     flat = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
     return flat.view(labels.shape)
 
-
-def _to(images: ImageSet, device: torch.device) -> ImageSet:
-    return ImageSet(images.images.to(device), images.labels.to(device))
