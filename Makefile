@@ -11,10 +11,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,ray]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-# A PBA search sized for a CPU (about 10 minutes on 2 cores): schedule, plot and summary under
-# runs/quick. Data: $$PBA_DATA_DIR if set, else CIFAR-10 downloaded into ./data on first use.
+# The main job (about 15 minutes on 2 CPU cores): search a schedule, train final models with it
+# and with the baselines, report which wins (runs/demo/summary.md). Run again to continue an
+# interrupted demo. Data: $$PBA_DATA_DIR if set, else ../shared/data when it is there, else
+# CIFAR-10 downloaded into ./data on first use. The published schedule joins the comparison
+# when ../shared/reference holds it.
+SHARED_DATA := $(wildcard ../shared/data/cifar-10-batches-py)
+REFERENCE := $(wildcard ../shared/reference/rcifar10_16_wrn.txt)
 demo: $(STAMP)
-	$(BIN)/pba search --preset quick --download --out runs/quick
+	$(if $(SHARED_DATA),PBA_DATA_DIR=$${PBA_DATA_DIR:-$(abspath ../shared/data)}) \
+	$(BIN)/pba demo --download --out runs/demo $(if $(REFERENCE),--reference $(REFERENCE))
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -58,8 +58,8 @@ from pathlib import Path
 
 import torch
 
+from pba import run as train_cmd
 from pba.atomic import write_text_atomic
-from pba.cli import train_cmd
 from pba.data import DatasetSplits, load_dataset, save_npz
 from pba.data.imageset import take
 from pba.errors import PBAError

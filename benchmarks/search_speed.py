@@ -34,6 +34,7 @@ from pba import models
 from pba.data import DatasetSplits, load_dataset
 from pba.models.population import PopulationWRN
 from pba.policy import MAX_MAGNITUDE, MAX_PROBABILITY, Policy
+from pba.precision import resolve_precision
 from pba.search.local import LocalEngine
 from pba.search.vectorized import VectorizedEngine
 from pba.train import Recipe
@@ -111,8 +112,10 @@ def time_engines(engines: dict, setup: Setup, repeats: int) -> dict[str, Timing]
 def run_setup(setup: Setup, data_dir: str, repeats: int, compile: bool) -> None:
     data = load_dataset("reduced_cifar10", data_dir, train_size=setup.train_size,
                         val_size=setup.val_size)
-    # Long enough for the warm-up and the timed epochs; the rate does not depend on the lr.
-    recipe = Recipe(epochs=repeats + 1, lr=0.1, weight_decay=5e-4)
+    # Long enough for the warm-up and the timed epochs; the rate does not depend on the lr. The
+    # precision the search would take here (bf16 on GPUs and on CPUs with native bf16).
+    recipe = Recipe(epochs=repeats + 1, lr=0.1, weight_decay=5e-4,
+                    precision=resolve_precision("auto", torch.device(setup.device)))
     args = (data, setup.model, recipe, setup.population)
     kwargs = {"seed": 0, "device": setup.device}
     engines = {"time-multiplexed": LocalEngine(*args, **kwargs),

@@ -32,11 +32,13 @@ from pba.train import Recipe, init_state, load_checkpoint, make_augment
 SMOKE = preset("smoke")
 PBA = [sys.executable, "-m", "pba.cli.main"]
 OUTPUTS = {"config.json", "population.jsonl", "state.json", "checkpoints", "schedule.json",
-           "schedule_pbt_log.txt", "schedule.png", "summary.md"}
+           "schedule_pbt_log.txt", "schedule.png", "population.png", "summary.md"}
 
 
 def search(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*PBA, "search", "--no-progress", *args], capture_output=True,
+    # fp32: the resumed search must equal the uninterrupted one bit for bit.
+    return subprocess.run([*PBA, "search", "--no-progress", "--precision", "fp32", *args],
+                          capture_output=True,
                           text=True, timeout=300)
 
 
@@ -77,8 +79,14 @@ def test_smoke_search_writes_every_output(smoke_run: Path, cifar_images) -> None
     state = init_state(SMOKE.model, 10, SMOKE.recipe(), seed=0, device="cpu")
     assert load_checkpoint(last / f"member-{best:02d}.pt", state)["round"] == rounds
     assert state.epoch == SMOKE.epochs
-    assert (smoke_run / "schedule.png").read_bytes().startswith(b"\x89PNG")
-    assert "schedule.json" in (smoke_run / "summary.md").read_text()
+    for plot in ("schedule.png", "population.png"):
+        assert (smoke_run / plot).read_bytes().startswith(b"\x89PNG")
+    summary = (smoke_run / "summary.md").read_text()
+    assert "schedule.json" in summary and "precision fp32" in summary
+    # On a CPU the next step is the search's own regime, with the time it takes here.
+    assert f"--model {SMOKE.model} --augment pba" in summary and "wrn_28_10" not in summary
+    assert f"--train-size {SMOKE.train_size} --val-size 0 --epochs {SMOKE.epochs}" in summary
+    assert "About " in summary and "training images/s" in summary
 
     # The schedule drives `pba train --augment pba` as it is (stretched to the run's length).
     images = ImageSet(cifar_images[:64], torch.zeros(64, dtype=torch.int64))
@@ -102,8 +110,9 @@ def test_report_and_refusals_of_a_finished_search(smoke_run: Path, capsys) -> No
 def test_killed_search_resumes_to_the_same_result(smoke_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed"
     with (tmp_path / "stderr.txt").open("w") as stderr:
-        proc = subprocess.Popen([*PBA, "search", "--no-progress", "--preset", "smoke", "--out",
-                                 str(out)], stdout=subprocess.DEVNULL, stderr=stderr)
+        proc = subprocess.Popen([*PBA, "search", "--no-progress", "--precision", "fp32",
+                                 "--preset", "smoke", "--out", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=stderr)
         deadline = time.monotonic() + 240
         while not (out / "state.json").exists():  # the first round's commit
             assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()

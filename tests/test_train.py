@@ -199,7 +199,7 @@ def image_folder(tmp_path_factory, cifar) -> str:
 
 def cli_args(dataset: str, out, *extra: str) -> list[str]:
     return ["train", "--dataset", dataset, "--model", MODEL, "--batch-size", "64", "--epochs",
-            "2", "--out", str(out), "--device", "cpu", *extra]
+            "2", "--out", str(out), "--device", "cpu", "--precision", "fp32", *extra]
 
 
 @pytest.fixture(scope="module")

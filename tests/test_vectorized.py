@@ -9,6 +9,7 @@ compared in float64, where only rounding separates the two.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -239,7 +240,8 @@ def test_rejects_what_it_cannot_run(data) -> None:
 def test_cuda_path_trains_like_the_cpu(data, compile) -> None:
     # bf16 autocast and channels_last: close to the float32 CPU run, not equal.
     recipe = Recipe(epochs=2, lr=0.1, weight_decay=5e-4, batch_size=BATCH)
-    engine = VectorizedEngine(data, MODEL, recipe, MEMBERS, seed=3, device="cuda", compile=compile)
+    bf16 = dataclasses.replace(recipe, precision="bf16")
+    engine = VectorizedEngine(data, MODEL, bf16, MEMBERS, seed=3, device="cuda", compile=compile)
     cpu = VectorizedEngine(data, MODEL, recipe, MEMBERS, seed=3, device="cpu")
     x = normalize(data.val.images[:BATCH], data.mean, data.std).expand(MEMBERS, -1, -1, -1, -1)
     torch.testing.assert_close(engine._logits(x.cuda()).cpu(), cpu._logits(x), atol=0.1, rtol=0.05)

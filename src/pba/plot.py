@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from pba.atomic import atomic_path
-from pba.policy import SLOTS
+from pba.policy import MAX_PROBABILITY, SLOTS, strength
 from pba.schedule import Schedule
 
 
@@ -26,7 +27,7 @@ def schedule_curves(schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
     values = np.array([p.to_list() for p in schedule], dtype=float)  # (E, 4K)
     k = len(schedule.ops)
     pairs = values.reshape(len(schedule), SLOTS, k, 2)
-    probability = pairs[..., 0].sum(axis=1) / 10
+    probability = pairs[..., 0].sum(axis=1) / MAX_PROBABILITY
     magnitude = pairs[..., 1].mean(axis=1)
     return probability, magnitude
 
@@ -51,6 +52,69 @@ def plot_schedule(schedule: Schedule, out: str | Path, title: str | None = None)
     axes[1].set_xlabel("epoch")
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.suptitle(title or f"PBA schedule ({len(schedule)} epochs)")
+    _save(fig, out)
+    plt.close(fig)
+
+
+def plot_population(
+    events: Iterable[dict], out: str | Path, title: str | None = None,
+    lineage: Sequence[int] = (),
+) -> None:
+    """A search's population (the events of population.jsonl) as PNG: every member's
+    validation accuracy at each evaluation, one segment per round coloured by the strength of
+    the policy it trained with in that round (`Policy.strength`). An exploit is a grey dotted
+    edge from the target's score to the source's, where the target's next round starts. The
+    rounds of `lineage` (the member each round's weights of the best final member came from,
+    as `Lineage.history` gives per epoch) are outlined in black: its schedule's path."""
+    from matplotlib.collections import LineCollection
+
+    plt = _pyplot()
+    rounds: dict[int, dict] = {}
+    for e in events:
+        if e["event"] in ("train", "evaluate", "exploit"):
+            r = rounds.setdefault(e["round"], {"train": {}, "evaluate": {}, "exploit": []})
+            if e["event"] == "exploit":
+                r["exploit"].append(e)
+            else:
+                r[e["event"]][e["member"]] = e
+    segments, strengths, outlined, edges = [], [], [], []
+    previous: dict[int, tuple[float, float]] = {}  # member -> point its next round starts at
+    for number in sorted(rounds):
+        r = rounds[number]
+        for member, train in r["train"].items():
+            if member not in r["evaluate"]:
+                continue
+            start, end = train["epochs"]
+            point = (end, r["evaluate"][member]["accuracy"])
+            segments.append([previous.get(member, point), point])
+            strengths.append(strength(train["policy"]))
+            outlined.append(start < len(lineage) and lineage[start] == member)
+        scores = {m: (e["epoch"], e["accuracy"]) for m, e in r["evaluate"].items()}
+        previous = dict(scores)
+        for exploit in r["exploit"]:
+            target, source = exploit["target"], exploit["source"]
+            if target in scores and source in scores:
+                edges.append([scores[target], scores[source]])
+                previous[target] = scores[source]
+    fig, ax = plt.subplots(figsize=(10, 5.5), constrained_layout=True)
+    ax.add_collection(LineCollection(edges, colors="0.6", linewidths=0.8, linestyles=":"))
+    ax.add_collection(LineCollection([s for s, o in zip(segments, outlined, strict=True) if o],
+                                     colors="black", linewidths=4.5))
+    norm = plt.Normalize(0, max(strengths, default=0) or 1)
+    lines = LineCollection(segments, cmap="viridis", norm=norm, linewidths=1.8)
+    lines.set_array(np.asarray(strengths))
+    ax.add_collection(lines)
+    points = np.array([s[1] for s in segments]).reshape(-1, 2)
+    ax.scatter(points[:, 0], points[:, 1], c=strengths, cmap="viridis", norm=norm, s=10,
+               zorder=3)
+    ax.autoscale()
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    fig.colorbar(lines, ax=ax, label="policy strength (sum of its probabilities)")
+    ax.plot([], [], color="black", linewidth=4.5, label="lineage of the best final member")
+    ax.plot([], [], color="0.6", linewidth=0.8, linestyle=":", label="exploit (target to source)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title or "PBA population")
     _save(fig, out)
     plt.close(fig)
 

@@ -7,6 +7,7 @@ p in 0..10 and a magnitude m in 0..9 per op, laid out
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,6 +25,12 @@ COUNT_PROBABILITIES = (0.2, 0.3, 0.5)
 # Explore (spec section 6).
 RESAMPLE_PROBABILITY = 0.2
 MAX_STEP = 3
+
+
+def strength(values: Sequence[int]) -> float:
+    """The sum of a policy vector's probabilities (0 to 2 x ops): how much the policy augments,
+    the quantity the paper's schedule figures stack."""
+    return sum(values[0::2]) / MAX_PROBABILITY
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,10 @@ class Policy:
             op.name: [(self.probability(k, s), self.magnitude(k, s)) for s in range(SLOTS)]
             for k, op in enumerate(self.ops)
         }
+
+    @property
+    def strength(self) -> float:
+        return strength(self.values)
 
     def __str__(self) -> str:
         active = [

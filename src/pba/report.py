@@ -9,6 +9,7 @@ model, with the paper's PBA error where it published one.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,10 @@ from pba.search.rundir import RunDir
 
 FINAL = "final"  # DIR/final/NAME: where summary.md suggests training final models
 THIS_SEARCH = "pba (this search)"
+BASELINE = "baseline"
+# A `pba demo` directory: DEMO_FILE, the search in DEMO_SEARCH/, final models in FINAL/.
+DEMO_FILE = "demo.json"
+DEMO_SEARCH = "search"
 
 # Test error (%) of the paper's PBA schedules (spec section 9), by (dataset, model).
 PAPER_PBA_ERROR = {
@@ -54,11 +59,20 @@ class SearchCost:
     best_member: int | None  # after the last complete round
     best_accuracy: float | None
     median_accuracy: float | None
+    train_images: int = 0  # summed over the members
+    train_seconds: float = 0.0  # the members' training time, evaluation excluded
+    precisions: tuple[str, ...] = ()
+
+    @property
+    def images_per_s(self) -> float | None:
+        """The rate one member trained at on the search's device."""
+        return self.train_images / self.train_seconds if self.train_seconds > 0 else None
 
 
 def search_cost(run_dir: str | Path) -> SearchCost:
     run = RunDir.open(run_dir)
-    wall, devices, processes, rounds, member_epochs = 0.0, [], 0, 0, 0
+    wall, devices, precisions, processes, rounds, member_epochs = 0.0, [], [], 0, 0, 0
+    images, seconds = 0, 0.0
     start = last = None
     for event in run.events():
         kind = event["event"]
@@ -67,8 +81,12 @@ def search_cost(run_dir: str | Path) -> SearchCost:
             start = event["time"]
             if event["device"] not in devices:
                 devices.append(event["device"])
+            if event.get("precision") and event["precision"] not in precisions:
+                precisions.append(event["precision"])
         elif kind == "train":
             member_epochs += event["epochs"][1] - event["epochs"][0]
+            images += event["images"]
+            seconds += event["seconds"]
         elif kind == "round":
             rounds += 1
             wall += event["time"] - start
@@ -83,6 +101,9 @@ def search_cost(run_dir: str | Path) -> SearchCost:
         best_member=last["best_member"] if last else None,
         best_accuracy=last["best_accuracy"] if last else None,
         median_accuracy=last["median_accuracy"] if last else None,
+        train_images=images,
+        train_seconds=seconds,
+        precisions=tuple(precisions),
     )
 
 
@@ -98,18 +119,21 @@ class FinalRun:
     epochs: int
 
 
-def final_runs(run_dir: str | Path, extra: Sequence[str | Path] = ()) -> list[FinalRun]:
-    """The training runs under DIR/final/ and in `extra` (run directories, or directories of
-    them), labelled against this search's schedule."""
+def final_runs(
+    run_dir: str | Path, extra: Sequence[str | Path] = (), *, also: Sequence[Path] = ()
+) -> list[FinalRun]:
+    """The training runs under DIR/final/, in `extra` (run directories, or directories of
+    them) and in the folders `also` if they exist, labelled against this search's schedule."""
     run = RunDir.open(run_dir)
     ours = {(run.path / name).resolve() for name in (rundir.SCHEDULE, rundir.PBT_LOG)}
+    optional = [run.path / FINAL, *also]
     found: list[Path] = []
-    for place in [run.path / FINAL, *map(Path, extra)]:
+    for place in [*optional, *map(Path, extra)]:
         if (place / "config.json").is_file():
             found.append(place)
         elif place.is_dir():
             found += sorted(p.parent for p in place.glob("*/config.json"))
-        elif place != run.path / FINAL:
+        elif place not in optional:
             raise PBAError(f"{place} is neither a pba train run directory nor a folder of them")
     runs = [r for r in (_final_run(path, ours) for path in dict.fromkeys(found)) if r]
     if not runs and extra:
@@ -134,15 +158,27 @@ def _final_run(path: Path, ours: set[Path]) -> FinalRun | None:
                     result.get("test_error"), config.get("epochs", 0))
 
 
-def results_table(runs: Sequence[FinalRun]) -> str:
-    """Markdown: test error (mean +- sd over runs) per dataset, model and augmentation."""
+def _arm_order(augment: str) -> tuple[int, str]:
+    """This search's schedule first, then other schedules, torchvision's, baseline, none."""
+    rank = {THIS_SEARCH: 0, BASELINE: 3, "none": 4}.get(augment)
+    if rank is None:
+        rank = 1 if augment.startswith("pba") else 2
+    return rank, augment
+
+
+def group_runs(runs: Sequence[FinalRun]) -> dict[tuple[str, str, str], list[FinalRun]]:
+    """Runs by (dataset, model, augmentation), this search's schedule first in each."""
     groups: dict[tuple[str, str, str], list[FinalRun]] = {}
-    for r in sorted(runs, key=lambda r: (r.dataset, r.model, r.augment != "baseline",
-                                         r.augment)):
+    for r in sorted(runs, key=lambda r: (r.dataset, r.model, _arm_order(r.augment))):
         groups.setdefault((r.dataset, r.model, r.augment), []).append(r)
-    lines = ["| dataset | model | augmentation | epochs | runs | test error % | paper PBA % |",
+    return groups
+
+
+def results_table(runs: Sequence[FinalRun]) -> str:
+    """Markdown: test error (mean +- sd over seeds) per dataset, model and augmentation."""
+    lines = ["| dataset | model | augmentation | epochs | seeds | test error % | paper PBA % |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for (dataset, model, augment), members in groups.items():
+    for (dataset, model, augment), members in group_runs(runs).items():
         errors = [r.test_error for r in members if r.test_error is not None]
         paper = PAPER_PBA_ERROR.get((dataset, model)) if augment.startswith("pba") else None
         unfinished = len(members) - len(errors)
@@ -153,6 +189,102 @@ def results_table(runs: Sequence[FinalRun]) -> str:
             f"{'' if paper is None else f'{paper:.2f}'} |"
         )
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """This search's schedule against another augmentation: test errors of the same dataset,
+    model and epochs, over the seeds each has."""
+
+    other: str
+    ours: tuple[float, ...]
+    theirs: tuple[float, ...]
+
+    @property
+    def gain(self) -> float:
+        """Test-error points this search's schedule is better by (negative: worse)."""
+        return statistics.mean(self.theirs) - statistics.mean(self.ours)
+
+    @property
+    def standard_error(self) -> float | None:
+        """Of the difference of the means; None with fewer than two seeds on either side."""
+        if len(self.ours) < 2 or len(self.theirs) < 2:
+            return None
+        return math.sqrt(statistics.variance(self.ours) / len(self.ours)
+                         + statistics.variance(self.theirs) / len(self.theirs))
+
+    @property
+    def significant(self) -> bool:
+        """The difference is larger than two standard errors (either way)."""
+        se = self.standard_error
+        return se is not None and abs(self.gain) > 2 * se
+
+
+def comparisons(runs: Sequence[FinalRun]) -> list[Comparison]:
+    """This search's schedule against every other augmentation trained on the same dataset and
+    model for the same epochs (finished runs only), in the table's order."""
+    groups = group_runs([r for r in runs if r.test_error is not None])
+    out = []
+    for (dataset, model, augment), members in groups.items():
+        if augment == THIS_SEARCH:
+            continue
+        ours = groups.get((dataset, model, THIS_SEARCH), [])
+        ours = [r.test_error for r in ours if r.epochs == members[0].epochs]
+        theirs = [r.test_error for r in members if r.epochs == members[0].epochs]
+        if ours:
+            out.append(Comparison(augment, tuple(ours), tuple(theirs)))
+    return out
+
+
+def verdict(runs: Sequence[FinalRun]) -> list[str]:
+    """Plain sentences: does this search's schedule beat the baseline, and where does it stand
+    against the other augmentations; what to try when it does not win."""
+    lines = []
+    for c in comparisons(runs):
+        se = c.standard_error
+        seeds = f"{len(c.ours)} vs {len(c.theirs)} seeds"
+        if se is None:
+            stand = (f"{abs(c.gain):.2f} points {'better' if c.gain > 0 else 'worse'} than "
+                     f"{c.other} ({seeds}: too few for a standard error; train more seeds)")
+        elif c.significant:
+            stand = (f"{abs(c.gain):.2f} points {'better' if c.gain > 0 else 'worse'} than "
+                     f"{c.other}, more than two standard errors ({se:.2f}) of the difference "
+                     f"({seeds})")
+        else:
+            stand = (f"within noise of {c.other}: {c.gain:+.2f} points, less than two "
+                     f"standard errors ({se:.2f}) of the difference ({seeds})")
+        if c.other == BASELINE:
+            if c.significant and c.gain > 0:
+                lines.append(f"**This search's schedule beats the baseline**: {stand}.")
+            else:
+                lines.append(
+                    f"**This search's schedule does not beat the baseline**: {stand}. "
+                    "Augmentation pays off where the model overfits: try fewer training "
+                    "images or more epochs (as `pba demo` does), a longer search (more "
+                    "rounds, so that lineages mix), or more seeds to settle it.")
+        else:
+            lines.append(f"Against {c.other}: {stand}.")
+    return lines
+
+
+def schedule_notes(schedule) -> list[str]:
+    """What a user should know about a searched schedule before training with it."""
+    augmenting = sum(p.strength > 0 for p in schedule.policies)
+    if augmenting == 0:
+        return ["**The best member's lineage never augmented**: its schedule applies no "
+                "augmentation at any epoch, so training with it is training without PBA. In "
+                "this regime augmentation did not pay off during the search (the models "
+                "underfit, or no lineage had time to mix). Try fewer training images or more "
+                "epochs per image (`pba demo` searches 1,000 images for 100 epochs), or more "
+                "rounds (a smaller --interval)."]
+    strengths = [p.strength for p in schedule.policies]
+    half = len(strengths) // 2
+    first = statistics.mean(strengths[:half]) if half else strengths[0]
+    second = statistics.mean(strengths[half:])
+    trend = "grows" if second > first else "does not grow"
+    return [f"The schedule augments on {augmenting} of {len(strengths)} epochs and {trend} over "
+            f"the search (mean policy strength {first:.1f} in the first half, {second:.1f} in "
+            "the second; the strength is the sum of a policy's probabilities)."]
 
 
 def summary_markdown(run_dir: str | Path) -> str:
@@ -169,7 +301,8 @@ def summary_markdown(run_dir: str | Path) -> str:
         f" {config.epochs} epochs, interval {config.interval}, quantile {config.quantile}, "
         f"metric validation {config.metric}; lr {config.lr}, weight decay "
         f"{config.weight_decay}, batch {config.batch_size}, cutout "
-        f"{'on' if config.cutout else 'off'}, seed {config.seed}",
+        f"{'on' if config.cutout else 'off'}, seed {config.seed}; precision "
+        f"{', '.join(cost.precisions) or doc.get('precision') or 'fp32'}",
         f"- {cost_line(cost)}",
     ]
     if cost.best_member is not None:
@@ -184,15 +317,63 @@ def summary_markdown(run_dir: str | Path) -> str:
         lines += [
             f"- schedule: `{rundir.SCHEDULE}` ({len(schedule)} epochs, {changes} policy changes"
             f" along the best member's lineage), `{rundir.PBT_LOG}` (Ray Tune PBT policy log; "
-            f"give it --schedule-epochs {len(schedule)}), `{rundir.PLOT}`",
+            f"give it --schedule-epochs {len(schedule)}), `{rundir.PLOT}`, "
+            f"`{rundir.POPULATION_PLOT}`",
             f"- final policy: {schedule.policies[-1]}",
             "",
-            "Train a model with it (then `pba report` shows its test error):",
-            "",
-            f"    pba train --dataset {config.dataset} --model wrn_28_10 --augment pba "
-            f"--schedule {run.path / rundir.SCHEDULE} --out {run.path / FINAL / 'wrn_28_10'}",
+            *next_steps(run.path),
         ]
     return "\n".join(lines) + "\n"
+
+
+def next_steps(run_dir: str | Path) -> list[str]:
+    """What a finished search's user should know and do next (summary.md and the terminal):
+    notes on the schedule, then the final model to train with how long it takes."""
+    from pba.schedule import load_schedule
+
+    run = RunDir.open(run_dir)
+    doc = run.config()
+    config = SearchConfig.from_dict(doc["search"])
+    schedule = load_schedule(run.path / rundir.SCHEDULE)
+    return [*schedule_notes(schedule), "",
+            *next_command(run.path, doc, config, search_cost(run.path))]
+
+
+def next_command(run_dir: Path, doc: dict, config: SearchConfig, cost: SearchCost) -> list[str]:
+    """The final model to train next, with how long it takes on the search's device: on a GPU
+    the paper's WRN-28-10, on a CPU the search's own model in the search's regime (a
+    200-epoch WRN-28-10 would take days there). The time scales the search's measured rate
+    by the models' compute (`pba.models.macs_per_image`)."""
+    from pba.models import macs_per_image
+    from pba.train import default_recipe
+
+    gpu = bool(cost.devices) and cost.devices[-1].startswith("cuda") or (
+        doc.get("engine") == "ray" and doc.get("device") == "cuda")
+    schedule = run_dir / rundir.SCHEDULE
+    train_images = doc["images"]["train"]
+    if gpu:
+        model, epochs = "wrn_28_10", default_recipe(config.dataset, "wrn_28_10").epochs
+        flags = ""
+    else:
+        model, epochs = config.model, config.epochs
+        flags = (f" --train-size {train_images} --val-size 0 --epochs {epochs} --lr {config.lr}"
+                 f" --wd {config.weight_decay}")
+    command = (f"    pba train --dataset {config.dataset} --model {model} --augment pba "
+               f"--schedule {schedule}{flags} --out {run_dir / FINAL / model}")
+    rate = cost.images_per_s
+    if rate is None:
+        when = ""
+    else:
+        rate *= macs_per_image(config.model) / macs_per_image(model)
+        per_epoch = train_images // config.batch_size * config.batch_size
+        device = cost.devices[-1] if cost.devices else "this device"
+        when = (f" About {_duration(epochs * per_epoch / rate)} on {device}, at "
+                f"{rate:,.0f} training images/s"
+                + ("" if model == config.model else
+                   f" (the search's {cost.images_per_s:,.0f} img/s of {config.model} scaled by "
+                   "the models' compute)") + ".")
+    return [f"Train a model with it (then `pba report` shows its test error).{when}", "",
+            command]
 
 
 def cost_line(cost: SearchCost) -> str:
@@ -203,15 +384,37 @@ def cost_line(cost: SearchCost) -> str:
 
 
 def report(run_dir: str | Path, extra: Sequence[str | Path] = ()) -> str:
-    """What `pba report` prints: the search's summary and its final models' test errors."""
-    text = summary_markdown(run_dir)
-    runs = final_runs(run_dir, extra)
+    """What `pba report` prints: for a search, its summary and its final models' test errors;
+    for a `pba demo` directory, the verdict and table first, then the search's summary."""
+    path = Path(run_dir)
+    if (path / DEMO_FILE).is_file():
+        return demo_report(path, extra)
+    text = summary_markdown(path)
+    runs = final_runs(path, extra)
     if runs:
         text += "\n## Final models\n\n" + results_table(runs) + "\n"
+        text += "".join(f"\n{line}\n" for line in verdict(runs))
     else:
-        text += (f"\nNo final models yet: `pba train` runs under {Path(run_dir) / FINAL}/ or "
+        text += (f"\nNo final models yet: `pba train` runs under {path / FINAL}/ or "
                  "named after DIR are shown here.\n")
     return text
+
+
+def demo_report(demo_dir: Path, extra: Sequence[str | Path] = ()) -> str:
+    """A `pba demo` directory's report: the verdict, the test errors of every arm, then the
+    search that produced the schedule."""
+    search_dir = demo_dir / DEMO_SEARCH
+    runs = final_runs(search_dir, extra, also=[demo_dir / FINAL])
+    lines = [f"# PBA demo {demo_dir}", ""]
+    for line in verdict(runs) or ["No final models have finished yet: run the same `pba demo` "
+                                  "command again to continue."]:
+        lines += [line, ""]
+    lines += ["## Test error of the final models (on the dataset's test split)", "",
+              results_table(runs) if runs else "(none yet)", "", "## The search"]
+    lines += summary_markdown(search_dir).splitlines()[1:]  # without its title
+    lines += ["", f"Plots: `{search_dir / rundir.PLOT}` (the schedule), "
+              f"`{search_dir / rundir.POPULATION_PLOT}` (the population)."]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _mean_sd(values: list[float]) -> str:

@@ -1,11 +1,12 @@
 """The training recipe (spec sections 4 and 8), one function for `pba train` and every search.
 
-    recipe = default_recipe("reduced_cifar10", "wrn_28_10")
+    recipe = default_recipe("reduced_cifar10", "wrn_28_10", precision="bf16")
     augment = make_augment("pba", data, recipe, schedule=load_schedule(path, 200))
     state = init_state("wrn_28_10", data.num_classes, recipe, seed=0, device="cuda")
     state, metrics = train(state, data.train, recipe.epochs, augment, recipe,
                            mean=data.mean, std=data.std)
-    print(evaluate(state.model, data.test, mean=data.mean, std=data.std))
+    print(evaluate(state.model, data.test, mean=data.mean, std=data.std,
+                   precision=recipe.precision))
 
 SGD with Nesterov momentum 0.9 and L2 weight decay; the learning rate follows a cosine from the
 base rate to 0 over every iteration of the whole run, with no warm-up; gradients are clipped at
@@ -41,6 +42,7 @@ from pba.atomic import atomic_path
 from pba.data import DatasetSplits, ImageSet, normalize
 from pba.errors import PBAError
 from pba.policy import Policy
+from pba.precision import autocast, check_resolved, memory_format
 from pba.schedule import Schedule
 from pba.transforms import apply_policy, cutout, random_crop_flip
 
@@ -65,8 +67,10 @@ class Recipe:
     nesterov: bool = True
     grad_clip: float = 5.0
     cutout: bool = True
+    precision: str = "fp32"  # "fp32" or "bf16" (see pba.precision; resolve "auto" first)
 
     def __post_init__(self) -> None:
+        check_resolved(self.precision)
         if self.epochs < 1 or self.batch_size < 1:
             raise PBAError(f"epochs and batch size must be >= 1, got {self.epochs}, "
                            f"{self.batch_size}")
@@ -95,7 +99,7 @@ _PAPER_LR_WD: dict[tuple[str, str], tuple[float, float]] = {
 }
 
 
-def default_recipe(dataset: str, model: str) -> Recipe:
+def default_recipe(dataset: str, model: str, *, precision: str = "fp32") -> Recipe:
     """The paper's recipe for `model` on `dataset`, so that its table rows need no other flag.
 
     SVHN-family runs last 160 epochs (reduced SVHN without Cutout), CIFAR-family and folder runs
@@ -111,6 +115,7 @@ def default_recipe(dataset: str, model: str) -> Recipe:
         weight_decay=wd,
         batch_size=64 if model.startswith("pyramidnet") else 128,
         cutout=dataset != "reduced_svhn",
+        precision=precision,
     )
 
 
@@ -209,7 +214,7 @@ def init_state(
     with torch.random.fork_rng(devices=[]):  # the models draw their init from the global RNG
         torch.manual_seed(model_seed)
         model = models.build(model_name, num_classes)
-    model = model.to(device, memory_format=_memory_format(device))
+    model = model.to(device, memory_format=memory_format(recipe.precision))
     # Weight decay as coupled L2 in the optimiser: the same update as wd/2 * |w|^2 in the loss.
     # It is added after clipping, so clipping bounds the data gradient alone.
     optimizer = torch.optim.SGD(
@@ -270,6 +275,7 @@ def train(
     total_steps = recipe.epochs * steps
     model, optimizer, generator = state.model, state.optimizer, state.generator
     params = [p for p in model.parameters() if p.requires_grad]
+    layout = memory_format(recipe.precision)
     model.train()
     metrics = []
     for _ in range(epochs):
@@ -287,9 +293,9 @@ def train(
                 group["lr"] = lr
             index = order[i * batch : (i + 1) * batch]
             x = augment(images[index], state.epoch, generator)
-            x = normalize(x, mean, std).contiguous(memory_format=_memory_format(device))
+            x = normalize(x, mean, std).contiguous(memory_format=layout)
             y = labels[index]
-            with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+            with autocast(device, recipe.precision):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
@@ -319,9 +325,16 @@ def train(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: ImageSet, *, mean: Triple, std: Triple, batch_size: int = 1024
+    model: nn.Module,
+    data: ImageSet,
+    *,
+    mean: Triple,
+    std: Triple,
+    precision: str = "fp32",
+    batch_size: int = 1024,
 ) -> dict:
-    """Accuracy (fraction) and mean cross-entropy of `model` on `data` (images only normalised)."""
+    """Accuracy (fraction) and mean cross-entropy of `model` on `data` (images only normalised),
+    computed in `precision` (the run's: see `Recipe.precision`)."""
     if len(data) == 0:
         raise PBAError("cannot evaluate on an empty set of images")
     device = next(model.parameters()).device
@@ -332,8 +345,8 @@ def evaluate(
     for start in range(0, len(data), batch_size):
         x = data.images[start : start + batch_size].to(device, non_blocking=True)
         y = data.labels[start : start + batch_size].to(device, non_blocking=True)
-        x = normalize(x, mean, std).contiguous(memory_format=_memory_format(device))
-        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+        x = normalize(x, mean, std).contiguous(memory_format=memory_format(precision))
+        with autocast(device, precision):
             logits = model(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
@@ -369,9 +382,3 @@ def load_checkpoint(path: str | Path, state: TrainState) -> dict:
 
 def _first_line(err: Exception) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
-
-
-def _memory_format(device: torch.device) -> torch.memory_format:
-    # channels_last feeds cuDNN's bf16 tensor-core kernels without transposes; on the CPU the
-    # default layout is as fast and keeps results bitwise reproducible across resumes.
-    return torch.channels_last if device.type == "cuda" else torch.contiguous_format

@@ -57,4 +57,30 @@ def build(name: str, num_classes: int) -> nn.Module:
     )
 
 
-__all__ = ["PyramidNet", "ShakeShakeNet", "WideResNet", "build", "names"]
+def macs_per_image(name: str, num_classes: int = 10, image_size: int = 32) -> int:
+    """Multiply-accumulates of one forward pass of one image through the convolutions and
+    linear layers of `name`: the compute that scales a measured training rate from one model to
+    another. Counted on the meta device, so that even large models cost no memory."""
+    import torch
+
+    with torch.device("meta"):
+        model = build(name, num_classes)
+        total = 0
+
+        def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            nonlocal total
+            weight = module.weight
+            per_output = weight[0].numel()  # in_channels/groups x kernel, or in_features
+            total += output.numel() * per_output
+
+        hooks = [m.register_forward_hook(count) for m in model.modules()
+                 if isinstance(m, (nn.Conv2d, nn.Linear))]
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 3, image_size, image_size))
+    for hook in hooks:
+        hook.remove()
+    return total
+
+
+__all__ = ["PyramidNet", "ShakeShakeNet", "WideResNet", "build", "macs_per_image", "names"]

@@ -1,9 +1,12 @@
-"""The embedded engine: every member trained in turn on one device (the paper's setup, where 16
-members share one GPU time-multiplexed), each with `pba.train`'s training function."""
+"""The embedded engine: members trained in turn on one device (the paper's setup, where 16
+members share one GPU time-multiplexed), each with `pba.train`'s training function. On a CPU,
+`workers` members train at once, each single-threaded (`pba.parallel`): the same results as
+one at a time with one thread, in less wall time."""
 
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -11,9 +14,18 @@ import numpy as np
 import torch
 
 from pba.data import DatasetSplits
+from pba.parallel import default_workers, map_parallel
 from pba.policy import Policy
 from pba.search.pbt import TrainStats, require_validation
-from pba.train import Recipe, evaluate, init_state, load_checkpoint, make_augment, save_checkpoint
+from pba.train import (
+    Recipe,
+    TrainState,
+    evaluate,
+    init_state,
+    load_checkpoint,
+    make_augment,
+    save_checkpoint,
+)
 from pba.train import train as train_epochs
 
 
@@ -35,9 +47,12 @@ class LocalEngine:
         seed: int,
         device: str | torch.device,
         progress: Callable[[int], None] | None = None,
+        workers: int | None = None,
     ) -> None:
         require_validation(data)
         self.device = torch.device(device)
+        # Members trained at once (default: one per CPU core; one on a GPU).
+        self.workers = workers or default_workers(population, self.device)
         self.data = data
         self.recipe = recipe
         # Uploaded once: every member's rounds read the same device-resident images.
@@ -53,24 +68,34 @@ class LocalEngine:
         self.images_per_epoch = len(data.train) // recipe.batch_size * recipe.batch_size
 
     def train(self, policies: Sequence[Policy], epochs: int) -> list[TrainStats]:
-        stats = []
-        for state, policy in zip(self.members, policies, strict=True):
+        lock = threading.Lock()  # members may report progress from several threads
+
+        def progress(images: int) -> None:
+            if self.progress is not None:
+                with lock:
+                    self.progress(images)
+
+        def train_member(member: tuple[TrainState, Policy]) -> TrainStats:
+            state, policy = member
             augment = make_augment("pba", self.data, self.recipe, schedule=policy)
             _, metrics = train_epochs(state, self.train_set, epochs, augment, self.recipe,
-                                      mean=self.data.mean, std=self.data.std,
-                                      progress=self.progress)
-            stats.append(TrainStats(
+                                      mean=self.data.mean, std=self.data.std, progress=progress)
+            return TrainStats(
                 # A mean, so that one diverged epoch makes the round's loss nan or inf.
                 loss=float(np.mean([m["train_loss"] for m in metrics])),
                 accuracy=float(np.mean([m["train_acc"] for m in metrics])),
                 images=epochs * self.images_per_epoch,
                 seconds=sum(m["time_s"] for m in metrics),
-            ))
-        return stats
+            )
+
+        return map_parallel(train_member, zip(self.members, policies, strict=True),
+                            self.workers)
 
     def evaluate(self) -> list[dict[str, float]]:
-        return [evaluate(state.model, self.val_set, mean=self.data.mean, std=self.data.std)
-                for state in self.members]
+        return map_parallel(
+            lambda state: evaluate(state.model, self.val_set, mean=self.data.mean,
+                                   std=self.data.std, precision=self.recipe.precision),
+            self.members, self.workers)
 
     def copy(self, source: int, target: int) -> None:
         # The target keeps its own generator, so that it and its source do not go on drawing

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from pba.data import DatasetSplits
 from pba.errors import PBAError
 from pba.policy import Policy, explore
 from pba.search.lineage import Lineage
+
+if TYPE_CHECKING:
+    from pba.train import Recipe
 
 # Metric name -> sign that makes larger better (the evaluation dict's keys).
 METRICS = {"accuracy": 1.0, "loss": -1.0}
@@ -69,6 +72,7 @@ class Engine(Protocol):
 
     progress: Callable[[int], None] | None  # called with the images of every training step
     data: DatasetSplits  # what the members train on (train) and are scored on (val)
+    recipe: Recipe  # every member's (its precision is the one the engine trains in)
     images_per_epoch: int  # training images one member sees in one epoch
 
     def train(self, policies: Sequence[Policy], epochs: int) -> list[TrainStats]:

@@ -19,6 +19,7 @@ is the best member's Tune policy log read by `pba.schedule.parse_pbt_log`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -36,6 +37,7 @@ from pba.atomic import write_text_atomic
 from pba.data import DatasetSplits
 from pba.errors import PBAError
 from pba.policy import Policy
+from pba.precision import PRECISIONS
 from pba.schedule import Schedule, parse_pbt_log
 from pba.search import rundir
 from pba.search.lineage import Lineage
@@ -60,8 +62,12 @@ class RaySettings:
     address: str | None = None
     cpus_per_member: float = 1.0
     gpus_per_member: float = 0.0
+    precision: str = "auto"  # resolved by each member on the device it trains on
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise PBAError(f"unknown precision {self.precision!r}; known: "
+                           f"{', '.join(PRECISIONS)}")
         if not self.cpus_per_member > 0:
             raise PBAError(f"--cpus-per-member must be > 0, got {self.cpus_per_member}")
         # Ray shares a GPU by fractions of one; above one it hands out whole GPUs.
@@ -93,6 +99,7 @@ def run_ray_search(
     address: str | None = None,
     cpus_per_member: float = 1.0,
     gpus_per_member: float = 0.0,
+    precision: str = "auto",
     data_dir: str | Path | None = None,
     download: bool = False,
     progress: bool = True,
@@ -100,9 +107,10 @@ def run_ray_search(
     """Search from scratch into the new run directory `out` with Ray Tune: on the Ray cluster
     at `address`, else on a Ray instance started on this machine (unless this process already
     joined one with `ray.init`). Each member asks Ray for `cpus_per_member` CPUs and
-    `gpus_per_member` GPUs (0.25: four members share a GPU; 0: members train on CPUs)."""
+    `gpus_per_member` GPUs (0.25: four members share a GPU; 0: members train on CPUs) and
+    trains in `precision`, resolved where it trains (`pba.precision.resolve_precision`)."""
     started = time.time()
-    settings = RaySettings(address, cpus_per_member, gpus_per_member)
+    settings = RaySettings(address, cpus_per_member, gpus_per_member, precision)
     RunDir.check_new(out)
     _require_ray(settings)
     data = load_search_data(config, data_dir, download)
@@ -111,7 +119,7 @@ def run_ray_search(
     # The embedded engine's config.json, the device being where members train.
     run = RunDir.create(out, {
         "preset": preset, "search": config.to_dict(), "device": settings.device, "engine": "ray",
-        "data_dir": None if data_dir is None else str(data_dir),
+        "precision": precision, "data_dir": None if data_dir is None else str(data_dir),
         "images": {"train": len(data.train), "val": len(data.val)},
     })
     write_text_atomic(run.path / EXPERIMENT / SETTINGS, json.dumps(asdict(settings)) + "\n")
@@ -146,7 +154,7 @@ def resume_ray_search(
         raise PBAError(f"{run.path}: config.json or {EXPERIMENT}/{SETTINGS} is not valid "
                        f"({err})") from None
     if address is not None:
-        settings = RaySettings(address, settings.cpus_per_member, settings.gpus_per_member)
+        settings = dataclasses.replace(settings, address=address)
     _require_ray(settings)
     data = load_search_data(config, data_dir if data_dir is not None else doc["data_dir"], download)
     return _run(run, config, settings, data, started, progress)
@@ -171,8 +179,9 @@ def _run(run: RunDir, config: SearchConfig, settings: RaySettings, data: Dataset
         if restored:  # the members go on from the last round every one of them finished
             done = min((r.metrics.get("epoch", 0) for r in tuner.get_results()), default=0)
             epoch = done - done % config.interval
+        # The precision as asked for: each member resolves 'auto' on its own device.
         run.append([{"event": "start", "time": started, "round": epoch // config.interval,
-                     "epoch": epoch, "device": device}])
+                     "epoch": epoch, "device": device, "precision": settings.precision}])
         grid = tuner.fit()
     resume = f"pba search --resume {run.path} --backend ray"
     failed = [r for r in grid if r.error is not None]
@@ -261,7 +270,8 @@ def _tuner(run: RunDir, config: SearchConfig, settings: RaySettings, data: Datas
     from pba.search.ray_tune import PBAPopulationBasedTraining, RecordRows, train_member
 
     trainable = tune.with_resources(
-        tune.with_parameters(train_member, search=config, data=data, device=settings.device),
+        tune.with_parameters(train_member, search=config, data=data, device=settings.device,
+                             precision=settings.precision),
         {"cpu": settings.cpus_per_member, "gpu": settings.gpus_per_member},
     )
     experiment = run.path.resolve() / EXPERIMENT

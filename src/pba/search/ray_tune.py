@@ -24,6 +24,7 @@ from ray.tune.schedulers import PopulationBasedTraining
 
 from pba.data import DatasetSplits, ImageSet
 from pba.policy import Policy, explore
+from pba.precision import resolve_precision
 from pba.search.local import member_seed
 from pba.search.pbt import score
 from pba.search.presets import SearchConfig
@@ -43,18 +44,21 @@ def evaluates_at(epoch: int, config: SearchConfig) -> bool:
     return epoch % config.interval == 0 or epoch == config.epochs
 
 
-def train_member(config: dict, search: SearchConfig, data: DatasetSplits, device: str) -> None:
+def train_member(
+    config: dict, search: SearchConfig, data: DatasetSplits, device: str, precision: str
+) -> None:
     """One member for Tune: train epoch by epoch with `pba.train` under the policy in
-    `config[POLICY_KEY]`, reporting metrics and a checkpoint after every epoch.
+    `config[POLICY_KEY]` in `precision` (resolved here, on the member's own device), reporting
+    metrics and a checkpoint after every epoch.
 
     Tune restarts this function from a checkpoint after pausing the trial (its own checkpoint)
     and after an exploit (the cloned member's), with the explored policy in `config`. The
     policy is all the config holds (the rest comes through `tune.with_parameters`), so that
     Tune's policy logs read as the reference ones.
     """
-    recipe = search.recipe()
     member = member_index(tune.get_context().get_trial_id())
     device = torch.device(device)
+    recipe = search.recipe(resolve_precision(precision, device))
     state = init_state(search.model, data.num_classes, recipe,
                        seed=member_seed(search.seed, member), device=device)
     round_losses: list[float] = []  # training losses since the last evaluation
@@ -77,7 +81,8 @@ def train_member(config: dict, search: SearchConfig, data: DatasetSplits, device
         evaluation = {"accuracy": math.nan, "loss": math.nan}
         ranking = math.nan
         if evaluates_at(state.epoch, search):
-            evaluation = evaluate(state.model, val_set, mean=data.mean, std=data.std)
+            evaluation = evaluate(state.model, val_set, mean=data.mean, std=data.std,
+                                  precision=recipe.precision)
             ranking = score(evaluation, float(np.mean(round_losses)), search.metric)
             ranking = -math.inf if math.isnan(ranking) else ranking  # exploited first
             round_losses = []

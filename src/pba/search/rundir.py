@@ -5,7 +5,8 @@
                                  round (one per round), start (one per process)
     DIR/state.json               the commit record of the last complete round (see below)
     DIR/checkpoints/round-NNNN/member-MM.pt   every member after round NNNN (exploit included)
-    DIR/schedule.json, schedule_pbt_log.txt, schedule.png, summary.md   written at the end
+    DIR/schedule.json, schedule_pbt_log.txt, schedule.png, population.png, summary.md
+                                 written at the end
 
 A round is committed in this order: its checkpoints (each written atomically) into a fresh
 round directory, its events appended to population.jsonl, then state.json (atomically), which
@@ -41,6 +42,7 @@ CHECKPOINTS = "checkpoints"
 SCHEDULE = "schedule.json"
 PBT_LOG = "schedule_pbt_log.txt"
 PLOT = "schedule.png"
+POPULATION_PLOT = "population.png"
 SUMMARY = "summary.md"
 
 

@@ -18,7 +18,8 @@ from pba.atomic import write_text_atomic
 from pba.data import DatasetSplits, load_dataset
 from pba.data.datasets import PAPER_SEED
 from pba.errors import PBAError
-from pba.plot import plot_schedule
+from pba.plot import plot_population, plot_schedule
+from pba.precision import resolve_precision
 from pba.schedule import Schedule
 from pba.search import rundir
 from pba.search.local import LocalEngine
@@ -46,20 +47,25 @@ def run_search(
     preset: str | None = None,
     device: str = "auto",
     engine: str = "auto",
+    precision: str = "auto",
+    workers: int | None = None,
     data_dir: str | Path | None = None,
     download: bool = False,
     progress: bool = True,
 ) -> SearchResult:
-    """Search from scratch into the new run directory `out`. `engine` is one of ENGINES."""
+    """Search from scratch into the new run directory `out`. `engine` is one of ENGINES,
+    `precision` one of `pba.precision.PRECISIONS`; `workers` members train at once with the
+    local engine (default: one per CPU core, one on a GPU)."""
     started = time.time()
     RunDir.check_new(out)  # before minutes of data loading
     engine_name = engine
-    engine, resolved = _engine(config, device, engine_name, data_dir, download)
+    engine, resolved = _engine(config, device, engine_name, precision, workers, data_dir,
+                               download)
     if data_dir is not None:
         data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
     run = RunDir.create(out, {
         "preset": preset, "search": config.to_dict(), "device": device, "engine": engine_name,
-        "data_dir": None if data_dir is None else str(data_dir),
+        "precision": precision, "data_dir": None if data_dir is None else str(data_dir),
         "images": {"train": len(engine.data.train), "val": len(engine.data.val)},
     })
     return _run(run, config, engine, resolved, started, progress)
@@ -70,13 +76,16 @@ def resume_search(
     *,
     device: str | None = None,
     engine: str | None = None,
+    precision: str | None = None,
+    workers: int | None = None,
     data_dir: str | Path | None = None,
     download: bool = False,
     progress: bool = True,
 ) -> SearchResult:
-    """Continue the search in `out` from its last complete round. `device`, `engine` and
-    `data_dir` default to those it was started with (both engines read each other's
-    checkpoints, so a search may change engine when it resumes)."""
+    """Continue the search in `out` from its last complete round. `device`, `engine`,
+    `precision` and `data_dir` default to those it was started with (both engines read each
+    other's checkpoints, so a search may change engine or precision when it resumes);
+    `workers` as in `run_search`."""
     started = time.time()
     run = RunDir.open_unfinished(out)
     doc = run.config()
@@ -87,7 +96,10 @@ def resume_search(
     if data_dir is None:
         data_dir = doc.get("data_dir")
     engine, resolved = _engine(config, device or doc.get("device", "auto"),
-                               engine or doc.get("engine", "auto"), data_dir, download)
+                               engine or doc.get("engine", "auto"),
+                               # runs from before --precision trained the CPU's way: fp32
+                               precision or doc.get("precision", "fp32"), workers, data_dir,
+                               download)
     return _run(run, config, engine, resolved, started, progress)
 
 
@@ -117,15 +129,25 @@ def load_search_data(
 
 
 def _engine(
-    config: SearchConfig, device: str, engine: str, data_dir: str | Path | None, download: bool
+    config: SearchConfig, device: str, engine: str, precision: str, workers: int | None,
+    data_dir: str | Path | None, download: bool,
 ) -> tuple[Engine, torch.device]:
     resolved = resolve_device(device)
     engine_class = choose_engine(engine, config.model, resolved)  # before loading data
+    recipe = config.recipe(resolve_precision(precision, resolved))
+    options = {}
+    if workers is not None:
+        if engine_class is not LocalEngine:
+            raise PBAError("--workers is for the local engine; the vectorized one trains "
+                           "every member in one network")
+        if workers < 1:
+            raise PBAError(f"--workers must be >= 1, got {workers}")
+        options["workers"] = workers
     if resolved.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     data = load_search_data(config, data_dir, download)
-    return engine_class(data, config.model, config.recipe(), config.population,
-                        seed=config.seed, device=resolved), resolved
+    return engine_class(data, config.model, recipe, config.population,
+                        seed=config.seed, device=resolved, **options), resolved
 
 
 def _run(
@@ -134,7 +156,7 @@ def _run(
 ) -> SearchResult:
     state = run.restore(config.pbt(), engine)
     run.append([{"event": "start", "time": started, "round": state.round, "epoch": state.epoch,
-                 "device": _device_name(device)}])
+                 "device": _device_name(device, engine), "precision": engine.recipe.precision}])
     with _Progress(config, engine.images_per_epoch, state, enabled=progress) as bar:
         engine.progress = bar.update
 
@@ -159,12 +181,20 @@ def write_outputs(run: RunDir, state: SearchState, schedule: Schedule, best: int
     write_text_atomic(run.path / rundir.PBT_LOG, state.lineage.pbt_log(best))
     plot_schedule(schedule, run.path / rundir.PLOT,
                   f"PBA schedule of {run.path.name} (member {best}, {len(schedule)} epochs)")
+    plot_population(run.events(), run.path / rundir.POPULATION_PLOT,
+                    f"PBA population of {run.path.name}: {state.config.population} members, "
+                    f"{state.round} rounds",
+                    [step.member for step in state.lineage.history(best)])
     write_text_atomic(run.path / rundir.SUMMARY, summary_markdown(run.path))
 
 
-def _device_name(device: torch.device) -> str:
+def _device_name(device: torch.device, engine: Engine) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
+    workers = getattr(engine, "workers", 1)
+    if workers > 1:
+        threads = max(1, torch.get_num_threads() // workers)
+        return f"cpu ({workers} members at once, torch threads: {threads} each)"
     return f"cpu (torch threads: {torch.get_num_threads()})"
 
 

@@ -16,9 +16,10 @@ the augmentation's host syncs come once per epoch, not in every step), which dra
 from the same distribution as `pba.train.train`, not identically. With one batch per epoch the
 draws coincide, and the tests compare the engines tensor by tensor.
 
-On CUDA the uint8 training set lives on the GPU, steps run in bf16 autocast with channels_last
-activations, and `compile=True` hands the network and the optimiser step to `torch.compile`;
-within an epoch the host waits for the device only when the epoch's metrics are read.
+The uint8 training set lives on the training device; with `recipe.precision` bf16 the steps run
+in bf16 autocast with channels_last activations (`pba.precision`). On CUDA `compile=True` hands
+the network and the optimiser step to `torch.compile`; within an epoch the host waits for the
+device only when the epoch's metrics are read.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pba.data import DatasetSplits, normalize
 from pba.errors import PBAError
 from pba.models.population import PopulationWRN, member_rows
 from pba.policy import Policy
+from pba.precision import autocast, memory_format
 from pba.search.local import member_seed
 from pba.search.pbt import TrainStats, require_validation
 from pba.train import (
@@ -120,13 +122,10 @@ class VectorizedEngine:
                        device=self.device)
             for m in range(population)
         ]
-        cuda = self.device.type == "cuda"
-        # channels_last feeds cuDNN's bf16 tensor-core kernels without transposes. The CPU keeps
-        # the default layout, as pba.train does: its results stay those of the members alone.
-        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
-        self.input_dtype = torch.bfloat16 if cuda else torch.float32
-        # Normalised once, so that an evaluation is nothing but forward passes (bf16 on CUDA is
-        # the precision autocast gives the first convolution anyway).
+        self.memory_format = memory_format(recipe.precision)
+        self.input_dtype = torch.bfloat16 if recipe.precision == "bf16" else torch.float32
+        # Normalised once, so that an evaluation is nothing but forward passes (bf16 is the
+        # precision autocast gives the first convolution anyway).
         val = data.val.to(self.device)
         self.val_inputs = normalize(val.images, data.mean, data.std).to(self.input_dtype)
         self.val_labels = val.labels
@@ -141,7 +140,7 @@ class VectorizedEngine:
         self._scratch = dataclasses.replace(states[0], generator=torch.Generator(self.device))
         self._forward: Callable[..., torch.Tensor] = self.population
         self._step: Callable[..., torch.Tensor] = sgd_step
-        if compile and cuda:
+        if compile and self.device.type == "cuda":
             self._forward = torch.compile(self.population)
             self._step = torch.compile(sgd_step)
 
@@ -277,8 +276,7 @@ class VectorizedEngine:
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         """Float logits (P, N, classes) of normalised images (P, N, C, H, W)."""
-        cuda = self.device.type == "cuda"
-        with torch.autocast(self.device.type, torch.bfloat16, enabled=cuda):
+        with autocast(self.device, self.recipe.precision):
             return self._forward(x, self.memory_format).float()
 
 

@@ -1,0 +1,73 @@
+"""Numeric precision of training: fp32, or bf16 autocast with channels_last activations.
+
+    precision = resolve_precision("auto", torch.device("cpu"))   # "bf16" or "fp32"
+    with autocast(device, precision):
+        logits = model(x.contiguous(memory_format=memory_format(precision)))
+
+bf16 autocast runs convolutions and matrix products in bfloat16 (weights, optimiser state and
+the loss stay float32); channels_last is the layout that oneDNN's and cuDNN's bf16 kernels read
+without transposes. On a CPU with native bf16 instructions (AVX512-BF16 or AMX) this trains
+small WRNs 2-3x faster than fp32 (benchmarks/train_throughput.py); on a CPU without them bf16 is
+emulated and slower than fp32, so 'auto' takes it only where the hardware has it. fp32 keeps
+the default layout and is what the bitwise resume tests run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from pba.errors import PBAError
+
+PRECISIONS = ("auto", "fp32", "bf16")
+RESOLVED = ("fp32", "bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX tiles), as torch's own
+    CPU feature detection reports it (cpuinfo, not the CPU's name)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def device_has_native_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        # Ampere and newer; older GPUs would emulate it (slower than fp32).
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return cpu_has_native_bf16()
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """'fp32' or 'bf16' for `precision` (one of PRECISIONS) on `device`: 'auto' is bf16 where
+    the device has native bf16 support, else fp32; 'bf16' on a device without it is refused."""
+    device = torch.device(device)
+    if precision not in PRECISIONS:
+        raise PBAError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    native = device_has_native_bf16(device)
+    if precision == "auto":
+        return "bf16" if native else "fp32"
+    if precision == "bf16" and not native:
+        what = "this CPU has neither AVX512-BF16 nor AMX" if device.type == "cpu" else (
+            f"{device} has no native bf16 support")
+        raise PBAError(f"--precision bf16 asked for, but {what} (bf16 would be emulated, "
+                       "slower than fp32): use --precision fp32 or auto")
+    return precision
+
+
+def check_resolved(precision: str) -> None:
+    if precision not in RESOLVED:
+        raise PBAError(f"a training precision is one of {', '.join(RESOLVED)}, got "
+                       f"{precision!r} (resolve 'auto' with resolve_precision first)")
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The autocast context of `precision` on `device` (a no-op for fp32)."""
+    return torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
+
+
+def memory_format(precision: str) -> torch.memory_format:
+    """channels_last for bf16 (what the bf16 kernels read), the default layout for fp32."""
+    return torch.channels_last if precision == "bf16" else torch.contiguous_format

@@ -1,0 +1,221 @@
+"""A training run directory: one model trained with one augmentation, resumably. `pba train` and
+the demo's final models call this.
+
+    config = new_config({"dataset": "reduced_cifar10", "model": "wrn_28_10",
+                         "augment": "pba", "schedule": "runs/quick/schedule.json"})
+    result = fit(config, "runs/final")            # and after a kill: fit(config, out, resume=True)
+    print(result["test_error"])
+
+DIR holds everything the run needs and produces:
+  config.json     the resolved settings (given values plus the paper's defaults for dataset and
+                  model, and the precision it trains in)
+  schedule.*      a copy of the schedule file (augment 'pba'), so that a resume needs nothing else
+  checkpoint.pt   model, optimiser, epoch and random state after the last finished epoch
+  metrics.jsonl   one line per epoch: epoch, train_loss, train_acc, lr (of the epoch's last
+                  step), grad_norm (mean, before clipping), nonfinite_steps, images_per_s,
+                  time_s; test_acc/test_loss every eval_every epochs and after the last epoch,
+                  with val_acc/val_loss there too when the dataset has a validation split
+  result.json     the final test error (%) and accuracy
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pba import train as training
+from pba.atomic import write_text_atomic
+from pba.errors import PBAError
+from pba.precision import resolve_precision
+
+if TYPE_CHECKING:
+    from pba.data import DatasetSplits
+
+CONFIG, CHECKPOINT, METRICS, RESULT = "config.json", "checkpoint.pt", "metrics.jsonl", "result.json"
+# The settings that define a run: a resumed run must not change them.
+RUN_KEYS = (
+    "dataset", "model", "augment", "schedule", "schedule_epochs", "seed", "train_size",
+    "val_size", "eval_every", "epochs", "lr", "weight_decay", "batch_size", "cutout", "precision",
+)
+# The model of the paper's searches; its default epochs are a search's length (200 CIFAR, 160 SVHN).
+SEARCH_MODEL = "wrn_40_2"
+
+
+def new_config(given: dict, *, device: str = "auto", data_dir: str | Path | None = None) -> dict:
+    """The full settings of a new run from those `given` (RUN_KEYS; dataset and model needed):
+    the paper's recipe for the dataset and model fills the rest, and `precision` ('auto' by
+    default) is resolved for `device`."""
+    if "dataset" not in given or "model" not in given:
+        raise PBAError("--dataset and --model are required (or --resume to continue a run)")
+    augment = given.get("augment", "pba" if given.get("schedule") else "baseline")
+    if augment not in training.AUGMENT_MODES:
+        raise PBAError(f"unknown --augment {augment!r}; known: "
+                       f"{', '.join(training.AUGMENT_MODES)}")
+    if augment == "pba" and not given.get("schedule"):
+        raise PBAError("--augment pba needs --schedule FILE")
+    if augment != "pba" and given.get("schedule"):
+        raise PBAError(f"--schedule is used by --augment pba only, not {augment!r}")
+    recipe = training.default_recipe(given["dataset"], given["model"])
+    defaults = {f.name: getattr(recipe, f.name) for f in fields(recipe)}
+    defaults |= {"augment": augment, "schedule": None, "schedule_epochs": None, "seed": 0,
+                 "train_size": None, "val_size": None, "eval_every": 0}
+    config = defaults | given
+    if config["schedule"] is not None:
+        config["schedule"] = str(Path(config["schedule"]).resolve())
+    config["precision"] = resolve_precision(given.get("precision", "auto"),
+                                            training.resolve_device(device))
+    return config | {"data_dir": None if data_dir is None else str(Path(data_dir).resolve())}
+
+
+def resumed_config(out: str | Path, given: dict | None = None) -> dict:
+    """The settings of the run in `out`; `given` settings must equal them."""
+    path = Path(out) / CONFIG
+    if not path.is_file():
+        raise PBAError(f"nothing to resume: {path} does not exist")
+    try:
+        config = json.loads(path.read_text())
+        missing = [key for key in RUN_KEYS if key not in config]
+    except (json.JSONDecodeError, TypeError):
+        raise PBAError(f"{path} is not a pba train config") from None
+    if missing == ["precision"]:
+        config["precision"] = "fp32"  # a run from before precisions trained the CPU's way
+    elif missing:
+        raise PBAError(f"{path} is not a pba train config (no {', '.join(missing)})")
+    for key, value in (given or {}).items():
+        if key == "schedule" and value is not None:
+            value = str(Path(value).resolve())
+        if value != config[key]:
+            raise PBAError(f"--{key.replace('_', '-')} {value} differs from the run in "
+                           f"{out} ({config[key]}); a resumed run keeps its settings")
+    return config
+
+
+def fit(
+    config: dict,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    device: str = "auto",
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    data: DatasetSplits | None = None,
+    progress: bool = True,
+    on_images: Callable[[int], None] | None = None,
+) -> dict:
+    """Train the run `config` (from `new_config`, or `resumed_config` with `resume`) in `out`
+    and return its result.json. A resumed run goes on from its last checkpoint: on the CPU the
+    result equals an uninterrupted run's bit for bit. `data`, when given, is the config's
+    dataset already loaded (runs that share it load it once). `progress` shows a bar and a line
+    per epoch; `on_images(n)` is called after every step with its n images."""
+    import torch
+    from tqdm import tqdm
+
+    from pba.data import load_dataset
+
+    out = Path(out)
+    if not resume:
+        for name in (CONFIG, CHECKPOINT):
+            if (out / name).exists():
+                raise PBAError(f"{out} already holds a run ({name}); continue it with --resume "
+                               "or choose another --out")
+    recipe = training.Recipe(**{f.name: config[f.name] for f in fields(training.Recipe)})
+    resolved = training.resolve_device(device)
+    resolve_precision(recipe.precision, resolved)  # refuses bf16 where it cannot run
+    if resolved.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
+
+    schedule = schedule_copy = None
+    if config["augment"] == "pba":
+        schedule_copy = out / ("schedule" + Path(config["schedule"]).suffix)
+        schedule = _load_schedule(schedule_copy if resume else Path(config["schedule"]), config)
+    if data is None:
+        data = load_dataset(config["dataset"], data_dir or config["data_dir"],
+                            train_size=config["train_size"], val_size=config["val_size"],
+                            download=download)
+    augment = training.make_augment(config["augment"], data, recipe, schedule=schedule)
+    state = training.init_state(config["model"], data.num_classes, recipe, seed=config["seed"],
+                                device=resolved)
+    history: list[dict] = []
+    if resume and (out / CHECKPOINT).exists():
+        history = training.load_checkpoint(out / CHECKPOINT, state)["history"]
+    elif not resume:
+        out.mkdir(parents=True, exist_ok=True)
+        if schedule is not None:
+            shutil.copyfile(config["schedule"], schedule_copy)
+        write_text_atomic(out / CONFIG, json.dumps(config, indent=2) + "\n")
+
+    # Upload the uint8 training set once; `train` then finds it on the model's device.
+    train_set = data.train.to(resolved)
+    per_epoch = len(train_set) // recipe.batch_size * recipe.batch_size
+    bar = tqdm(total=recipe.epochs * per_epoch, initial=state.epoch * per_epoch, unit="img",
+               unit_scale=True, desc="pba train", disable=None if progress else True)
+
+    def images_done(n: int) -> None:
+        bar.update(n)
+        if on_images is not None:
+            on_images(n)
+
+    norm = {"mean": data.mean, "std": data.std}
+    while state.epoch < recipe.epochs:
+        state, (metrics,) = training.train(state, train_set, 1, augment, recipe,
+                                           progress=images_done, **norm)
+        final = state.epoch == recipe.epochs
+        evals = {}
+        if final or (config["eval_every"] and state.epoch % config["eval_every"] == 0):
+            evals["test"] = data.test
+        if final and data.val is not None:
+            evals["val"] = data.val
+        for split, images in evals.items():
+            scores = training.evaluate(state.model, images, precision=recipe.precision, **norm)
+            metrics |= {f"{split}_acc": scores["accuracy"], f"{split}_loss": scores["loss"]}
+        history.append(metrics)
+        training.save_checkpoint(out / CHECKPOINT, state, {"history": history})
+        write_text_atomic(out / METRICS, "".join(json.dumps(m) + "\n" for m in history))
+        bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", acc=f"{metrics['train_acc']:.3f}")
+        if progress:
+            bar.write(epoch_line(metrics, recipe.epochs))
+    bar.close()
+
+    last = history[-1]
+    result = {
+        "test_error": 100 * (1 - last["test_acc"]),
+        "test_acc": last["test_acc"],
+        "test_loss": last["test_loss"],
+        **({"val_acc": last["val_acc"]} if "val_acc" in last else {}),
+        "epochs": recipe.epochs,
+        "precision": recipe.precision,
+        "train_time_s": sum(m["time_s"] for m in history),
+    }
+    write_text_atomic(out / RESULT, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def read_result(out: str | Path) -> dict | None:
+    """result.json of the run in `out`, None while it has not finished."""
+    path = Path(out) / RESULT
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _load_schedule(path: Path, config: dict):
+    from pba.schedule import load_schedule
+
+    search_epochs = config["schedule_epochs"]
+    is_json = path.is_file() and path.read_text(errors="replace").lstrip().startswith("{")
+    if search_epochs is None and not is_json:
+        # A PBT policy log does not record its search's length: assume the paper's search.
+        search_epochs = training.default_recipe(config["dataset"], SEARCH_MODEL).epochs
+    return load_schedule(path, search_epochs)
+
+
+def epoch_line(metrics: dict, epochs: int) -> str:
+    line = (f"epoch {metrics['epoch']}/{epochs} loss {metrics['train_loss']:.4f} "
+            f"acc {metrics['train_acc']:.4f} lr {metrics['lr']:.5f} "
+            f"{metrics['images_per_s']:.0f} img/s")
+    for split in ("test", "val"):
+        if f"{split}_acc" in metrics:
+            line += f" {split}_acc {metrics[f'{split}_acc']:.4f}"
+    return line

@@ -1,0 +1,134 @@
+"""`pba demo` at smoke size on real CIFAR-10: the search, final models of every arm in worker
+processes, the report with its verdict, both plots, and a demo killed among its final models
+that continues where it stopped. Also the verdict and summary sentences on their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pba.cli.main import main
+from pba.demo import DemoConfig, run_demo
+from pba.errors import PBAError
+from pba.policy import Policy
+from pba.report import (
+    THIS_SEARCH,
+    FinalRun,
+    comparisons,
+    schedule_notes,
+    verdict,
+)
+from pba.schedule import Schedule
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "rcifar10_16_wrn.txt"
+SMOKE_DEMO = DemoConfig(preset="smoke", model="wrn_10_1", epochs=2, lr=0.1, weight_decay=5e-4,
+                        seeds={"pba": 2, "baseline": 2, "published": 1})
+ARM_DIRS = {"pba-seed1", "pba-seed2", "baseline-seed1", "baseline-seed2", "published-seed1"}
+DEMO_SCRIPT = (
+    "import sys; from pba.demo import DemoConfig, run_demo; "
+    "run_demo(DemoConfig(**eval(sys.argv[1])), sys.argv[2], reference=sys.argv[3], "
+    "precision='fp32', workers=2, progress=False)"
+)
+
+
+def start_demo(out: Path, log: Path) -> subprocess.Popen:
+    config = repr(SMOKE_DEMO.to_dict())
+    with log.open("w") as stderr:
+        return subprocess.Popen([sys.executable, "-c", DEMO_SCRIPT, config, str(out),
+                                 str(REFERENCE)], stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)
+
+
+@pytest.mark.slow
+def test_killed_demo_continues_and_reports(tmp_path: Path, capsys) -> None:
+    if not REFERENCE.is_file():
+        pytest.skip(f"no published schedule at {REFERENCE}")
+    out = tmp_path / "demo"
+    proc = start_demo(out, tmp_path / "stderr.txt")
+    deadline = time.monotonic() + 300
+    first = None
+    while first is None:
+        assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+        assert time.monotonic() < deadline
+        done = sorted((out / "final").glob("*/result.json"))
+        first = done[0] if done else None
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the demo and its worker processes
+    proc.wait()
+    kept = first.read_text()
+    assert len(list((out / "final").glob("*/result.json"))) < len(ARM_DIRS)
+
+    text = run_demo(SMOKE_DEMO, out, reference=REFERENCE, precision="fp32", workers=2,
+                    progress=False)
+    assert {p.name for p in (out / "final").iterdir()} == ARM_DIRS
+    assert all((out / "final" / d / "result.json").is_file() for d in ARM_DIRS)
+    assert first.read_text() == kept  # a finished final model is not trained again
+    for plot in ("schedule.png", "population.png"):
+        assert (out / "search" / plot).read_bytes().startswith(b"\x89PNG")
+    assert (out / "summary.md").read_text() == text
+    assert f"| {THIS_SEARCH} | 2 | 2 |" in text and "| baseline | 2 | 2 |" in text
+    assert "| pba (rcifar10_16_wrn.txt) | 2 | 1 |" in text
+    assert "This search's schedule" in text and "the baseline" in text
+    assert "member-epochs" in text  # the search's cost
+    configs = [json.loads((out / "final" / d / "config.json").read_text()) for d in ARM_DIRS]
+    assert {c["seed"] for c in configs} == {1, 2} and {c["train_size"] for c in configs} == {256}
+    assert {c["precision"] for c in configs} == {"fp32"}
+
+    assert main(["report", str(out)]) == 0
+    assert capsys.readouterr().out == text
+    # A finished demo is only reported again; another demo's settings cannot take it over.
+    assert run_demo(SMOKE_DEMO, out, progress=False) == text
+    assert main(["demo", "--out", str(out / "search"), "--no-progress"]) == 2
+    assert "holds no demo" in capsys.readouterr().err
+
+
+def runs(errors: dict[str, list[float]], epochs: int = 100) -> list[FinalRun]:
+    return [FinalRun(Path(f"{arm}{i}"), "reduced_cifar10", "wrn_10_1", arm, e, epochs)
+            for arm, values in errors.items() for i, e in enumerate(values)]
+
+
+def test_verdict_says_plainly_whether_the_schedule_beats_the_baseline() -> None:
+    wins = runs({THIS_SEARCH: [44.0, 44.5, 45.0], "baseline": [48.0, 48.5, 47.5],
+                 "trivialaugment": [45.0, 44.6, 45.2]})
+    (vs_ta, vs_base) = comparisons(wins)
+    assert vs_base.other == "baseline" and vs_base.gain == pytest.approx(3.5)
+    # sd 0.5 on both sides, 3 seeds each: the standard error is sqrt(0.25/3 + 0.25/3).
+    assert vs_base.standard_error == pytest.approx((0.5 / 3) ** 0.5)
+    assert vs_base.significant and not vs_ta.significant
+    text = " ".join(verdict(wins))
+    assert "**This search's schedule beats the baseline**: 3.50 points better" in text
+    assert "within noise of trivialaugment" in text
+
+    noisy = runs({THIS_SEARCH: [44.0, 47.0, 45.0], "baseline": [46.0, 45.0, 47.5]})
+    assert "does not beat the baseline" in " ".join(verdict(noisy))
+    loses = runs({THIS_SEARCH: [50.0, 50.5], "baseline": [48.0, 48.2]})
+    assert "does not beat the baseline**: 2.15 points worse" in " ".join(verdict(loses))
+    single = runs({THIS_SEARCH: [44.0], "baseline": [48.0]})
+    assert "too few for a standard error" in " ".join(verdict(single))
+    # Runs of another length are not compared.
+    assert comparisons(runs({THIS_SEARCH: [44.0]}) + runs({"baseline": [40.0]}, 50)) == []
+
+
+def test_schedule_notes_flag_a_schedule_that_never_augments() -> None:
+    zero = Schedule.constant(Policy.zeros(), 10)
+    assert "never augmented" in schedule_notes(zero)[0]
+    strong = Policy.zeros().replace("Rotate", probability=5, magnitude=3)
+    growing = Schedule((Policy.zeros(),) * 4 + (strong,) * 6)
+    (note,) = schedule_notes(growing)
+    assert "augments on 6 of 10 epochs and grows" in note
+
+
+def test_demo_refuses_a_config_without_the_comparison() -> None:
+    with pytest.raises(PBAError, match="both need seeds"):
+        DemoConfig(preset="smoke", model="wrn_10_1", epochs=2, lr=0.1, weight_decay=0,
+                   seeds={"pba": 3})
+    with pytest.raises(PBAError, match="unknown arm"):
+        DemoConfig(preset="smoke", model="wrn_10_1", epochs=2, lr=0.1, weight_decay=0,
+                   seeds={"pba": 1, "baseline": 1, "mixup": 1})
