@@ -102,14 +102,16 @@ def test_verdict_says_plainly_whether_the_schedule_beats_the_baseline() -> None:
     # sd 0.5 on both sides, 3 seeds each: the standard error is sqrt(0.25/3 + 0.25/3).
     assert vs_base.standard_error == pytest.approx((0.5 / 3) ** 0.5)
     assert vs_base.significant and not vs_ta.significant
-    text = " ".join(verdict(wins))
-    assert "**This search's schedule beats the baseline**: 3.50 points better" in text
-    assert "within noise of trivialaugment" in text
+    lines = verdict(wins)
+    assert lines[0].startswith("**This search's schedule beats the baseline**: 44.50% against "
+                               "48.00% test error, 3.50 points better, more than two standard")
+    assert lines[1].startswith("Against trivialaugment: ") and "no clear difference" in lines[1]
 
     noisy = runs({THIS_SEARCH: [44.0, 47.0, 45.0], "baseline": [46.0, 45.0, 47.5]})
     assert "does not beat the baseline" in " ".join(verdict(noisy))
     loses = runs({THIS_SEARCH: [50.0, 50.5], "baseline": [48.0, 48.2]})
-    assert "does not beat the baseline**: 2.15 points worse" in " ".join(verdict(loses))
+    assert "does not beat the baseline**: 50.25% against 48.10% test error, 2.15 points worse" \
+        in " ".join(verdict(loses))
     single = runs({THIS_SEARCH: [44.0], "baseline": [48.0]})
     assert "too few for a standard error" in " ".join(verdict(single))
     # Runs of another length are not compared.

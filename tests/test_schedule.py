@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from pba.errors import PBAError
 from pba.ops import DEFAULT_OPS
 from pba.policy import Policy, explore
 from pba.schedule import (
+    PBTLogWarning,
     Schedule,
     load_policy,
     load_schedule,
@@ -52,6 +54,32 @@ def test_reference_logs_parse(name, epochs):
         assert schedule.policy_at(line[3]).to_list() == line[5]
         assert schedule.policy_at(nxt[3] - 1).to_list() == line[5]
     assert schedule.policy_at(epochs - 1).to_list() == lines[-1][5]
+
+
+def test_reference_logs_form_one_lineage_chain():
+    # Each line's clone trial is the previous line's target: nothing is dropped, no warning.
+    for name, epochs in (("rcifar10_16_wrn.txt", 200), ("rsvhn_16_wrn.txt", 160)):
+        lines = reference_lines(name)
+        assert all(b[1] == a[0] for a, b in zip(lines, lines[1:], strict=False))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            load_schedule(REFERENCE / name, epochs)
+
+
+def test_a_broken_chain_drops_the_overwritten_lineage():
+    def line(target, clone, epoch, old, new):
+        return json.dumps([target, clone, epoch, epoch, [old] * 60, [new] * 60])
+
+    # Trials 3 -> 5 first, then a lineage 1 -> 2 -> 4 that does not pass through 5.
+    log = "\n".join([line("5", "3", 2, 0, 1), line("2", "1", 4, 0, 2), line("4", "2", 6, 2, 3)])
+    with pytest.warns(PBTLogWarning, match="line 2's clone trial '1' is not line 1's target"):
+        schedule = parse_pbt_log(log, 8)
+    # The schedule is the surviving lineage's: its first old policy until epoch 4.
+    assert [p.values[0] for p in schedule] == [0, 0, 0, 0, 2, 2, 3, 3]
+    chained = "\n".join([line("2", "1", 4, 0, 2), line("4", "2", 6, 2, 3)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert parse_pbt_log(chained, 8) == schedule
 
 
 def test_reference_log_needs_the_search_length(tmp_path):

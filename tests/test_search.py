@@ -3,6 +3,7 @@ explore and exploit statistics against the spec, and PBT over a fake engine."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import time
@@ -246,7 +247,10 @@ class FakeEngine:
         path.write_text(json.dumps({"weight": self.weights[member], "extra": extra}))
 
     def load(self, member, path: Path):
-        doc = json.loads(path.read_text())
+        try:  # as the real engines, an unreadable checkpoint is a PBAError naming it
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise PBAError(f"{path} is not a readable checkpoint") from None
         self.weights[member] = doc["weight"]
         return doc["extra"]
 
@@ -349,7 +353,70 @@ def test_resume_after_a_crash_gives_the_uninterrupted_search(tmp_path) -> None:
     assert strip_times(run.events()) == strip_times(whole.events())
     assert state.lineage.schedule(state.best()) == whole_state.lineage.schedule(
         whole_state.best())
-    assert [p.name for p in (tmp_path / "crashed/checkpoints").iterdir()] == ["round-0005"]
+    # The newest two complete rounds are kept.
+    assert sorted(p.name for p in (tmp_path / "crashed/checkpoints").iterdir()) == [
+        "round-0004", "round-0005"]
+
+
+def test_a_damaged_newest_round_resumes_from_the_round_before(tmp_path, capsys) -> None:
+    config = PBTConfig(population=4, epochs=10, interval=2, seed=2)
+    whole, _ = search_into(tmp_path / "whole", config, FakeEngine(4))
+    out = tmp_path / "run"
+    search_into(out, config, FakeEngine(4), rounds=3)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["round-0002",
+                                                                       "round-0003"]
+    damaged = out / "checkpoints/round-0003/member-01.pt"
+    damaged.write_bytes(damaged.read_bytes()[:5])  # truncated
+    engine = FakeEngine(4)
+    state = RunDir(out).restore(config, engine)
+    err = capsys.readouterr().err
+    assert str(damaged) in err and "Resuming from round 2 (epoch 4): 2 epoch(s)" in err
+    assert state.round == 2 and not (out / "checkpoints/round-0003").exists()
+    run, state = search_into(out, config, FakeEngine(4))
+    assert state.epoch == 10 and strip_times(run.events()) == strip_times(whole.events())
+
+
+def test_a_deleted_state_file_resumes_from_the_rounds_own_record(tmp_path, capsys) -> None:
+    config = PBTConfig(population=4, epochs=8, interval=2, seed=3)
+    whole, _ = search_into(tmp_path / "whole", config, FakeEngine(4))
+    out = tmp_path / "run"
+    search_into(out, config, FakeEngine(4), rounds=3)
+    (out / "state.json").unlink()
+    state = RunDir(out).restore(config, FakeEngine(4))
+    assert state.round == 3  # nothing lost: round 3's own record
+    assert "state.json is missing" in capsys.readouterr().err
+    run, state = search_into(out, config, FakeEngine(4))
+    assert strip_times(run.events()) == strip_times(whole.events())
+    # With every record gone the search cannot guess: a clear error, nothing deleted.
+    for record in (out / "checkpoints").glob("*/round.json"):
+        record.unlink()
+    (out / "state.json").unlink()
+    with pytest.raises(PBAError, match="no complete round can be read"):
+        RunDir(out).restore(config, FakeEngine(4))
+    assert any((out / "checkpoints").iterdir())
+
+
+class FullDisk(FakeEngine):
+    """Writing fails from round `full` on, as on a full disk."""
+
+    def __init__(self, population: int, full: int) -> None:
+        super().__init__(population)
+        self.full = full
+
+    def save(self, member, path, extra):
+        if extra["round"] >= self.full and member == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super().save(member, path, extra)
+
+
+def test_a_full_disk_keeps_the_run_directory_resumable(tmp_path) -> None:
+    config = PBTConfig(population=4, epochs=8, interval=2, seed=4)
+    whole, _ = search_into(tmp_path / "whole", config, FakeEngine(4))
+    out = tmp_path / "run"
+    with pytest.raises(PBAError, match=r"cannot write round 3 .*No space left.*--resume"):
+        search_into(out, config, FullDisk(4, full=3))
+    run, state = search_into(out, config, FakeEngine(4))
+    assert state.epoch == 8 and strip_times(run.events()) == strip_times(whole.events())
 
 
 def test_resume_before_the_first_round_starts_over(tmp_path) -> None:
@@ -388,6 +455,11 @@ def test_paper_presets() -> None:
     c = preset("paper-rsvhn")
     assert (c.population, c.model, c.epochs, c.dataset, c.lr, c.weight_decay, c.cutout) == (
         16, "wrn_40_2", 160, "reduced_svhn", 0.1, 5e-3, False)
+    assert c.lr_schedule == "step" and c.recipe().lr_schedule == "step"
+    assert preset("paper-rcifar10").lr_schedule == "cosine"
+    # A config.json from before a field existed reads with its default.
+    old = {k: v for k, v in preset("quick").to_dict().items() if k != "lr_schedule"}
+    assert SearchConfig.from_dict(old) == preset("quick")
     assert set(PRESETS) == {"paper-rcifar10", "paper-rsvhn", "quick", "smoke"}
     assert SearchConfig.from_dict(c.to_dict()) == c
     with pytest.raises(PBAError, match="unknown preset"):

@@ -75,7 +75,10 @@ def test_smoke_search_writes_every_output(smoke_run: Path, cifar_images) -> None
     assert Lineage.replay(SMOKE.population, events).schedule(best) == schedule
 
     last = smoke_run / "checkpoints" / f"round-{rounds:04d}"
-    assert sorted(p.name for p in last.iterdir()) == [f"member-{m:02d}.pt" for m in range(4)]
+    assert sorted(p.name for p in last.iterdir()) == [
+        *(f"member-{m:02d}.pt" for m in range(4)), "round.json"]
+    assert sorted(p.name for p in last.parent.iterdir()) == [  # the newest two rounds
+        f"round-{rounds - 1:04d}", f"round-{rounds:04d}"]
     state = init_state(SMOKE.model, 10, SMOKE.recipe(), seed=0, device="cpu")
     assert load_checkpoint(last / f"member-{best:02d}.pt", state)["round"] == rounds
     assert state.epoch == SMOKE.epochs

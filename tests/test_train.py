@@ -15,6 +15,7 @@ from PIL import Image
 from pba import train as training
 from pba.cli.main import main
 from pba.data import ImageSet, load_dataset
+from pba.errors import PBAError
 from pba.policy import Policy
 from pba.schedule import Schedule
 
@@ -180,6 +181,23 @@ def test_default_recipes_follow_the_paper():
     assert (search.lr, search.weight_decay) == (0.1, 5e-4)
     pyramid = training.default_recipe("cifar10", "pyramidnet_272_200")
     assert (pyramid.epochs, pyramid.batch_size) == (1800, 64)
+    # The reference code trained WRNs on SVHN with a step schedule, everything else cosine.
+    assert svhn.lr_schedule == "step"
+    assert training.default_recipe("svhn", "wrn_28_10").lr_schedule == "step"
+    assert training.default_recipe("svhn", "shake_shake_26_2x96d").lr_schedule == "cosine"
+    assert training.default_recipe("reduced_cifar10", "wrn_28_10").lr_schedule == "cosine"
+
+
+def test_step_schedule_is_the_reference_codes_on_its_160_epochs():
+    recipe = training.Recipe(epochs=160, lr=0.05, weight_decay=0, lr_schedule="step")
+    rates = [training.learning_rate(recipe, epoch, step, 8) for epoch in range(160)
+             for step in (0, 7)]
+    expected = [0.05] * 160 + [0.005] * 80 + [0.0005] * 80  # x0.1 at 80, x0.01 at 120
+    assert rates == pytest.approx(expected)
+    cosine = training.Recipe(epochs=4, lr=0.1, weight_decay=0)
+    assert training.learning_rate(cosine, 1, 2, 4) == training.cosine_lr(0.1, 6, 16)
+    with pytest.raises(PBAError, match="unknown learning-rate schedule 'linear'"):
+        training.Recipe(epochs=4, lr=0.1, weight_decay=0, lr_schedule="linear")
 
 
 # ---- the command line --------------------------------------------------------------------

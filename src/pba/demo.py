@@ -21,11 +21,16 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pba.atomic import write_text_atomic
 from pba.errors import PBAError
+from pba.lock import LOCK, owned
 from pba.parallel import default_workers, map_parallel
 from pba.report import DEMO_FILE, DEMO_SEARCH, FINAL
+
+if TYPE_CHECKING:
+    from pba.search import SearchConfig
 
 THIS_SCHEDULE = "pba"  # the arm trained with the search's own schedule
 PUBLISHED = "published"
@@ -100,12 +105,22 @@ def run_demo(
     'published' arm, which is left out without it. `workers` members of the search, and
     final models, train at once (default: one per CPU core on a CPU, one on a GPU).
     """
+    out = Path(out)
+    _check_demo_dir(out)  # before the lock creates anything
+    with owned(out, "pba demo"):
+        return _run_demo(demo, out, reference, device, precision, data_dir, download, workers,
+                         progress)
+
+
+def _run_demo(
+    demo: DemoConfig, out: Path, reference: str | Path | None, device: str, precision: str,
+    data_dir: str | Path | None, download: bool, workers: int | None, progress: bool,
+) -> str:
     from pba import report
+    from pba.search import SearchConfig, resume_search, run_search, rundir
     from pba.search import preset as search_preset
-    from pba.search import resume_search, run_search, rundir
     from pba.search.rundir import RunDir
 
-    out = Path(out)
     demo, reference = _demo_config(demo, out, reference)
     search = search_preset(demo.preset)
     search_dir = out / DEMO_SEARCH
@@ -121,7 +136,9 @@ def run_demo(
                            "training images)")
             run_search(search, search_dir, preset=demo.preset, device=device,
                        precision=precision, **options)
-    data_dir = data_dir or RunDir.open(search_dir).config().get("data_dir")
+    doc = RunDir.open(search_dir).config()
+    search = SearchConfig.from_dict(doc["search"])  # as it ran, whatever the preset is now
+    data_dir = data_dir or doc.get("data_dir")
     jobs = final_jobs(demo, search, out, reference, device=device, precision=precision,
                       data_dir=data_dir)
     todo = [job for job in jobs if not (job.out / "result.json").is_file()]
@@ -136,8 +153,8 @@ def run_demo(
 
 
 def final_jobs(
-    demo: DemoConfig, search, out: Path, reference: Path | None, *, device: str,
-    precision: str, data_dir: str | Path | None,
+    demo: DemoConfig, search: SearchConfig, out: Path, reference: Path | None, *,
+    device: str, precision: str, data_dir: str | Path | None,
 ) -> list[FinalJob]:
     """Every final model of the demo, seeds interleaved so that each arm's first seeds come
     first: a demo stopped early has the comparison's core."""
@@ -159,11 +176,10 @@ def final_jobs(
                          "seed": seed, "train_size": search.train_size, "val_size": 0,
                          "epochs": demo.epochs, "lr": demo.lr,
                          "weight_decay": demo.weight_decay, "batch_size": search.batch_size,
-                         "cutout": search.cutout, "precision": precision}
+                         "cutout": search.cutout, "precision": precision, "ops": search.ops}
                 if mode == "pba":
+                    # A PBT policy log's length is taken to be the paper's search's.
                     given["schedule"] = schedules[arm]
-                    # A PBT policy log does not record its search's length.
-                    given["schedule_epochs"] = None if arm == THIS_SCHEDULE else 200
                 config = training_run.new_config(given, device=device, data_dir=data_dir)
             jobs.append(FinalJob(arm, seed, run_out, config))
     return jobs
@@ -220,6 +236,7 @@ def _demo_config(
 ) -> tuple[DemoConfig, Path | None]:
     """The demo in `out` and its published schedule: those it started with, or `demo` and
     `reference` for a new directory."""
+    _check_demo_dir(out)
     path = out / DEMO_FILE
     if path.is_file():
         try:
@@ -228,8 +245,6 @@ def _demo_config(
         except (ValueError, KeyError, TypeError):
             raise PBAError(f"{path} is not a pba demo record (changed by hand?)") from None
         return stored[0], None if stored[1] is None else Path(stored[1])
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise PBAError(f"{out} exists and holds no demo; choose another --out")
     if reference is not None:
         reference = Path(reference).resolve()
         if not reference.is_file():
@@ -237,6 +252,14 @@ def _demo_config(
     write_text_atomic(path, json.dumps({"demo": demo.to_dict(), "reference": None if
                                         reference is None else str(reference)}, indent=2) + "\n")
     return demo, reference
+
+
+def _check_demo_dir(out: Path) -> None:
+    """`out` must be a demo directory, or new (empty, or holding only a lock)."""
+    if (out / DEMO_FILE).is_file() or not out.exists():
+        return
+    if not out.is_dir() or any(p.name != LOCK for p in out.iterdir()):
+        raise PBAError(f"{out} exists and holds no demo; choose another --out")
 
 
 def _images(job: FinalJob, epochs: int) -> int:

@@ -237,33 +237,32 @@ def comparisons(runs: Sequence[FinalRun]) -> list[Comparison]:
 
 
 def verdict(runs: Sequence[FinalRun]) -> list[str]:
-    """Plain sentences: does this search's schedule beat the baseline, and where does it stand
-    against the other augmentations; what to try when it does not win."""
+    """Plain sentences: does this search's schedule beat the baseline (first), and where does it
+    stand against the other augmentations; what to try when it does not win."""
     lines = []
-    for c in comparisons(runs):
+    for c in sorted(comparisons(runs), key=lambda c: c.other != BASELINE):
         se = c.standard_error
+        gap = (f"{statistics.mean(c.ours):.2f}% against {statistics.mean(c.theirs):.2f}% test "
+               f"error, {abs(c.gain):.2f} points {'better' if c.gain > 0 else 'worse'}")
         seeds = f"{len(c.ours)} vs {len(c.theirs)} seeds"
         if se is None:
-            stand = (f"{abs(c.gain):.2f} points {'better' if c.gain > 0 else 'worse'} than "
-                     f"{c.other} ({seeds}: too few for a standard error; train more seeds)")
+            stand = f"{gap} ({seeds}: too few for a standard error; train more seeds)"
         elif c.significant:
-            stand = (f"{abs(c.gain):.2f} points {'better' if c.gain > 0 else 'worse'} than "
-                     f"{c.other}, more than two standard errors ({se:.2f}) of the difference "
-                     f"({seeds})")
+            stand = (f"{gap}, more than two standard errors of the difference (2 x {se:.2f}; "
+                     f"{seeds})")
         else:
-            stand = (f"within noise of {c.other}: {c.gain:+.2f} points, less than two "
-                     f"standard errors ({se:.2f}) of the difference ({seeds})")
-        if c.other == BASELINE:
-            if c.significant and c.gain > 0:
-                lines.append(f"**This search's schedule beats the baseline**: {stand}.")
-            else:
-                lines.append(
-                    f"**This search's schedule does not beat the baseline**: {stand}. "
-                    "Augmentation pays off where the model overfits: try fewer training "
-                    "images or more epochs (as `pba demo` does), a longer search (more "
-                    "rounds, so that lineages mix), or more seeds to settle it.")
-        else:
+            stand = (f"{gap}, within two standard errors of the difference (2 x {se:.2f}; "
+                     f"{seeds}): no clear difference")
+        if c.other != BASELINE:
             lines.append(f"Against {c.other}: {stand}.")
+        elif c.significant and c.gain > 0:
+            lines.append(f"**This search's schedule beats the baseline**: {stand}.")
+        else:
+            lines.append(
+                f"**This search's schedule does not beat the baseline**: {stand}. "
+                "Augmentation pays off where the model overfits: try fewer training images or "
+                "more epochs (as `pba demo` does), a longer search (more rounds, so that "
+                "lineages mix), or more seeds to settle it.")
     return lines
 
 
@@ -311,7 +310,7 @@ def summary_markdown(run_dir: str | Path) -> str:
     if (run.path / rundir.SCHEDULE).is_file():
         from pba.schedule import load_schedule
 
-        schedule = load_schedule(run.path / rundir.SCHEDULE)
+        schedule = load_schedule(run.path / rundir.SCHEDULE, ops=config.op_set())
         policies = schedule.policies
         changes = sum(a != b for a, b in zip(policies, policies[1:], strict=False))
         lines += [
@@ -334,7 +333,7 @@ def next_steps(run_dir: str | Path) -> list[str]:
     run = RunDir.open(run_dir)
     doc = run.config()
     config = SearchConfig.from_dict(doc["search"])
-    schedule = load_schedule(run.path / rundir.SCHEDULE)
+    schedule = load_schedule(run.path / rundir.SCHEDULE, ops=config.op_set())
     return [*schedule_notes(schedule), "",
             *next_command(run.path, doc, config, search_cost(run.path))]
 
@@ -358,6 +357,8 @@ def next_command(run_dir: Path, doc: dict, config: SearchConfig, cost: SearchCos
         model, epochs = config.model, config.epochs
         flags = (f" --train-size {train_images} --val-size 0 --epochs {epochs} --lr {config.lr}"
                  f" --wd {config.weight_decay}")
+    if config.ops is not None:
+        flags += f" --ops {config.ops}"
     command = (f"    pba train --dataset {config.dataset} --model {model} --augment pba "
                f"--schedule {schedule}{flags} --out {run_dir / FINAL / model}")
     rate = cost.images_per_s
@@ -409,8 +410,13 @@ def demo_report(demo_dir: Path, extra: Sequence[str | Path] = ()) -> str:
     for line in verdict(runs) or ["No final models have finished yet: run the same `pba demo` "
                                   "command again to continue."]:
         lines += [line, ""]
+    seconds = sum(json.loads((r.path / "result.json").read_text()).get("train_time_s", 0)
+                  for r in runs if r.test_error is not None)
     lines += ["## Test error of the final models (on the dataset's test split)", "",
-              results_table(runs) if runs else "(none yet)", "", "## The search"]
+              results_table(runs) if runs else "(none yet)", "",
+              f"{sum(r.test_error is not None for r in runs)} final models, "
+              f"{_duration(seconds)} of training in all (on a CPU several train at once).", "",
+              "## The search"]
     lines += summary_markdown(search_dir).splitlines()[1:]  # without its title
     lines += ["", f"Plots: `{search_dir / rundir.PLOT}` (the schedule), "
               f"`{search_dir / rundir.POPULATION_PLOT}` (the population)."]

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 from pba import train as training
 from pba.atomic import write_text_atomic
 from pba.errors import PBAError
+from pba.lock import owned
+from pba.ops.registry import OpSet, load_op_set
 from pba.precision import resolve_precision
 
 if TYPE_CHECKING:
@@ -40,7 +42,10 @@ CONFIG, CHECKPOINT, METRICS, RESULT = "config.json", "checkpoint.pt", "metrics.j
 RUN_KEYS = (
     "dataset", "model", "augment", "schedule", "schedule_epochs", "seed", "train_size",
     "val_size", "eval_every", "epochs", "lr", "weight_decay", "batch_size", "cutout", "precision",
+    "lr_schedule", "ops",
 )
+# What runs written before a setting existed trained with.
+ADDED_KEYS = {"precision": "fp32", "lr_schedule": "cosine", "ops": None}
 # The model of the paper's searches; its default epochs are a search's length (200 CIFAR, 160 SVHN).
 SEARCH_MODEL = "wrn_40_2"
 
@@ -62,8 +67,9 @@ def new_config(given: dict, *, device: str = "auto", data_dir: str | Path | None
     recipe = training.default_recipe(given["dataset"], given["model"])
     defaults = {f.name: getattr(recipe, f.name) for f in fields(recipe)}
     defaults |= {"augment": augment, "schedule": None, "schedule_epochs": None, "seed": 0,
-                 "train_size": None, "val_size": None, "eval_every": 0}
+                 "train_size": None, "val_size": None, "eval_every": 0, "ops": None}
     config = defaults | given
+    load_op_set(config["ops"])  # an unknown module fails now, before anything is written
     if config["schedule"] is not None:
         config["schedule"] = str(Path(config["schedule"]).resolve())
     config["precision"] = resolve_precision(given.get("precision", "auto"),
@@ -81,9 +87,9 @@ def resumed_config(out: str | Path, given: dict | None = None) -> dict:
         missing = [key for key in RUN_KEYS if key not in config]
     except (json.JSONDecodeError, TypeError):
         raise PBAError(f"{path} is not a pba train config") from None
-    if missing == ["precision"]:
-        config["precision"] = "fp32"  # a run from before precisions trained the CPU's way
-    elif missing:
+    config |= {key: ADDED_KEYS[key] for key in missing if key in ADDED_KEYS}
+    missing = [key for key in missing if key not in ADDED_KEYS]
+    if missing:
         raise PBAError(f"{path} is not a pba train config (no {', '.join(missing)})")
     for key, value in (given or {}).items():
         if key == "schedule" and value is not None:
@@ -105,16 +111,24 @@ def fit(
     data: DatasetSplits | None = None,
     progress: bool = True,
     on_images: Callable[[int], None] | None = None,
+    tensorboard: bool = False,
 ) -> dict:
     """Train the run `config` (from `new_config`, or `resumed_config` with `resume`) in `out`
     and return its result.json. A resumed run goes on from its last checkpoint: on the CPU the
     result equals an uninterrupted run's bit for bit. `data`, when given, is the config's
     dataset already loaded (runs that share it load it once). `progress` shows a bar and a line
-    per epoch; `on_images(n)` is called after every step with its n images."""
+    per epoch; `on_images(n)` is called after every step with its n images. `tensorboard`
+    also logs every epoch to DIR/tensorboard (`pba.tensorboard`)."""
+    import contextlib
+
     import torch
     from tqdm import tqdm
 
     from pba.data import load_dataset
+    from pba.tensorboard import TensorBoardLog, require_tensorboard
+
+    if tensorboard:
+        require_tensorboard()
 
     out = Path(out)
     if not resume:
@@ -131,7 +145,8 @@ def fit(
     schedule = schedule_copy = None
     if config["augment"] == "pba":
         schedule_copy = out / ("schedule" + Path(config["schedule"]).suffix)
-        schedule = _load_schedule(schedule_copy if resume else Path(config["schedule"]), config)
+        schedule = _load_schedule(schedule_copy if resume else Path(config["schedule"]), config,
+                                  load_op_set(config["ops"]))
     if data is None:
         data = load_dataset(config["dataset"], data_dir or config["data_dir"],
                             train_size=config["train_size"], val_size=config["val_size"],
@@ -139,59 +154,67 @@ def fit(
     augment = training.make_augment(config["augment"], data, recipe, schedule=schedule)
     state = training.init_state(config["model"], data.num_classes, recipe, seed=config["seed"],
                                 device=resolved)
-    history: list[dict] = []
-    if resume and (out / CHECKPOINT).exists():
-        history = training.load_checkpoint(out / CHECKPOINT, state)["history"]
-    elif not resume:
-        out.mkdir(parents=True, exist_ok=True)
-        if schedule is not None:
-            shutil.copyfile(config["schedule"], schedule_copy)
-        write_text_atomic(out / CONFIG, json.dumps(config, indent=2) + "\n")
+    # Written only by this process from here on (checked after the settings, so that a bad
+    # setting leaves nothing behind).
+    with owned(out, "pba train"), contextlib.ExitStack() as stack:
+        history: list[dict] = []
+        if resume and (out / CHECKPOINT).exists():
+            history = training.load_checkpoint(out / CHECKPOINT, state)["history"]
+        elif not resume:
+            out.mkdir(parents=True, exist_ok=True)
+            if schedule is not None:
+                shutil.copyfile(config["schedule"], schedule_copy)
+            write_text_atomic(out / CONFIG, json.dumps(config, indent=2) + "\n")
 
-    # Upload the uint8 training set once; `train` then finds it on the model's device.
-    train_set = data.train.to(resolved)
-    per_epoch = len(train_set) // recipe.batch_size * recipe.batch_size
-    bar = tqdm(total=recipe.epochs * per_epoch, initial=state.epoch * per_epoch, unit="img",
-               unit_scale=True, desc="pba train", disable=None if progress else True)
+        # Upload the uint8 training set once; `train` then finds it on the model's device.
+        train_set = data.train.to(resolved)
+        per_epoch = len(train_set) // recipe.batch_size * recipe.batch_size
+        bar = tqdm(total=recipe.epochs * per_epoch, initial=state.epoch * per_epoch, unit="img",
+                   unit_scale=True, desc="pba train", disable=None if progress else True)
+        board = stack.enter_context(TensorBoardLog(out)) if tensorboard else None
+        policies = None if schedule is None else schedule.stretch(recipe.epochs).policies
 
-    def images_done(n: int) -> None:
-        bar.update(n)
-        if on_images is not None:
-            on_images(n)
+        def images_done(n: int) -> None:
+            bar.update(n)
+            if on_images is not None:
+                on_images(n)
 
-    norm = {"mean": data.mean, "std": data.std}
-    while state.epoch < recipe.epochs:
-        state, (metrics,) = training.train(state, train_set, 1, augment, recipe,
-                                           progress=images_done, **norm)
-        final = state.epoch == recipe.epochs
-        evals = {}
-        if final or (config["eval_every"] and state.epoch % config["eval_every"] == 0):
-            evals["test"] = data.test
-        if final and data.val is not None:
-            evals["val"] = data.val
-        for split, images in evals.items():
-            scores = training.evaluate(state.model, images, precision=recipe.precision, **norm)
-            metrics |= {f"{split}_acc": scores["accuracy"], f"{split}_loss": scores["loss"]}
-        history.append(metrics)
-        training.save_checkpoint(out / CHECKPOINT, state, {"history": history})
-        write_text_atomic(out / METRICS, "".join(json.dumps(m) + "\n" for m in history))
-        bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", acc=f"{metrics['train_acc']:.3f}")
-        if progress:
-            bar.write(epoch_line(metrics, recipe.epochs))
-    bar.close()
+        norm = {"mean": data.mean, "std": data.std}
+        while state.epoch < recipe.epochs:
+            state, (metrics,) = training.train(state, train_set, 1, augment, recipe,
+                                               progress=images_done, **norm)
+            final = state.epoch == recipe.epochs
+            evals = {}
+            if final or (config["eval_every"] and state.epoch % config["eval_every"] == 0):
+                evals["test"] = data.test
+            if final and data.val is not None:
+                evals["val"] = data.val
+            for split, images in evals.items():
+                scores = training.evaluate(state.model, images, precision=recipe.precision, **norm)
+                metrics |= {f"{split}_acc": scores["accuracy"], f"{split}_loss": scores["loss"]}
+            history.append(metrics)
+            training.save_checkpoint(out / CHECKPOINT, state, {"history": history})
+            write_text_atomic(out / METRICS, "".join(json.dumps(m) + "\n" for m in history))
+            bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", acc=f"{metrics['train_acc']:.3f}")
+            if board is not None:
+                board.train_epoch(metrics, None if policies is None else
+                                  policies[state.epoch - 1].strength)
+            if progress:
+                bar.write(epoch_line(metrics, recipe.epochs))
+        bar.close()
 
-    last = history[-1]
-    result = {
-        "test_error": 100 * (1 - last["test_acc"]),
-        "test_acc": last["test_acc"],
-        "test_loss": last["test_loss"],
-        **({"val_acc": last["val_acc"]} if "val_acc" in last else {}),
-        "epochs": recipe.epochs,
-        "precision": recipe.precision,
-        "train_time_s": sum(m["time_s"] for m in history),
-    }
-    write_text_atomic(out / RESULT, json.dumps(result, indent=2) + "\n")
-    return result
+        last = history[-1]
+        result = {
+            "test_error": 100 * (1 - last["test_acc"]),
+            "test_acc": last["test_acc"],
+            "test_loss": last["test_loss"],
+            **({"val_acc": last["val_acc"]} if "val_acc" in last else {}),
+            "epochs": recipe.epochs,
+            "precision": recipe.precision,
+            "train_time_s": sum(m["time_s"] for m in history),
+        }
+        write_text_atomic(out / RESULT, json.dumps(result, indent=2) + "\n")
+        return result
 
 
 def read_result(out: str | Path) -> dict | None:
@@ -200,7 +223,7 @@ def read_result(out: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _load_schedule(path: Path, config: dict):
+def _load_schedule(path: Path, config: dict, ops: OpSet):
     from pba.schedule import load_schedule
 
     search_epochs = config["schedule_epochs"]
@@ -208,7 +231,7 @@ def _load_schedule(path: Path, config: dict):
     if search_epochs is None and not is_json:
         # A PBT policy log does not record its search's length: assume the paper's search.
         search_epochs = training.default_recipe(config["dataset"], SEARCH_MODEL).epochs
-    return load_schedule(path, search_epochs)
+    return load_schedule(path, search_epochs, ops)
 
 
 def epoch_line(metrics: dict, epochs: int) -> str:

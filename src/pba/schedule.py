@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,12 @@ def policy_from_named(values: Sequence[int], names: Sequence[str], ops: OpSet) -
             f"a policy over {len(names)} ops has {2 * SLOTS * len(names)} integers, "
             f"got {len(values)}"
         )
+    unknown = [name for name in names if name not in ops.names]
+    if unknown:
+        many = len(unknown) > 1
+        raise PBAError(f"unknown op{'s' if many else ''} {', '.join(map(repr, unknown))}: load "
+                       f"it with the op set that defines {'them' if many else 'it'} (--ops "
+                       "MODULE:NAME)")
     out = [0] * (2 * SLOTS * len(ops))
     for j, name in enumerate(names):
         k = ops.index(name)
@@ -180,7 +187,13 @@ def load_schedule(
 def parse_pbt_log(text: str, search_epochs: int | None, ops: OpSet = DEFAULT_OPS) -> Schedule:
     """Ray Tune's PBT policy log, one exploit per line along the best member's lineage
     (spec section 7): the first segment runs from 0 to the first clone epoch with that line's old
-    policy, each line's new policy runs until the next line's clone epoch, the last to the end."""
+    policy, each line's new policy runs until the next line's clone epoch, the last to the end.
+
+    The lines form a chain: each line's clone trial is the previous line's target (the lineage
+    passes from one member to the next). Where the chain breaks, the lines before the break
+    belong to another lineage, one that the later exploits overwrote: they are dropped, with a
+    `PBTLogWarning`, as the reference code's parser and Ray Tune's PBT replay drop them, and
+    the schedule starts with the old policy of the first line kept."""
     lines = []
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
@@ -192,20 +205,35 @@ def parse_pbt_log(text: str, search_epochs: int | None, ops: OpSet = DEFAULT_OPS
             raise PBAError(f"line {number}: expected [target, clone, target_epoch, "
                            f"clone_epoch, old_policy, new_policy], got {raw[:60]!r}")
         old, new = (_log_policy(p, number, ops) for p in line[4:6])
-        lines.append((line[3], old, new))
+        # A trial is its tag up to any "@perturbed[...]" Tune appends after an exploit.
+        target, clone = (str(tag).split("@", 1)[0] for tag in line[:2])
+        lines.append((line[3], old, new, target, clone))
     if not lines:
         raise PBAError("empty PBT policy log")
+    first = len(lines) - 1
+    while first > 0 and lines[first][4] == lines[first - 1][3]:
+        first -= 1
+    if first:
+        warnings.warn(f"PBT policy log: line {first + 1}'s clone trial {lines[first][4]!r} is "
+                      f"not line {first}'s target {lines[first - 1][3]!r}; the {first} line(s) "
+                      "before it belong to an overwritten lineage and are dropped",
+                      PBTLogWarning, stacklevel=2)
+        lines = lines[first:]
     if search_epochs is None:
         raise PBAError("a PBT policy log does not record how long its search ran: give the "
                        "search's epochs (e.g. 200 for reduced CIFAR-10, 160 for reduced SVHN)")
-    bounds = [clone_epoch for clone_epoch, _, _ in lines] + [search_epochs]
+    bounds = [line[0] for line in lines] + [search_epochs]
     if any(not isinstance(b, int) or b < 0 for b in bounds[:-1]) or bounds != sorted(bounds):
         raise PBAError(f"PBT policy log: clone epochs {bounds[:-1]} must be increasing and at "
                        f"most the search's {search_epochs} epochs")
     policies = [lines[0][1]] * bounds[0]
-    for (_, _, new), start, end in zip(lines, bounds, bounds[1:], strict=False):
+    for (_, _, new, _, _), start, end in zip(lines, bounds, bounds[1:], strict=False):
         policies += [new] * (end - start)
     return Schedule(tuple(policies))
+
+
+class PBTLogWarning(UserWarning):
+    """A PBT policy log held lines of another lineage, which were dropped."""
 
 
 def _parse_log_line(raw: str) -> object | None:
@@ -226,8 +254,12 @@ def _log_policy(value: object, number: int, ops: OpSet) -> Policy:
         value = value.get("hp_policy")
     if not isinstance(value, list):
         raise PBAError(f"line {number}: a policy must be a list of integers")
+    # Our own logs are laid out over the search's ops; the published ones over the paper's 15.
+    if len(value) == 2 * SLOTS * len(ops):
+        return Policy(tuple(value), ops)
     if len(value) != 2 * SLOTS * len(DEFAULT_OPS):
-        raise PBAError(f"line {number}: a policy has {len(value)} integers, expected 60")
+        raise PBAError(f"line {number}: a policy has {len(value)} integers, expected "
+                       f"{2 * SLOTS * len(ops)}")
     return policy_from_named(value, DEFAULT_OPS.names, ops)
 
 

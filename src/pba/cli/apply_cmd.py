@@ -26,6 +26,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="schedule file: pba JSON (schedule.json / a policy) or a PBT policy log")
     p.add_argument("--epoch", type=int, default=None,
                    help="epoch whose policy to apply (default: the last epoch)")
+    p.add_argument("--ops", metavar="MODULE:NAME",
+                   help="the OpSet the schedule's policies are made of, when it has ops of "
+                   "your own: an importable module or path/to/file.py, and the name in it")
     p.add_argument("--schedule-epochs", type=int, default=None,
                    help="length of the search that wrote a PBT policy log (e.g. 200 for the "
                    "reduced CIFAR-10 reference log); not needed for pba JSON files")
@@ -65,13 +68,14 @@ def load_images(path: Path, limit: int, size: int) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pba.ops import load_op_set
     from pba.plot import plot_image_grid
     from pba.schedule import load_schedule
     from pba.transforms import CIFAR10_FILL, apply_policy
 
     if args.num_images < 1 or args.samples < 1 or args.size < 8:
         raise PBAError("--num-images and --samples must be >= 1 and --size >= 8")
-    schedule = load_schedule(args.schedule, args.schedule_epochs)
+    schedule = load_schedule(args.schedule, args.schedule_epochs, load_op_set(args.ops))
     epoch = len(schedule) - 1 if args.epoch is None else args.epoch
     policy = schedule.policy_at(epoch)
     if args.images is not None:

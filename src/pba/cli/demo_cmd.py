@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 DEFAULT_OUT = Path("runs/demo")
@@ -52,9 +53,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise PBAError(f"--workers must be >= 1, got {args.workers}")
+    started = time.monotonic()
     text = run_demo(DEMO, args.out, reference=args.reference, device=args.device,
                     precision=args.precision, data_dir=args.data_dir, download=args.download,
                     workers=args.workers, progress=not args.no_progress)
     print()
     print(text, end="")
+    minutes, seconds = divmod(round(time.monotonic() - started), 60)
+    print(f"\npba demo: this run took {minutes}m {seconds:02d}s; the report is "
+          f"{args.out / 'summary.md'}")
     return 0

@@ -14,6 +14,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "probability (summed over its two slots) and magnitude (mean of the slots) per epoch.",
     )
     p.add_argument("schedule", type=Path, help="pba JSON schedule or a PBT policy log")
+    p.add_argument("--ops", metavar="MODULE:NAME",
+                   help="the OpSet the schedule's policies are made of, when it has ops of "
+                   "your own: an importable module or path/to/file.py, and the name in it")
     p.add_argument("--schedule-epochs", type=int, default=None,
                    help="length of the search that wrote a PBT policy log (e.g. 200 for the "
                    "reduced CIFAR-10 reference log); not needed for pba JSON files")
@@ -23,10 +26,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pba.ops import load_op_set
     from pba.plot import plot_schedule
     from pba.schedule import load_schedule
 
-    schedule = load_schedule(args.schedule, args.schedule_epochs)
+    schedule = load_schedule(args.schedule, args.schedule_epochs, load_op_set(args.ops))
     plot_schedule(schedule, args.out, args.title or f"{args.schedule.name}")
     print(f"wrote {args.out} ({len(schedule)} epochs)")
     return 0

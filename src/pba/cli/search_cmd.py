@@ -13,7 +13,7 @@ OVERRIDES = {
     "--epochs": "epochs", "--interval": "interval", "--quantile": "quantile",
     "--metric": "metric", "--train-size": "train_size", "--val-size": "val_size",
     "--lr": "lr", "--wd": "weight_decay", "--batch-size": "batch_size", "--cutout": "cutout",
-    "--seed": "seed",
+    "--seed": "seed", "--lr-schedule": "lr_schedule", "--ops": "ops",
 }
 
 
@@ -31,7 +31,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "train --augment pba --schedule`). Presets: "
         + "; ".join(f"{name}: {c.population} x {c.model}, {c.epochs} epochs, {c.dataset}"
                     for name, c in PRESETS.items())
-        + ". Every preset value can be changed by its flag.",
+        + ". The paper presets search WRN-40-2 as the paper says; the reference code's "
+        "'wrn_40_2' was built at depth 28 (a WRN-28-2, about 2/3 of the compute), so compare "
+        "search costs with that in mind. paper-rsvhn uses the step learning rate the reference "
+        "code searched SVHN with. Every preset value can be changed by its flag.",
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, default=None,
@@ -51,11 +54,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="validation metric that ranks members (accuracy: max, loss: min)")
     p.add_argument("--train-size", type=int, help="training images")
     p.add_argument("--val-size", type=int, help="validation images (the metric)")
-    p.add_argument("--lr", type=float, help="base learning rate (cosine decay to 0)")
+    p.add_argument("--lr", type=float, help="base learning rate")
+    p.add_argument("--lr-schedule", choices=["cosine", "step"],
+                   help="cosine: decay to 0 over the search; step: x0.1 at half the epochs and "
+                   "x0.01 at three quarters, as the reference code searched SVHN (the "
+                   "paper-rsvhn preset's)")
     p.add_argument("--wd", type=float, dest="weight_decay", help="weight decay")
     p.add_argument("--batch-size", type=int, help="batch size")
     p.add_argument("--cutout", action=argparse.BooleanOptionalAction, default=None,
                    help="Cutout after the policy (--no-cutout to turn it off)")
+    p.add_argument("--ops", metavar="MODULE:NAME",
+                   help="search over an OpSet of your own (DEFAULT_OPS.with_op(...)): an "
+                   "importable module or path/to/file.py, and the name in it; recorded in "
+                   "config.json, so that --resume imports it again")
     p.add_argument("--seed", type=int, help="seed of member initialisation, data order, "
                    "exploit and explore (the reduced split itself is always the paper's)")
     p.add_argument("--device", default=None,
@@ -78,6 +89,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="where datasets live (default: $PBA_DATA_DIR, else ./data)")
     p.add_argument("--download", action="store_true", help="download the dataset if missing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log every member's training loss, validation accuracy and policy "
+                   "strength to DIR/tensorboard (pip install 'pba[tensorboard]'; Ray runs "
+                   "keep Tune's own logs)")
     g = p.add_argument_group("Ray backend (pip install 'pba[ray]')")
     g.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="local: members in turn on one device (default); ray: members as Ray "
@@ -100,12 +115,16 @@ def run(args: argparse.Namespace) -> int:
     options = {"data_dir": args.data_dir, "download": args.download,
                "progress": not args.no_progress}
     precision = {} if args.precision is None else {"precision": args.precision}
+    board = {"tensorboard": True} if args.tensorboard else {}
     workers = {} if args.workers is None else {"workers": args.workers}
     ray = args.backend == "ray"
     resources = {k: v for k, v in (("cpus_per_member", args.cpus_per_member),
                                    ("gpus_per_member", args.gpus_per_member)) if v is not None}
     if not ray and (resources or args.address):
         raise PBAError("--address, --cpus-per-member and --gpus-per-member need --backend ray")
+    if ray and args.tensorboard:
+        raise PBAError("--tensorboard is for --backend local; Ray Tune keeps its own logs in "
+                       "DIR/ray")
     if ray and (args.device is not None or args.engine is not None or workers):
         raise PBAError("--device, --engine and --workers are for --backend local; Ray members "
                        "use a GPU when --gpus-per-member > 0")
@@ -127,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             if is_ray_run(args.resume):
                 raise PBAError(f"{args.resume} holds a Ray search: add --backend ray")
             result = resume_search(args.resume, device=args.device, engine=args.engine,
-                                   **precision, **workers, **options)
+                                   **precision, **workers, **board, **options)
     else:
         name = args.preset or DEFAULT_PRESET
         config = preset(name).replace(**changes)
@@ -138,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             result = run_search(config, out, preset=name, device=args.device or "auto",
                                 engine=args.engine or "auto", **precision, **workers,
-                                **options)
+                                **board, **options)
     from pba.report import next_steps
 
     print(f"best member {result.best_member}: validation accuracy {result.best_accuracy:.4f}")

@@ -32,6 +32,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--schedule", metavar="FILE", type=Path,
                    help="PBA schedule: pba JSON (from `pba search`) or a Ray Tune PBT policy "
                    "log such as the published rcifar10_16_wrn.txt; stretched to --epochs")
+    p.add_argument("--ops", metavar="MODULE:NAME",
+                   help="the OpSet of a schedule with ops of your own (an importable module or "
+                   "path/to/file.py, and the name in it); recorded for --resume")
     p.add_argument("--schedule-epochs", metavar="S", type=int,
                    help="length of the search that wrote a PBT policy log (default: the "
                    "paper's search on --dataset, 200 for CIFAR and 160 for SVHN); JSON "
@@ -40,6 +43,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="epochs of the whole run (default: the paper's)")
     p.add_argument("--lr", metavar="LR", type=float,
                    help="base learning rate (default: the paper's)")
+    p.add_argument("--lr-schedule", choices=("cosine", "step"),
+                   help="cosine (to 0 over the run) or step (x0.1 at half the epochs, x0.01 at "
+                   "three quarters); default: step for WRNs on SVHN, as the reference code "
+                   "trained them, else cosine")
     p.add_argument("--wd", metavar="WD", dest="weight_decay", type=float,
                    help="L2 weight decay (default: the paper's)")
     p.add_argument("--batch-size", metavar="N", type=int, help="default 128 (PyramidNet 64)")
@@ -69,6 +76,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="dataset root (default: $PBA_DATA_DIR, else ./data)")
     p.add_argument("--download", action="store_true",
                    help="download the dataset into the root if it is missing")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log every epoch's metrics (and the policy strength) to "
+                   "DIR/tensorboard (pip install 'pba[tensorboard]')")
     return p
 
 
@@ -81,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = training_run.new_config(given, device=args.device, data_dir=args.data_dir)
     result = training_run.fit(config, args.out, resume=args.resume, device=args.device,
-                              data_dir=args.data_dir, download=args.download)
+                              data_dir=args.data_dir, download=args.download,
+                              tensorboard=args.tensorboard)
     print(f"test error {result['test_error']:.2f}% ({args.out / training_run.RESULT})")
     return 0
 

@@ -8,8 +8,12 @@ their own with `DEFAULT_OPS.with_op(Op(...))` and pass the resulting `OpSet` to 
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -75,6 +79,47 @@ class OpSet:
     def with_op(self, op: Op) -> OpSet:
         """A new op set with `op` appended (its policy entries go after the existing ones)."""
         return OpSet(self.ops + (op,))
+
+
+def load_op_set(spec: str | None) -> OpSet:
+    """The OpSet named by `spec`, `MODULE:NAME` (an importable module) or `path/to/file.py:NAME`;
+    None is DEFAULT_OPS. What `--ops` takes, and what a run's config.json records so that a
+    resumed search or training run gets the same ops."""
+    if spec is None:
+        return DEFAULT_OPS
+    where, _, name = spec.rpartition(":")
+    if not where or not name:
+        raise PBAError(f"--ops takes MODULE:NAME or path/to/file.py:NAME, got {spec!r}")
+    try:
+        module = _module(where)
+    except Exception as err:  # an import runs the user's code: any error is theirs
+        raise PBAError(f"--ops {spec}: cannot import {where} ({type(err).__name__}: {err})"
+                       ) from None
+    ops = getattr(module, name, None)
+    if not isinstance(ops, OpSet):
+        found = "nothing" if ops is None else type(ops).__name__
+        raise PBAError(f"--ops {spec}: {where} has {found} called {name!r}, not an OpSet "
+                       "(build one with DEFAULT_OPS.with_op(Op(...)))")
+    return ops
+
+
+def _module(where: str):
+    if not where.endswith(".py"):
+        return importlib.import_module(where)
+    path = Path(where).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"no file {path}")
+    key = f"pba_user_ops_{abs(hash(str(path)))}"  # loaded once per process, like an import
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[key]
+            raise
+    return sys.modules[key]
 
 
 def _truncated(top: int) -> Callable[[int], float]:

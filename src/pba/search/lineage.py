@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pba.errors import PBAError
+from pba.ops.registry import DEFAULT_OPS, OpSet
 from pba.policy import Policy
 from pba.schedule import Schedule
 
@@ -30,12 +31,14 @@ class Step:
 class Lineage:
     """Every member's history. Apply a search's events in the order they happened."""
 
-    def __init__(self, population: int) -> None:
+    def __init__(self, population: int, ops: OpSet = DEFAULT_OPS) -> None:
         self._history: list[list[Step]] = [[] for _ in range(population)]
+        self.ops = ops  # what the events' policy vectors are laid out over
 
     @classmethod
-    def replay(cls, population: int, events: Iterable[dict]) -> Lineage:
-        lineage = cls(population)
+    def replay(cls, population: int, events: Iterable[dict],
+               ops: OpSet = DEFAULT_OPS) -> Lineage:
+        lineage = cls(population, ops)
         for event in events:
             lineage.apply(event)
         return lineage
@@ -45,7 +48,7 @@ class Lineage:
         kind = event.get("event")
         if kind == "train":
             start, end = event["epochs"]
-            self.record(event["member"], Policy(tuple(event["policy"])), start, end)
+            self.record(event["member"], Policy(tuple(event["policy"]), self.ops), start, end)
         elif kind == "exploit":
             self.clone(event["source"], event["target"])
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from pba.data import DatasetSplits
 from pba.errors import PBAError
+from pba.ops.registry import DEFAULT_OPS, OpSet
 from pba.policy import Policy, explore
 from pba.search.lineage import Lineage
 
@@ -40,6 +41,7 @@ class PBTConfig:
     quantile: float = 0.25  # fraction of the population in each of the top and bottom tails
     metric: str = "accuracy"  # validation accuracy (maximised) or loss (minimised)
     seed: int = 0
+    ops: OpSet = DEFAULT_OPS  # what the policies are made of
 
     def __post_init__(self) -> None:
         if self.population < 2:
@@ -162,9 +164,9 @@ class SearchState:
         """All members start with the zero policy (no augmentation)."""
         return cls(
             config=config,
-            policies=[Policy.zeros()] * config.population,
+            policies=[Policy.zeros(config.ops)] * config.population,
             rng=np.random.default_rng(config.seed),
-            lineage=Lineage(config.population),
+            lineage=Lineage(config.population, config.ops),
         )
 
     @property

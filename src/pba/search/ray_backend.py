@@ -36,6 +36,7 @@ import numpy as np
 from pba.atomic import write_text_atomic
 from pba.data import DatasetSplits
 from pba.errors import PBAError
+from pba.lock import owned
 from pba.policy import Policy
 from pba.precision import PRECISIONS
 from pba.schedule import Schedule, parse_pbt_log
@@ -113,17 +114,21 @@ def run_ray_search(
     settings = RaySettings(address, cpus_per_member, gpus_per_member, precision)
     RunDir.check_new(out)
     _require_ray(settings)
-    data = load_search_data(config, data_dir, download)
-    if data_dir is not None:
-        data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
-    # The embedded engine's config.json, the device being where members train.
-    run = RunDir.create(out, {
-        "preset": preset, "search": config.to_dict(), "device": settings.device, "engine": "ray",
-        "precision": precision, "data_dir": None if data_dir is None else str(data_dir),
-        "images": {"train": len(data.train), "val": len(data.val)},
-    })
-    write_text_atomic(run.path / EXPERIMENT / SETTINGS, json.dumps(asdict(settings)) + "\n")
-    return _run(run, config, settings, data, started, progress)
+    # Until a member has reported, a failed start (a bad address) leaves nothing behind.
+    with owned(out, "pba search --backend ray"), RunDir.discarded_on_failure(
+            out, (f"{EXPERIMENT}/{ROWS_FILE}",)):
+        data = load_search_data(config, data_dir, download)
+        if data_dir is not None:
+            data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
+        # The embedded engine's config.json, the device being where members train.
+        run = RunDir.create(out, {
+            "preset": preset, "search": config.to_dict(), "device": settings.device,
+            "engine": "ray", "precision": precision,
+            "data_dir": None if data_dir is None else str(data_dir),
+            "images": {"train": len(data.train), "val": len(data.val)},
+        })
+        write_text_atomic(run.path / EXPERIMENT / SETTINGS, json.dumps(asdict(settings)) + "\n")
+        return _run(run, config, settings, data, started, progress)
 
 
 def resume_ray_search(
@@ -138,6 +143,13 @@ def resume_ray_search(
     checkpoint. `address` and `data_dir` default to those it was started with; the resources
     per member stay the search's."""
     started = time.time()
+    RunDir.open(out)  # before the lock creates anything
+    with owned(out, "pba search --resume --backend ray"):
+        return _resume(out, address, data_dir, download, progress, started)
+
+
+def _resume(out: str | Path, address: str | None, data_dir: str | Path | None,
+            download: bool, progress: bool, started: float) -> SearchResult:
     run = RunDir.open(out)
     if not is_ray_run(run.path):
         raise PBAError(f"{run.path} was not searched with the Ray backend: resume it without "
@@ -207,11 +219,12 @@ def _write_run(run: RunDir, config: SearchConfig) -> SearchResult:
     run.append(_in_time_order(starts, rounds))
 
     last = rounds[-1]
+    ops = config.op_set()
     state = SearchState(
         config=config.pbt(),
-        policies=[Policy(tuple(e["policy"])) for e in last if e["event"] == "train"],
+        policies=[Policy(tuple(e["policy"]), ops) for e in last if e["event"] == "train"],
         rng=np.random.default_rng(config.seed),  # unused: Tune made the draws
-        lineage=Lineage.replay(config.population, [e for block in rounds for e in block]),
+        lineage=Lineage.replay(config.population, [e for block in rounds for e in block], ops),
         epoch=config.epochs,
         round=len(rounds),
         scores=[e["score"] for e in last if e["event"] == "evaluate"],
@@ -220,8 +233,8 @@ def _write_run(run: RunDir, config: SearchConfig) -> SearchResult:
     trial_id = next(r["trial_id"] for r in rows if r["member"] == best)
     policy_log = experiment / f"pbt_policy_{trial_id}.txt"
     # A member that never cloned another has no policy log: it kept the initial policy.
-    schedule = (parse_pbt_log(policy_log.read_text(), config.epochs) if policy_log.is_file()
-                else Schedule.constant(Policy.zeros(), config.epochs))
+    schedule = (parse_pbt_log(policy_log.read_text(), config.epochs, ops)
+                if policy_log.is_file() else Schedule.constant(Policy.zeros(ops), config.epochs))
     write_outputs(run, state, schedule, best)
     return SearchResult(run.path, schedule, best, last[-1]["best_accuracy"])
 
@@ -280,7 +293,7 @@ def _tuner(run: RunDir, config: SearchConfig, settings: RaySettings, data: Datas
                                   resume_errored=True), True
     tuner = tune.Tuner(
         trainable,
-        param_space={POLICY_KEY: Policy.zeros().to_list()},
+        param_space={POLICY_KEY: Policy.zeros(config.op_set()).to_list()},
         tune_config=tune.TuneConfig(scheduler=PBAPopulationBasedTraining(config),
                                     num_samples=config.population, reuse_actors=True),
         run_config=tune.RunConfig(

@@ -23,6 +23,7 @@ from ray.tune.result import TRAINING_ITERATION
 from ray.tune.schedulers import PopulationBasedTraining
 
 from pba.data import DatasetSplits, ImageSet
+from pba.ops.registry import DEFAULT_OPS, OpSet
 from pba.policy import Policy, explore
 from pba.precision import resolve_precision
 from pba.search.local import member_seed
@@ -74,7 +75,8 @@ def train_member(
             state.generator.manual_seed(int(stream.generate_state(1)[0]))
     train_set, val_set = (ImageSet(s.images.to(device), s.labels.to(device))
                           for s in (data.train, data.val))
-    augment = make_augment("pba", data, recipe, schedule=Policy(tuple(config[POLICY_KEY])))
+    policy = Policy(tuple(config[POLICY_KEY]), search.op_set())
+    augment = make_augment("pba", data, recipe, schedule=policy)
     while state.epoch < search.epochs:
         _, (metrics,) = train(state, train_set, 1, augment, recipe, mean=data.mean, std=data.std)
         round_losses.append(metrics["train_loss"])
@@ -121,8 +123,9 @@ class SeededExplore:
     """PBA's explore (`pba.policy.explore`) applied to the policy in a trial config, drawing from
     a numpy Generator keyed by the search's seed and the epoch of the exploit."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, ops: OpSet = DEFAULT_OPS) -> None:
         self.seed = seed
+        self.ops = ops
         self.epoch = -1
         self.at_epoch(0)
 
@@ -134,7 +137,7 @@ class SeededExplore:
             self.rng = np.random.default_rng([self.seed, epoch])
 
     def __call__(self, config: dict) -> dict:
-        policy = explore(Policy(tuple(config[POLICY_KEY])), self.rng)
+        policy = explore(Policy(tuple(config[POLICY_KEY]), self.ops), self.rng)
         return {**config, POLICY_KEY: policy.to_list()}
 
 
@@ -154,7 +157,7 @@ class PBAPopulationBasedTraining(PopulationBasedTraining):
     """
 
     def __init__(self, config: SearchConfig) -> None:
-        self._explore = SeededExplore(config.seed)
+        self._explore = SeededExplore(config.seed, config.op_set())
         self._seed = config.seed
         self._settled = False
         super().__init__(

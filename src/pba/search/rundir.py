@@ -5,14 +5,19 @@
                                  round (one per round), start (one per process)
     DIR/state.json               the commit record of the last complete round (see below)
     DIR/checkpoints/round-NNNN/member-MM.pt   every member after round NNNN (exploit included)
+    DIR/checkpoints/round-NNNN/round.json     that round's commit record
     DIR/schedule.json, schedule_pbt_log.txt, schedule.png, population.png, summary.md
                                  written at the end
+    DIR/.lock                    held by the process that writes DIR (`pba.lock`)
 
 A round is committed in this order: its checkpoints (each written atomically) into a fresh
-round directory, its events appended to population.jsonl, then state.json (atomically), which
-names that round directory and the length of the log that belongs to it; older round
-directories are removed last. A search killed at any point therefore resumes from the last
-state.json: the log is cut back to the recorded length and later checkpoints are dropped.
+round directory, its events appended to population.jsonl, then its commit record (which names
+the round directory and the length of the log that belongs to it) into the round directory and
+into state.json, each atomically; round directories older than the newest two are removed last.
+A search killed at any point, or failing to write (a full disk), therefore resumes from the last
+record: the log is cut back to the recorded length and later checkpoints are dropped. When the
+newest round cannot be read back (a damaged checkpoint, state.json deleted), it resumes from the
+round before, from that round's own record.
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ import json
 import math
 import os
 import shutil
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from pba.atomic import write_text_atomic
 from pba.errors import PBAError
+from pba.lock import LOCK
 from pba.policy import Policy
 from pba.search.lineage import Lineage
 from pba.search.pbt import Engine, PBTConfig, SearchState
@@ -44,6 +52,8 @@ PBT_LOG = "schedule_pbt_log.txt"
 PLOT = "schedule.png"
 POPULATION_PLOT = "population.png"
 SUMMARY = "summary.md"
+ROUND_RECORD = "round.json"  # in each round directory: its commit record
+KEEP_ROUNDS = 2  # complete rounds kept, so that a damaged newest one costs one round
 
 
 class RunDir:
@@ -54,12 +64,32 @@ class RunDir:
 
     @staticmethod
     def check_new(path: str | Path) -> None:
-        """Fail early when `path` cannot hold a new search."""
+        """Fail early when `path` cannot hold a new search (its lock file aside)."""
         path = Path(path)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and (not path.is_dir()
+                              or any(p.name != LOCK for p in path.iterdir())):
             what = "search run" if (path / CONFIG).is_file() else "non-empty path"
             raise PBAError(f"{path} already exists ({what}): continue it with --resume {path}, "
                            "or choose another --out")
+
+    @staticmethod
+    @contextmanager
+    def discarded_on_failure(
+        path: str | Path, progress: tuple[str, ...] = (STATE,)
+    ) -> Iterator[None]:
+        """For a new run directory: when the block fails before any of the files `progress`
+        (relative paths; by default the first committed round's state.json) exists, as with
+        missing data, a bad Ray address or Ctrl+C in round 1, remove what it wrote, so that the
+        same command can run again; nothing of value is lost."""
+        path = Path(path)
+        try:
+            yield
+        except BaseException:
+            if path.is_dir() and not any((path / p).is_file() for p in progress):
+                for child in path.iterdir():
+                    if child.name != LOCK:
+                        shutil.rmtree(child) if child.is_dir() else child.unlink()
+            raise
 
     @classmethod
     def create(cls, path: str | Path, config: dict) -> RunDir:
@@ -129,48 +159,97 @@ class RunDir:
     # ---- committing and resuming rounds -------------------------------------------------
 
     def commit(self, state: SearchState, events: list[dict], engine: Engine) -> None:
-        """Persist a completed round: checkpoints, events, then the commit record."""
+        """Persist a completed round: checkpoints, events, then the commit records (the
+        round's own, then state.json); the two newest complete rounds are kept."""
         name = f"round-{state.round:04d}"
-        for member in range(state.config.population):
-            engine.save(member, self._checkpoint(name, member),
-                        {"member": member, "round": state.round, "epoch": state.epoch})
-        self.append(events)
-        self._write_state(state, name, finished=False)
-        self._prune_checkpoints(keep=name)
+        try:
+            for member in range(state.config.population):
+                engine.save(member, self._checkpoint(name, member),
+                            {"member": member, "round": state.round, "epoch": state.epoch})
+            self.append(events)
+            self._write_state(state, name, finished=False)
+        except OSError as err:  # disk full, quota, ...: the last complete round is intact
+            raise PBAError(f"cannot write round {state.round} of {self.path} "
+                           f"({err.strerror or err}); the rounds before it are kept: fix the "
+                           f"cause (free some space?) and continue with --resume {self.path}"
+                           ) from None
+        self._prune_checkpoints(keep=self._round_names()[-KEEP_ROUNDS:])
 
     def mark_finished(self, state: SearchState) -> None:
         self._write_state(state, self._read_state()["checkpoints"], finished=True)
 
     def restore(self, config: PBTConfig, engine: Engine) -> SearchState:
-        """The state of the last committed round, with the engine's members loaded; a fresh
-        state when no round was committed. Uncommitted events and checkpoints are dropped."""
-        if not (self.path / STATE).is_file():
+        """The state of the last committed round whose checkpoints all load, with the engine's
+        members loaded; a fresh state when no round was committed. Uncommitted events and
+        checkpoints are dropped. When the newest round cannot be read (a damaged checkpoint, a
+        missing state.json) the search goes back to the round before, and says so."""
+        records, problems = self._records()
+        if not records and not problems:
             self._truncate_log(0)
-            self._prune_checkpoints(keep=None)
+            self._prune_checkpoints(keep=[])
             return SearchState.initial(config)
-        doc = self._read_state()
+        newest = max((d["epoch"] for d in records), default=0)
+        for doc in records:
+            try:
+                for member in range(config.population):
+                    engine.load(member, self._checkpoint(doc["checkpoints"], member))
+            except PBAError as err:
+                problems.append(str(err))
+                continue
+            if problems:
+                lost = newest - doc["epoch"]
+                print(f"pba search: {'; '.join(problems)}. Resuming from round {doc['round']} "
+                      f"(epoch {doc['epoch']}): {lost} epoch(s) will be trained again.",
+                      file=sys.stderr)
+            break
+        else:
+            raise PBAError(f"{self.path}: no complete round can be read ({'; '.join(problems)})"
+                           "; start the search again with another --out")
         self._truncate_log(doc["log_bytes"])
-        self._prune_checkpoints(keep=doc["checkpoints"])
-        for member in range(config.population):
-            engine.load(member, self._checkpoint(doc["checkpoints"], member))
+        names = self._round_names()
+        self._prune_checkpoints(keep=names[:names.index(doc["checkpoints"]) + 1][-KEEP_ROUNDS:])
+        write_text_atomic(self.path / STATE, json.dumps(doc) + "\n")
         bit_generator = np.random.PCG64()  # what default_rng(seed) made; its state follows
         bit_generator.state = doc["rng"]
         return SearchState(
             config=config,
-            policies=[Policy(tuple(p)) for p in doc["policies"]],
+            policies=[Policy(tuple(p), config.ops) for p in doc["policies"]],
             rng=np.random.Generator(bit_generator),
-            lineage=Lineage.replay(config.population, self.events()),
+            lineage=Lineage.replay(config.population, self.events(), config.ops),
             epoch=doc["epoch"],
             round=doc["round"],
             scores=[math.nan if s is None else s for s in doc["scores"]],
         )
 
-    def _prune_checkpoints(self, keep: str | None) -> None:
-        """Remove every round directory but `keep`: older rounds, or an uncommitted one."""
+    def _records(self) -> tuple[list[dict], list[str]]:
+        """The commit records of the complete rounds, newest first (state.json's, then each
+        round directory's own), and what was wrong with the ones that cannot be read."""
+        problems, found = [], {}
+        try:
+            doc = self._read_state()
+            found[doc["checkpoints"]] = doc
+        except PBAError as err:
+            if (self.path / STATE).exists():
+                problems.append(str(err))
+            elif self._round_names():
+                problems.append(f"{self.path / STATE} is missing")
+        for name in self._round_names():
+            path = self.path / CHECKPOINTS / name / ROUND_RECORD
+            doc = _read_record(path)
+            if doc is not None:
+                found.setdefault(name, doc)
+        return sorted(found.values(), key=lambda d: d["round"], reverse=True), problems
+
+    def _round_names(self) -> list[str]:
+        """The round directories, oldest first."""
         folder = self.path / CHECKPOINTS
-        for round_dir in folder.iterdir() if folder.is_dir() else ():
-            if round_dir.name != keep:
-                shutil.rmtree(round_dir)
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+    def _prune_checkpoints(self, keep: list[str]) -> None:
+        """Remove every round directory not in `keep`: older rounds, or uncommitted ones."""
+        for name in self._round_names():
+            if name not in keep:
+                shutil.rmtree(self.path / CHECKPOINTS / name)
 
     def _checkpoint(self, round_name: str, member: int) -> Path:
         return self.path / CHECKPOINTS / round_name / f"member-{member:02d}.pt"
@@ -187,15 +266,16 @@ class RunDir:
             "log_bytes": self._log_bytes(),
             "finished": finished,
         }
-        write_text_atomic(self.path / STATE, json.dumps(_json_safe(doc)) + "\n")
+        text = json.dumps(_json_safe(doc)) + "\n"
+        # The round's own copy marks it complete, so that it can be resumed from without
+        # state.json (which only ever names the newest).
+        write_text_atomic(self.path / CHECKPOINTS / checkpoints / ROUND_RECORD, text)
+        write_text_atomic(self.path / STATE, text)
 
     def _read_state(self) -> dict:
         path = self.path / STATE
-        try:
-            doc = json.loads(path.read_text())
-        except ValueError:
-            doc = None
-        if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
+        doc = _read_record(path) if path.is_file() else None
+        if doc is None:
             raise PBAError(f"{path} is not a pba search state (changed by hand?)")
         return doc
 
@@ -203,6 +283,14 @@ class RunDir:
         path = self.path / LOG
         if path.is_file():
             os.truncate(path, size)
+
+
+def _read_record(path: Path) -> dict | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("format") == STATE_FORMAT else None
 
 
 def _json_safe(value: object) -> object:

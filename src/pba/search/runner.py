@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from pba.atomic import write_text_atomic
 from pba.data import DatasetSplits, load_dataset
 from pba.data.datasets import PAPER_SEED
 from pba.errors import PBAError
+from pba.lock import owned
 from pba.plot import plot_population, plot_schedule
 from pba.precision import resolve_precision
 from pba.schedule import Schedule
@@ -27,6 +29,7 @@ from pba.search.pbt import PBT, Engine, SearchState, require_validation
 from pba.search.presets import SearchConfig
 from pba.search.rundir import RunDir
 from pba.search.vectorized import VectorizedEngine
+from pba.tensorboard import TensorBoardLog, require_tensorboard
 from pba.train import resolve_device
 
 ENGINES = ("auto", "local", "vectorized")
@@ -52,23 +55,29 @@ def run_search(
     data_dir: str | Path | None = None,
     download: bool = False,
     progress: bool = True,
+    tensorboard: bool = False,
 ) -> SearchResult:
     """Search from scratch into the new run directory `out`. `engine` is one of ENGINES,
     `precision` one of `pba.precision.PRECISIONS`; `workers` members train at once with the
-    local engine (default: one per CPU core, one on a GPU)."""
+    local engine (default: one per CPU core, one on a GPU); `tensorboard` also logs every
+    round to DIR/tensorboard (`pba.tensorboard`)."""
     started = time.time()
     RunDir.check_new(out)  # before minutes of data loading
-    engine_name = engine
-    engine, resolved = _engine(config, device, engine_name, precision, workers, data_dir,
-                               download)
-    if data_dir is not None:
-        data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
-    run = RunDir.create(out, {
-        "preset": preset, "search": config.to_dict(), "device": device, "engine": engine_name,
-        "precision": precision, "data_dir": None if data_dir is None else str(data_dir),
-        "images": {"train": len(engine.data.train), "val": len(engine.data.val)},
-    })
-    return _run(run, config, engine, resolved, started, progress)
+    if tensorboard:
+        require_tensorboard()
+    with owned(out, "pba search"), RunDir.discarded_on_failure(out):
+        engine_name = engine
+        engine, resolved = _engine(config, device, engine_name, precision, workers, data_dir,
+                                   download)
+        if data_dir is not None:
+            data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
+        run = RunDir.create(out, {
+            "preset": preset, "search": config.to_dict(), "device": device,
+            "engine": engine_name, "precision": precision,
+            "data_dir": None if data_dir is None else str(data_dir),
+            "images": {"train": len(engine.data.train), "val": len(engine.data.val)},
+        })
+        return _run(run, config, engine, resolved, started, progress, tensorboard)
 
 
 def resume_search(
@@ -81,13 +90,27 @@ def resume_search(
     data_dir: str | Path | None = None,
     download: bool = False,
     progress: bool = True,
+    tensorboard: bool = False,
 ) -> SearchResult:
     """Continue the search in `out` from its last complete round. `device`, `engine`,
     `precision` and `data_dir` default to those it was started with (both engines read each
     other's checkpoints, so a search may change engine or precision when it resumes);
-    `workers` as in `run_search`."""
+    `workers` and `tensorboard` as in `run_search`."""
     started = time.time()
-    run = RunDir.open_unfinished(out)
+    RunDir.open_unfinished(out)  # before the lock creates anything
+    if tensorboard:
+        require_tensorboard()
+    with owned(out, "pba search --resume"):
+        return _resume(out, device, engine, precision, workers, data_dir, download, progress,
+                       tensorboard, started)
+
+
+def _resume(
+    out: str | Path, device: str | None, engine: str | None, precision: str | None,
+    workers: int | None, data_dir: str | Path | None, download: bool, progress: bool,
+    tensorboard: bool, started: float,
+) -> SearchResult:
+    run = RunDir.open_unfinished(out)  # again: another owner may have finished it meanwhile
     doc = run.config()
     try:
         config = SearchConfig.from_dict(doc["search"])
@@ -100,7 +123,7 @@ def resume_search(
                                # runs from before --precision trained the CPU's way: fp32
                                precision or doc.get("precision", "fp32"), workers, data_dir,
                                download)
-    return _run(run, config, engine, resolved, started, progress)
+    return _run(run, config, engine, resolved, started, progress, tensorboard)
 
 
 def choose_engine(engine: str, model: str, device: torch.device) -> type[Engine]:
@@ -152,17 +175,22 @@ def _engine(
 
 def _run(
     run: RunDir, config: SearchConfig, engine: Engine, device: torch.device,
-    started: float, progress: bool,
+    started: float, progress: bool, tensorboard: bool,
 ) -> SearchResult:
     state = run.restore(config.pbt(), engine)
     run.append([{"event": "start", "time": started, "round": state.round, "epoch": state.epoch,
                  "device": _device_name(device, engine), "precision": engine.recipe.precision}])
-    with _Progress(config, engine.images_per_epoch, state, enabled=progress) as bar:
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(_Progress(config, engine.images_per_epoch, state,
+                                            enabled=progress))
+        board = stack.enter_context(TensorBoardLog(run.path)) if tensorboard else None
         engine.progress = bar.update
 
         def record(state: SearchState, events: list[dict]) -> None:
             run.commit(state, events, engine)
             bar.round_done(state, events)
+            if board is not None:
+                board.search_round(events)
 
         PBT(engine, state, record).run()
     best = state.best()
@@ -180,9 +208,9 @@ def write_outputs(run: RunDir, state: SearchState, schedule: Schedule, best: int
     schedule.save(run.path / rundir.SCHEDULE)
     write_text_atomic(run.path / rundir.PBT_LOG, state.lineage.pbt_log(best))
     plot_schedule(schedule, run.path / rundir.PLOT,
-                  f"PBA schedule of {run.path.name} (member {best}, {len(schedule)} epochs)")
+                  f"PBA schedule of {run.path} (member {best}, {len(schedule)} epochs)")
     plot_population(run.events(), run.path / rundir.POPULATION_PLOT,
-                    f"PBA population of {run.path.name}: {state.config.population} members, "
+                    f"PBA population of {run.path}: {state.config.population} members, "
                     f"{state.round} rounds",
                     [step.member for step in state.lineage.history(best)])
     write_text_atomic(run.path / rundir.SUMMARY, summary_markdown(run.path))

@@ -42,8 +42,8 @@ from pba.search.local import member_seed
 from pba.search.pbt import TrainStats, require_validation
 from pba.train import (
     Recipe,
-    cosine_lr,
     init_state,
+    learning_rate,
     load_checkpoint,
     make_augment,
     save_checkpoint,
@@ -240,7 +240,7 @@ class VectorizedEngine:
         correct = torch.zeros(self.size, dtype=torch.int64, device=self.device)
         lr = torch.zeros((), device=self.device)
         for i in range(steps):
-            lr.fill_(cosine_lr(recipe.lr, self.epoch * steps + i, recipe.epochs * steps))
+            lr.fill_(learning_rate(recipe, self.epoch, i, steps))
             y = labels[:, i * batch : (i + 1) * batch]
             logits = self._logits(inputs[:, i * batch : (i + 1) * batch])
             losses = _member_losses(logits, y).mean(1)
