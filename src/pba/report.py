@@ -293,6 +293,8 @@ def summary_markdown(run_dir: str | Path) -> str:
     config = SearchConfig.from_dict(doc["search"])
     cost = search_cost(run.path)
     sizes = f"{doc['images']['train']} train / {doc['images']['val']} validation"
+    if doc["images"].get("skipped"):
+        sizes += f"; {doc['images']['skipped']} unreadable files skipped"
     lines = [
         f"# PBA search {run.path.name}" + (f" (preset {doc['preset']})" if doc["preset"] else ""),
         "",

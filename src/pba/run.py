@@ -50,10 +50,14 @@ ADDED_KEYS = {"precision": "fp32", "lr_schedule": "cosine", "ops": None}
 SEARCH_MODEL = "wrn_40_2"
 
 
-def new_config(given: dict, *, device: str = "auto", data_dir: str | Path | None = None) -> dict:
+def new_config(
+    given: dict, *, device: str = "auto", data_dir: str | Path | None = None,
+    skip_unreadable: bool = False,
+) -> dict:
     """The full settings of a new run from those `given` (RUN_KEYS; dataset and model needed):
     the paper's recipe for the dataset and model fills the rest, and `precision` ('auto' by
-    default) is resolved for `device`."""
+    default) is resolved for `device`. Where the data lives and whether an image folder's
+    unreadable files are left out are recorded too, for a resume."""
     if "dataset" not in given or "model" not in given:
         raise PBAError("--dataset and --model are required (or --resume to continue a run)")
     augment = given.get("augment", "pba" if given.get("schedule") else "baseline")
@@ -74,7 +78,8 @@ def new_config(given: dict, *, device: str = "auto", data_dir: str | Path | None
         config["schedule"] = str(Path(config["schedule"]).resolve())
     config["precision"] = resolve_precision(given.get("precision", "auto"),
                                             training.resolve_device(device))
-    return config | {"data_dir": None if data_dir is None else str(Path(data_dir).resolve())}
+    return config | {"data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
+                     "skip_unreadable": skip_unreadable}
 
 
 def resumed_config(out: str | Path, given: dict | None = None) -> dict:
@@ -150,7 +155,8 @@ def fit(
     if data is None:
         data = load_dataset(config["dataset"], data_dir or config["data_dir"],
                             train_size=config["train_size"], val_size=config["val_size"],
-                            download=download)
+                            download=download,
+                            skip_unreadable=config.get("skip_unreadable", False))
     augment = training.make_augment(config["augment"], data, recipe, schedule=schedule)
     state = training.init_state(config["model"], data.num_classes, recipe, seed=config["seed"],
                                 device=resolved)
@@ -211,6 +217,7 @@ def fit(
             **({"val_acc": last["val_acc"]} if "val_acc" in last else {}),
             "epochs": recipe.epochs,
             "precision": recipe.precision,
+            "skipped_unreadable": len(data.skipped),
             "train_time_s": sum(m["time_s"] for m in history),
         }
         write_text_atomic(out / RESULT, json.dumps(result, indent=2) + "\n")

@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
-
 from pba.errors import PBAError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -46,28 +40,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def load_images(path: Path, limit: int, size: int) -> np.ndarray:
-    """Up to `limit` RGB images from a file or folder, resized to size x size: (N, H, W, 3)."""
-    if path.is_dir():
-        files = sorted(f for f in path.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise PBAError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {path}")
-    elif path.is_file():
-        files = [path]
-    else:
-        raise PBAError(f"no such image file or folder: {path}")
-    images = []
-    for f in files[:limit]:
-        try:
-            with Image.open(f) as img:
-                img = img.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
-        except OSError as err:
-            raise PBAError(f"cannot read image {f}: {err}") from None
-        images.append(np.asarray(img))
-    return np.stack(images)
-
-
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from pba.data.formats import read_images
     from pba.ops import load_op_set
     from pba.plot import plot_image_grid
     from pba.schedule import load_schedule
@@ -79,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     epoch = len(schedule) - 1 if args.epoch is None else args.epoch
     policy = schedule.policy_at(epoch)
     if args.images is not None:
-        images, fill = load_images(args.images, args.num_images, args.size), CIFAR10_FILL
+        images, fill = read_images(args.images, args.num_images, args.size), CIFAR10_FILL
     else:
         from pba.data import load_dataset
 

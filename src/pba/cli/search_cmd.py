@@ -88,6 +88,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=None,
                    help="where datasets live (default: $PBA_DATA_DIR, else ./data)")
     p.add_argument("--download", action="store_true", help="download the dataset if missing")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="folder:PATH: leave unreadable image files out (they are counted in "
+                   "config.json and the summary) instead of stopping with the list of them")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--tensorboard", action="store_true",
                    help="also log every member's training loss, validation accuracy and policy "
@@ -115,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     options = {"data_dir": args.data_dir, "download": args.download,
                "progress": not args.no_progress}
     precision = {} if args.precision is None else {"precision": args.precision}
+    new_only = {"skip_unreadable": True} if args.skip_unreadable else {}
     board = {"tensorboard": True} if args.tensorboard else {}
     workers = {} if args.workers is None else {"workers": args.workers}
     ray = args.backend == "ray"
@@ -131,9 +135,10 @@ def run(args: argparse.Namespace) -> int:
     if ray:
         from pba.search.ray_backend import resume_ray_search, run_ray_search
     if args.resume is not None:
-        if changes or args.preset:
+        if changes or args.preset or new_only:
             flags = [f for f, field in OVERRIDES.items() if field in changes]
             flags += ["--preset"] if args.preset else []
+            flags += ["--skip-unreadable"] if new_only else []
             raise PBAError("--resume continues a search as it was configured; drop "
                            + ", ".join(flags))
         if ray:
@@ -153,11 +158,11 @@ def run(args: argparse.Namespace) -> int:
         out = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         if ray:
             result = run_ray_search(config, out, preset=name, address=args.address,
-                                    **resources, **precision, **options)
+                                    **resources, **precision, **new_only, **options)
         else:
             result = run_search(config, out, preset=name, device=args.device or "auto",
                                 engine=args.engine or "auto", **precision, **workers,
-                                **board, **options)
+                                **board, **new_only, **options)
     from pba.report import next_steps
 
     print(f"best member {result.best_member}: validation accuracy {result.best_accuracy:.4f}")

@@ -76,6 +76,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="dataset root (default: $PBA_DATA_DIR, else ./data)")
     p.add_argument("--download", action="store_true",
                    help="download the dataset into the root if it is missing")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="folder:PATH: leave unreadable image files out (counted in "
+                   "result.json) instead of stopping with the list of them")
     p.add_argument("--tensorboard", action="store_true",
                    help="also log every epoch's metrics (and the policy strength) to "
                    "DIR/tensorboard (pip install 'pba[tensorboard]')")
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         config = training_run.resumed_config(args.out, given)
     else:
-        config = training_run.new_config(given, device=args.device, data_dir=args.data_dir)
+        config = training_run.new_config(given, device=args.device, data_dir=args.data_dir,
+                                         skip_unreadable=args.skip_unreadable)
     result = training_run.fit(config, args.out, resume=args.resume, device=args.device,
                               data_dir=args.data_dir, download=args.download,
                               tensorboard=args.tensorboard)

@@ -7,13 +7,16 @@ training and the next `val_size` for validation. The test set is the dataset's o
 A `.npz` file written by `pba.data.save_npz` (`npz:PATH`) holds splits already made, with their
 statistics: see `pba.data.npz`.
 
-Image folders (`folder:PATH`, one subfolder per class) have no test split of their own: the
-images are shuffled with `seed`, the first 20% (at least one image) become the test set and the
-rest the pool, of which 10% of all images (by default) become validation and the rest training.
+Image folders (`folder:PATH`, one subfolder per class): a folder with train/ and test/ (and
+optionally val/) subfolders, each with one subfolder per class, is split as it comes (without
+val/, 10% of train/ becomes validation by default). Otherwise the images are shuffled with
+`seed`, the first 20% (at least one image) become the test set and the rest the pool, of which
+10% of all images (by default) become validation and the rest training.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +115,7 @@ def load_dataset(
     seed: int = 0,
     download: bool = False,
     image_size: int = 32,
+    skip_unreadable: bool = False,
 ) -> DatasetSplits:
     """Load a named dataset (see DATASET_NAMES), `folder:PATH` or `npz:PATH` and cut it into
     splits.
@@ -119,10 +123,12 @@ def load_dataset(
     `train_size` / `val_size` override the dataset's defaults (reduced CIFAR-10: 4,000 and the
     remaining 46,000; reduced SVHN: 1,000 and 7,325; full datasets: everything and none).
     `image_size` is the side images of a folder are resized to; the named datasets are 32x32
-    and a `.npz` file's images keep their stored size.
+    and a `.npz` file's images keep their stored size. A folder with train/ and test/ (and
+    val/) subfolders keeps that split; `skip_unreadable` leaves a folder's unreadable images
+    out (listed in the result's `skipped`) instead of failing.
     """
     if name.startswith(FOLDER_PREFIX):
-        return _load_folder(name, train_size, val_size, seed, image_size)
+        return _load_folder(name, train_size, val_size, seed, image_size, skip_unreadable)
     if name.startswith(NPZ_PREFIX):
         return npz.load_npz(name[len(NPZ_PREFIX) :], train_size=train_size, val_size=val_size)
     spec = DATASETS.get(name)
@@ -220,31 +226,46 @@ def _assemble(
 
 
 def _load_folder(
-    name: str, train_size: int | None, val_size: int | None, seed: int, image_size: int
+    name: str, train_size: int | None, val_size: int | None, seed: int, image_size: int,
+    skip_unreadable: bool,
 ) -> DatasetSplits:
     if image_size < 1:
         raise PBAError(f"image_size must be >= 1, got {image_size}")
-    images, classes = formats.read_image_folder(Path(name[len(FOLDER_PREFIX) :]), image_size)
-    total = len(images)
-    test_n = max(1, round(FOLDER_TEST_FRACTION * total))
-    if total - test_n < 1:
-        raise PBAError(f"{name}: {total} image(s) are too few to split into train and test")
-    # Carve out the test set first; _assemble then splits the rest like any training pool.
-    test_idx, pool_idx = split_indices(total, test_n, total - test_n, seed)
-    pool, test = take(images, pool_idx), take(images, test_idx)
-    default_val = round(FOLDER_VAL_FRACTION * total)
+    folder = formats.read_image_folder(Path(name[len(FOLDER_PREFIX) :]), image_size,
+                                       skip_unreadable=skip_unreadable)
+    parts = folder.parts
+    if formats.POOL in parts:
+        # No split of its own: carve out the test set first; _assemble then splits the rest
+        # like any training pool.
+        images = parts[formats.POOL]
+        total = len(images)
+        test_n = max(1, round(FOLDER_TEST_FRACTION * total))
+        test_idx, pool_idx = split_indices(total, test_n, total - test_n, seed)
+        pool, test = take(images, pool_idx), take(images, test_idx)
+        default_val = round(FOLDER_VAL_FRACTION * total)
+    else:
+        # The folder's own train/, test/ (and val/) as given.
+        pool, test = parts["train"], parts["test"]
+        default_val = 0 if "val" in parts else round(FOLDER_VAL_FRACTION * len(pool))
     train_n, val_n = _resolve_sizes(name, len(pool), train_size, val_size, None, default_val)
     # Assume natural photos, which mirror-symmetry suits, so crop and flip; Cutout at half the
     # side, as CIFAR's 16 of 32.
-    return _assemble(
+    splits = _assemble(
         name,
         pool,
         test,
         train_n,
         val_n,
         seed,
-        num_classes=len(classes),
+        num_classes=len(folder.classes),
         crop_flip=True,
         cutout_size=image_size // 2,
         stats=None,
     )
+    if "val" in parts:
+        val = parts["val"]
+        if val_size is not None and val_size != len(val):
+            raise PBAError(f"{name} has a val/ folder of {len(val)} images: leave --val-size "
+                           "out, or remove val/")
+        splits = dataclasses.replace(splits, val=val)
+    return dataclasses.replace(splits, skipped=folder.skipped)

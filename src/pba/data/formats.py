@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,44 +61,135 @@ def read_svhn(root: Path, download: bool) -> tuple[ImageSet, ImageSet]:
     return _read_svhn_mat(train_file), _read_svhn_mat(test_file)
 
 
-def read_image_folder(folder: Path, image_size: int) -> tuple[ImageSet, list[str]]:
-    """Every image under `folder/<class>/`, resized to image_size x image_size, and the classes.
+@dataclass(frozen=True)
+class FolderImages:
+    """An image folder read into memory: its parts (POOL for a folder to split at random, or
+    the TRAIN, TEST and optional VAL subfolders it came with), its classes and what was
+    skipped."""
 
-    Classes are the subfolders in sorted order (label i = i-th name). Images are converted to
-    RGB and squashed to a square (aspect ratio not kept) with bilinear resampling.
+    parts: dict[str, ImageSet]
+    classes: list[str]
+    skipped: tuple[str, ...] = ()  # unreadable files left out (skip_unreadable)
+
+
+POOL = "pool"
+SPLITS = ("train", "val", "test")  # subfolders a folder may come split into
+MIN_IMAGES_PER_CLASS = 5  # for a random 70/10/20 split to leave each class a training image
+MAX_LISTED = 20
+
+
+def read_image_folder(
+    folder: Path, image_size: int, *, skip_unreadable: bool = False
+) -> FolderImages:
+    """Every image under `folder/<class>/` (or `folder/{train,val,test}/<class>/` when it comes
+    split), resized to image_size x image_size, and the classes.
+
+    Classes are the subfolders in sorted order (label i = i-th name; in a split folder, those of
+    train/). Files without an image extension are ignored. Images become RGB (`to_rgb`) and are
+    squashed to a square (aspect ratio not kept) with bilinear resampling. Unreadable images
+    are listed in one error, or left out with `skip_unreadable`.
     """
     if not folder.is_dir():
         raise PBAError(f"image folder {folder.resolve()} does not exist")
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    subfolders = {p.name.lower(): p for p in _subfolders(folder)}
+    split = "train" in subfolders and "test" in subfolders
+    roots = {s: subfolders[s] for s in SPLITS if s in subfolders} if split else {POOL: folder}
+    classes = [p.name for p in _subfolders(roots.get("train", folder))]
     if not classes:
         raise PBAError(f"image folder {folder.resolve()} has no class subfolders (one per class)")
-    images, labels = [], []
-    for label, name in enumerate(classes):
-        files = sorted(
-            p
-            for p in (folder / name).iterdir()
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-        )
-        for path in files:
-            images.append(_read_image(path, image_size))
-            labels.append(label)
-    if not images:
-        raise PBAError(
-            f"image folder {folder.resolve()} holds no images "
-            f"(looked for {', '.join(IMAGE_EXTENSIONS)} in its class subfolders)"
-        )
-    stacked = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    return ImageSet(stacked, torch.tensor(labels, dtype=torch.int64)), classes
+    if len(classes) < 2:
+        raise PBAError(f"image folder {folder.resolve()} has one class ({classes[0]}): a "
+                       "classifier needs at least two class subfolders")
+    files: dict[str, list[tuple[Path, int]]] = {}
+    for part, root in roots.items():
+        names = [p.name for p in _subfolders(root)]
+        unknown = sorted(set(names) - set(classes))
+        if unknown:
+            raise PBAError(f"{root} has class folders that train/ lacks: {', '.join(unknown)}")
+        files[part] = [(path, classes.index(name)) for name in names
+                       for path in _image_files(root / name)]
+    parts, bad = {}, []
+    for part, entries in files.items():
+        images, labels = [], []
+        for path, label in entries:
+            try:
+                images.append(read_image(path, image_size))
+                labels.append(label)
+            except PBAError as err:
+                bad.append(str(err))
+        if not images:
+            raise PBAError(f"{roots[part].resolve()} holds no readable images (looked for "
+                           f"{', '.join(IMAGE_EXTENSIONS)} in its class subfolders)")
+        stacked = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+        parts[part] = ImageSet(stacked, torch.tensor(labels, dtype=torch.int64))
+    if bad and not skip_unreadable:
+        listed = "; ".join(bad[:MAX_LISTED])
+        more = f"; and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
+        raise PBAError(f"{len(bad)} unreadable image(s) in {folder.resolve()}: {listed}{more}. "
+                       "Fix or remove them, or leave them out with --skip-unreadable")
+    _check_class_sizes(parts, classes, folder)
+    return FolderImages(parts, classes, tuple(bad))
 
 
-def _read_image(path: Path, image_size: int) -> np.ndarray:
+def _check_class_sizes(parts: dict[str, ImageSet], classes: list[str], folder: Path) -> None:
+    counts = torch.bincount(parts.get(POOL, parts.get("train")).labels, minlength=len(classes))
+    need = MIN_IMAGES_PER_CLASS if POOL in parts else 1
+    short = [f"{classes[i]} ({int(n)})" for i, n in enumerate(counts) if n < need]
+    if short:
+        where = ("to split at random into train, validation and test" if POOL in parts
+                 else "in train/")
+        raise PBAError(f"image folder {folder.resolve()}: each class needs at least {need} "
+                       f"image(s) {where}; too few in {', '.join(short)}")
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                  and not p.name.startswith("."))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow image as 8-bit RGB: grayscale is repeated, palette images are expanded (with
+    their transparency dropped), alpha is dropped, and 16- or 32-bit integer grayscale is
+    scaled from its full range to 0..255 (Pillow's own conversion would clip it to white)."""
+    if image.mode.startswith("I"):  # I, I;16, I;16B, ...: integer grayscale
+        values = np.asarray(image).astype(np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        image = Image.fromarray(np.round(values.clip(0, top) * 255 / top).astype(np.uint8))
+    elif image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def read_image(path: Path, image_size: int) -> np.ndarray:
+    """One image file as uint8 (image_size, image_size, 3), bilinear-resized: what every
+    loader of image files here uses."""
     try:
         with Image.open(path) as image:
-            rgb = image.convert("RGB")
-    except (OSError, UnidentifiedImageError) as e:
-        raise PBAError(f"cannot read image {path}: {e}") from e
+            rgb = to_rgb(image)
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise PBAError(f"cannot read image {path}: {e}") from None
     resized = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.uint8)
+
+
+def read_images(path: Path, limit: int, size: int) -> np.ndarray:
+    """Up to `limit` RGB images from an image file or a folder (searched recursively), resized
+    to size x size: uint8 (N, size, size, 3)."""
+    if path.is_dir():
+        files = sorted(f for f in path.rglob("*")
+                       if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise PBAError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {path}")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise PBAError(f"no such image file or folder: {path}")
+    return np.stack([read_image(f, size) for f in files[:limit]])
 
 
 def _ensure_files(

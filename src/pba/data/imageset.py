@@ -38,6 +38,7 @@ class DatasetSplits:
     std: Triple
     crop_flip: bool  # pad-crop and flip: CIFAR yes, SVHN no (digits are not mirror-symmetric)
     cutout_size: int  # side of the Cutout square of the baseline pipeline
+    skipped: tuple[str, ...] = ()  # unreadable files of an image folder that were left out
 
     @property
     def fill(self) -> tuple[int, int, int]:

@@ -103,6 +103,7 @@ def run_ray_search(
     precision: str = "auto",
     data_dir: str | Path | None = None,
     download: bool = False,
+    skip_unreadable: bool = False,
     progress: bool = True,
 ) -> SearchResult:
     """Search from scratch into the new run directory `out` with Ray Tune: on the Ray cluster
@@ -117,7 +118,7 @@ def run_ray_search(
     # Until a member has reported, a failed start (a bad address) leaves nothing behind.
     with owned(out, "pba search --backend ray"), RunDir.discarded_on_failure(
             out, (f"{EXPERIMENT}/{ROWS_FILE}",)):
-        data = load_search_data(config, data_dir, download)
+        data = load_search_data(config, data_dir, download, skip_unreadable)
         if data_dir is not None:
             data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
         # The embedded engine's config.json, the device being where members train.
@@ -125,7 +126,9 @@ def run_ray_search(
             "preset": preset, "search": config.to_dict(), "device": settings.device,
             "engine": "ray", "precision": precision,
             "data_dir": None if data_dir is None else str(data_dir),
-            "images": {"train": len(data.train), "val": len(data.val)},
+            "skip_unreadable": skip_unreadable,
+            "images": {"train": len(data.train), "val": len(data.val),
+                       "skipped": len(data.skipped)},
         })
         write_text_atomic(run.path / EXPERIMENT / SETTINGS, json.dumps(asdict(settings)) + "\n")
         return _run(run, config, settings, data, started, progress)
@@ -168,7 +171,8 @@ def _resume(out: str | Path, address: str | None, data_dir: str | Path | None,
     if address is not None:
         settings = dataclasses.replace(settings, address=address)
     _require_ray(settings)
-    data = load_search_data(config, data_dir if data_dir is not None else doc["data_dir"], download)
+    data = load_search_data(config, data_dir if data_dir is not None else doc["data_dir"],
+                            download, doc.get("skip_unreadable", False))
     return _run(run, config, settings, data, started, progress)
 
 

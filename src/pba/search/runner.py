@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,28 +55,33 @@ def run_search(
     workers: int | None = None,
     data_dir: str | Path | None = None,
     download: bool = False,
+    skip_unreadable: bool = False,
     progress: bool = True,
     tensorboard: bool = False,
 ) -> SearchResult:
     """Search from scratch into the new run directory `out`. `engine` is one of ENGINES,
     `precision` one of `pba.precision.PRECISIONS`; `workers` members train at once with the
-    local engine (default: one per CPU core, one on a GPU); `tensorboard` also logs every
-    round to DIR/tensorboard (`pba.tensorboard`)."""
+    local engine (default: one per CPU core, one on a GPU); `skip_unreadable` leaves an image
+    folder's unreadable files out (their count goes into config.json); `tensorboard` also logs
+    every round to DIR/tensorboard (`pba.tensorboard`)."""
     started = time.time()
     RunDir.check_new(out)  # before minutes of data loading
     if tensorboard:
         require_tensorboard()
     with owned(out, "pba search"), RunDir.discarded_on_failure(out):
         engine_name = engine
-        engine, resolved = _engine(config, device, engine_name, precision, workers, data_dir,
-                                   download)
+        engine, resolved = _engine(config, device, engine_name, precision, workers, lambda: (
+            load_search_data(config, data_dir, download, skip_unreadable)))
+        data = engine.data
         if data_dir is not None:
             data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
         run = RunDir.create(out, {
             "preset": preset, "search": config.to_dict(), "device": device,
             "engine": engine_name, "precision": precision,
             "data_dir": None if data_dir is None else str(data_dir),
-            "images": {"train": len(engine.data.train), "val": len(engine.data.val)},
+            "skip_unreadable": skip_unreadable,
+            "images": {"train": len(data.train), "val": len(data.val),
+                       "skipped": len(data.skipped)},
         })
         return _run(run, config, engine, resolved, started, progress, tensorboard)
 
@@ -92,7 +98,8 @@ def resume_search(
     progress: bool = True,
     tensorboard: bool = False,
 ) -> SearchResult:
-    """Continue the search in `out` from its last complete round. `device`, `engine`,
+    """Continue the search in `out` from its last complete round (reading the data as it
+    started: with `skip_unreadable` if it did). `device`, `engine`,
     `precision` and `data_dir` default to those it was started with (both engines read each
     other's checkpoints, so a search may change engine or precision when it resumes);
     `workers` and `tensorboard` as in `run_search`."""
@@ -121,8 +128,9 @@ def _resume(
     engine, resolved = _engine(config, device or doc.get("device", "auto"),
                                engine or doc.get("engine", "auto"),
                                # runs from before --precision trained the CPU's way: fp32
-                               precision or doc.get("precision", "fp32"), workers, data_dir,
-                               download)
+                               precision or doc.get("precision", "fp32"), workers,
+                               lambda: load_search_data(config, data_dir, download,
+                                                        doc.get("skip_unreadable", False)))
     return _run(run, config, engine, resolved, started, progress, tensorboard)
 
 
@@ -141,20 +149,23 @@ def choose_engine(engine: str, model: str, device: torch.device) -> type[Engine]
 
 
 def load_search_data(
-    config: SearchConfig, data_dir: str | Path | None, download: bool
+    config: SearchConfig, data_dir: str | Path | None, download: bool,
+    skip_unreadable: bool = False,
 ) -> DatasetSplits:
     """The search's data: the paper's split whatever the search's seed (a seed varies the
     search, not the data), with a validation split to rank members on."""
     data = load_dataset(config.dataset, data_dir, train_size=config.train_size,
-                        val_size=config.val_size, seed=PAPER_SEED, download=download)
+                        val_size=config.val_size, seed=PAPER_SEED, download=download,
+                        skip_unreadable=skip_unreadable)
     require_validation(data)
     return data
 
 
 def _engine(
     config: SearchConfig, device: str, engine: str, precision: str, workers: int | None,
-    data_dir: str | Path | None, download: bool,
+    load: Callable[[], DatasetSplits],
 ) -> tuple[Engine, torch.device]:
+    """The engine for `config`, its settings checked before `load()` reads the data."""
     resolved = resolve_device(device)
     engine_class = choose_engine(engine, config.model, resolved)  # before loading data
     recipe = config.recipe(resolve_precision(precision, resolved))
@@ -168,8 +179,7 @@ def _engine(
         options["workers"] = workers
     if resolved.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
-    data = load_search_data(config, data_dir, download)
-    return engine_class(data, config.model, recipe, config.population,
+    return engine_class(load(), config.model, recipe, config.population,
                         seed=config.seed, device=resolved, **options), resolved
 
 
