@@ -85,6 +85,7 @@ class FinalJob:
     seed: int
     out: Path
     config: dict
+    resume: bool  # the run directory exists: continue it
 
 
 def run_demo(
@@ -169,7 +170,8 @@ def final_jobs(
                 continue
             seed = demo.first_seed + k
             run_out = out / FINAL / f"{arm}-seed{seed}"
-            if (run_out / training_run.CONFIG).is_file():
+            resume = (run_out / training_run.CONFIG).is_file()
+            if resume:
                 config = training_run.resumed_config(run_out)
             else:
                 given = {"dataset": search.dataset, "model": demo.model, "augment": mode,
@@ -181,7 +183,7 @@ def final_jobs(
                     # A PBT policy log's length is taken to be the paper's search's.
                     given["schedule"] = schedules[arm]
                 config = training_run.new_config(given, device=device, data_dir=data_dir)
-            jobs.append(FinalJob(arm, seed, run_out, config))
+            jobs.append(FinalJob(arm, seed, run_out, config, resume))
     return jobs
 
 
@@ -217,8 +219,7 @@ def train_finals(
 
     def train(job: FinalJob) -> None:
         nonlocal done
-        resume = (job.out / training_run.CONFIG).is_file()
-        result = training_run.fit(job.config, job.out, resume=resume, device=device,
+        result = training_run.fit(job.config, job.out, resume=job.resume, device=device,
                                   data=data, progress=False, on_images=on_images)
         with lock:
             done += 1
@@ -263,9 +264,10 @@ def _check_demo_dir(out: Path) -> None:
 
 
 def _images(job: FinalJob, epochs: int) -> int:
-    """Training images of `epochs` of the job (every epoch drops the last partial batch)."""
-    size, batch = job.config["train_size"], job.config["batch_size"]
-    return epochs * (size // batch * batch)
+    """Training images of `epochs` of the job."""
+    from pba.train import images_per_epoch
+
+    return epochs * images_per_epoch(job.config["train_size"], job.config["batch_size"])
 
 
 def _epochs_done(job: FinalJob) -> int:

@@ -117,6 +117,7 @@ class FinalRun:
     augment: str  # "baseline", ..., THIS_SEARCH or "pba (<schedule file name>)"
     test_error: float | None  # percent; None while the run has not finished
     epochs: int
+    train_time_s: float = 0.0  # of the finished run
 
 
 def final_runs(
@@ -155,7 +156,8 @@ def _final_run(path: Path, ours: set[Path]) -> FinalRun | None:
         schedule = Path(config.get("schedule") or "")
         augment = THIS_SEARCH if schedule.resolve() in ours else f"pba ({schedule.name})"
     return FinalRun(path, config["dataset"], config["model"], augment,
-                    result.get("test_error"), config.get("epochs", 0))
+                    result.get("test_error"), config.get("epochs", 0),
+                    result.get("train_time_s", 0.0))
 
 
 def _arm_order(augment: str) -> tuple[int, str]:
@@ -346,7 +348,7 @@ def next_command(run_dir: Path, doc: dict, config: SearchConfig, cost: SearchCos
     200-epoch WRN-28-10 would take days there). The time scales the search's measured rate
     by the models' compute (`pba.models.macs_per_image`)."""
     from pba.models import macs_per_image
-    from pba.train import default_recipe
+    from pba.train import default_recipe, images_per_epoch
 
     gpu = bool(cost.devices) and cost.devices[-1].startswith("cuda") or (
         doc.get("engine") == "ray" and doc.get("device") == "cuda")
@@ -368,7 +370,7 @@ def next_command(run_dir: Path, doc: dict, config: SearchConfig, cost: SearchCos
         when = ""
     else:
         rate *= macs_per_image(config.model) / macs_per_image(model)
-        per_epoch = train_images // config.batch_size * config.batch_size
+        per_epoch = images_per_epoch(train_images, config.batch_size)
         device = cost.devices[-1] if cost.devices else "this device"
         when = (f" About {_duration(epochs * per_epoch / rate)} on {device}, at "
                 f"{rate:,.0f} training images/s"
@@ -412,8 +414,7 @@ def demo_report(demo_dir: Path, extra: Sequence[str | Path] = ()) -> str:
     for line in verdict(runs) or ["No final models have finished yet: run the same `pba demo` "
                                   "command again to continue."]:
         lines += [line, ""]
-    seconds = sum(json.loads((r.path / "result.json").read_text()).get("train_time_s", 0)
-                  for r in runs if r.test_error is not None)
+    seconds = sum(r.train_time_s for r in runs if r.test_error is not None)
     lines += ["## Test error of the final models (on the dataset's test split)", "",
               results_table(runs) if runs else "(none yet)", "",
               f"{sum(r.test_error is not None for r in runs)} final models, "

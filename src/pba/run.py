@@ -20,6 +20,7 @@ DIR holds everything the run needs and produces:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Callable
@@ -124,8 +125,6 @@ def fit(
     dataset already loaded (runs that share it load it once). `progress` shows a bar and a line
     per epoch; `on_images(n)` is called after every step with its n images. `tensorboard`
     also logs every epoch to DIR/tensorboard (`pba.tensorboard`)."""
-    import contextlib
-
     import torch
     from tqdm import tqdm
 
@@ -174,7 +173,7 @@ def fit(
 
         # Upload the uint8 training set once; `train` then finds it on the model's device.
         train_set = data.train.to(resolved)
-        per_epoch = len(train_set) // recipe.batch_size * recipe.batch_size
+        per_epoch = training.images_per_epoch(len(train_set), recipe.batch_size)
         bar = tqdm(total=recipe.epochs * per_epoch, initial=state.epoch * per_epoch, unit="img",
                    unit_scale=True, desc="pba train", disable=None if progress else True)
         board = stack.enter_context(TensorBoardLog(out)) if tensorboard else None

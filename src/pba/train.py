@@ -254,6 +254,11 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
+def images_per_epoch(images: int, batch_size: int) -> int:
+    """Images one epoch trains on: every epoch drops the last partial batch."""
+    return images // batch_size * batch_size
+
+
 def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
     """The learning rate of iteration `step` (0-based) of `total_steps`: base_lr down to ~0."""
     return 0.5 * base_lr * (1 + math.cos(math.pi * step / total_steps))

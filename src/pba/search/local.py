@@ -21,6 +21,7 @@ from pba.train import (
     Recipe,
     TrainState,
     evaluate,
+    images_per_epoch,
     init_state,
     load_checkpoint,
     make_augment,
@@ -64,8 +65,7 @@ class LocalEngine:
             for m in range(population)
         ]
         self.progress = progress  # called with the number of images of every training step
-        # Each epoch drops the last partial batch.
-        self.images_per_epoch = len(data.train) // recipe.batch_size * recipe.batch_size
+        self.images_per_epoch = images_per_epoch(len(data.train), recipe.batch_size)
 
     def train(self, policies: Sequence[Policy], epochs: int) -> list[TrainStats]:
         lock = threading.Lock()  # members may report progress from several threads

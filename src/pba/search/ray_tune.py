@@ -30,7 +30,15 @@ from pba.search.local import member_seed
 from pba.search.pbt import score
 from pba.search.presets import SearchConfig
 from pba.search.ray_backend import POLICY_KEY, ROWS_FILE, member_index
-from pba.train import evaluate, init_state, load_checkpoint, make_augment, save_checkpoint, train
+from pba.train import (
+    evaluate,
+    images_per_epoch,
+    init_state,
+    load_checkpoint,
+    make_augment,
+    save_checkpoint,
+    train,
+)
 
 # What Tune ranks members by: the search's validation metric signed so that larger is better
 # (`pba.search.pbt.score`), -inf for a diverged member, nan at epochs without an evaluation.
@@ -94,7 +102,7 @@ def train_member(
             "policy": list(config[POLICY_KEY]),
             "train_loss": metrics["train_loss"],
             "train_acc": metrics["train_acc"],
-            "images": len(train_set) // recipe.batch_size * recipe.batch_size,
+            "images": images_per_epoch(len(train_set), recipe.batch_size),
             "time_s": metrics["time_s"],
             "val_accuracy": evaluation["accuracy"],
             "val_loss": evaluation["loss"],
