@@ -192,8 +192,8 @@ def command(s: Stage, plan: Plan, data_file: Path, reference: Path, device: str)
            "--epochs", str(r.epochs), "--lr", str(r.lr), "--wd", str(r.weight_decay),
            "--batch-size", str(r.batch_size), "--val-size", "0", "--out", str(s.path),
            "--device", device]
-    if not r.cutout:
-        cmd.append("--no-cutout")
+    if r.baseline is not None:
+        cmd += ["--baseline", r.baseline]
     if plan.train_size is not None:
         cmd += ["--train-size", str(plan.train_size)]
     if s.name == "pba_search":  # our JSON schedule knows its length
@@ -445,7 +445,7 @@ def write_results(out: Path, plan: Plan, data: DatasetSplits, stages: list[str])
         f"{len(data.test)} test images",
         search_line + f" (paper: about {PAPER_SEARCH_GPU_HOURS:g} GPU-hours on a Titan XP)",
         f"- final models: {plan.final_model}, {r.epochs} epochs, lr {r.lr}, weight decay "
-        f"{r.weight_decay}, batch {r.batch_size}, Cutout {'on' if r.cutout else 'off'}; "
+        f"{r.weight_decay}, batch {r.batch_size}, baseline {r.baseline or 'the dataset default'}; "
         "one run each",
         "",
         "| augmentation | test error % | paper % | search GPU-h | paper search GPU-h "

@@ -23,6 +23,7 @@ import statistics
 import torch
 
 from pba.data import DatasetSplits, ImageSet
+from pba.data.datasets import default_baseline
 from pba.parallel import map_parallel
 from pba.policy import Policy
 from pba.precision import cpu_has_native_bf16, device_has_native_bf16
@@ -39,7 +40,7 @@ def synthetic_cifar(n: int, seed: int = 0) -> DatasetSplits:
         torch.randint(0, 10, (n,), generator=generator),
     )
     return DatasetSplits(name="synthetic", train=images, val=None, test=images, num_classes=10,
-                         mean=CIFAR10_MEAN, std=CIFAR10_STD, crop_flip=True, cutout_size=16)
+                         mean=CIFAR10_MEAN, std=CIFAR10_STD, baseline=default_baseline("cifar10"))
 
 
 def images_per_second(

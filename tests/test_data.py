@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from pba.baseline import Baseline
 from pba.data import (
     DATASET_NAMES,
     channel_stats,
@@ -82,7 +83,8 @@ def test_cifar10_sizes(cifar10):
     assert cifar10.train.labels.dtype == torch.int64
     assert torch.bincount(cifar10.train.labels).tolist() == [5000] * 10
     assert torch.bincount(cifar10.test.labels).tolist() == [1000] * 10
-    assert (cifar10.num_classes, cifar10.crop_flip, cifar10.cutout_size) == (10, True, 16)
+    assert cifar10.num_classes == 10
+    assert cifar10.baseline == Baseline(("crop", "flip", "cutout"), 16)
 
 
 @needs_cifar10
@@ -240,7 +242,7 @@ def test_svhn_format(tmp_path):
     test_x, test_y = _write_svhn(tmp_path, 50, 30)
     splits = load_dataset("svhn", tmp_path)
     assert (len(splits.train), splits.val, len(splits.test)) == (50, None, 30)
-    assert (splits.crop_flip, splits.cutout_size, splits.num_classes) == (False, 20, 10)
+    assert (splits.baseline, splits.num_classes) == (Baseline(("cutout",), 20), 10)
     expected_labels = torch.from_numpy(test_y.astype(np.int64)) % 10
     assert torch.equal(splits.test.labels, expected_labels)
     assert splits.test.labels.min() == 0 and splits.test.labels.max() == 9
@@ -287,7 +289,7 @@ def test_image_folder(tmp_path):
     assert splits.num_classes == 3
     assert (len(splits.test), len(splits.val), len(splits.train)) == (3, 2, 10)  # 20%, 10%, rest
     assert splits.train.images.shape[1:] == (3, 16, 16)
-    assert splits.cutout_size == 8 and splits.crop_flip
+    assert splits.baseline == Baseline(("crop", "flip", "cutout"), 8)
     assert (splits.mean, splits.std) == channel_stats(splits.train.images)
     # Solid-colour images: every image's label is the channel it lights up (grayscale: all three).
     everything = [splits.train, splits.val, splits.test]

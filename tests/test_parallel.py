@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from pba.data import DatasetSplits, ImageSet, channel_stats
+from pba.data.datasets import default_baseline
 from pba.parallel import default_workers, map_parallel, torch_threads
 from pba.policy import Policy
 from pba.search.local import LocalEngine
-from pba.train import Recipe
+from pba.train import Recipe, init_state
 
 MEMBERS = 4
 
@@ -22,7 +23,7 @@ def data(cifar_images) -> DatasetSplits:
     train = ImageSet(cifar_images[:64].clone(), labels[:64].clone())
     val = ImageSet(cifar_images[64:128].clone(), labels[64:128].clone())
     mean, std = channel_stats(train.images)
-    return DatasetSplits("tiny", train, val, val, 10, mean, std, crop_flip=True, cutout_size=16)
+    return DatasetSplits("tiny", train, val, val, 10, mean, std, default_baseline("cifar10"))
 
 
 def test_members_in_threads_equal_members_in_turn(data) -> None:
@@ -70,3 +71,18 @@ def test_map_parallel_keeps_order_restores_threads_and_raises() -> None:
     assert default_workers(8, torch.device("cuda")) == 1
     assert 1 <= default_workers(8, torch.device("cpu")) <= 8
     assert default_workers(1, torch.device("cpu")) == 1
+
+
+def test_models_initialised_side_by_side_equal_those_built_in_turn() -> None:
+    # Model initialisation draws from torch's one global RNG: threads must take turns with it.
+    recipe = Recipe(epochs=1, lr=0.1, weight_decay=0.0)
+
+    def weights(seed: int) -> torch.Tensor:
+        model = init_state("wrn_10_1", 10, recipe, seed=seed, device="cpu").model
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    seeds = list(range(8))
+    alone = [weights(s) for s in seeds]
+    side_by_side = map_parallel(weights, seeds, workers=4)
+    assert all(torch.equal(a, b) for a, b in zip(alone, side_by_side, strict=True))
+    assert not torch.equal(alone[0], alone[1])

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from pba.data import DatasetSplits, ImageSet, channel_stats, load_dataset, save_npz
+from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,8 +60,8 @@ def test_npz_round_trip_keeps_splits_and_statistics(carry, data_dir):
     _same_images(copy.test, ImageSet(source.test.images[:TEST], source.test.labels[:TEST]))
     assert (copy.mean, copy.std, copy.fill) == (source.mean, source.std, source.fill)
     assert copy.mean == (0.49056774, 0.48116026, 0.44726052)  # the paper's, not recomputed
-    assert (copy.name, copy.num_classes, copy.crop_flip, copy.cutout_size) == (
-        source.name, source.num_classes, source.crop_flip, source.cutout_size)
+    assert (copy.name, copy.num_classes, copy.baseline) == (
+        source.name, source.num_classes, source.baseline)
     reference = REPO.parent / "shared" / "reference" / reproduce.REFERENCE_FILE
     assert (carry / reproduce.REFERENCE_FILE).read_text() == reference.read_text()
 
@@ -73,7 +74,8 @@ def test_npz_round_trip_keeps_splits_and_statistics(carry, data_dir):
 
 def test_npz_errors(tmp_path, cifar_images):
     images = ImageSet(cifar_images[:8], torch.arange(8) % 10)
-    data = DatasetSplits("tiny", images, None, images, 10, (0.5,) * 3, (0.25,) * 3, True, 16)
+    data = DatasetSplits("tiny", images, None, images, 10, (0.5,) * 3, (0.25,) * 3,
+                         default_baseline("cifar10"))
     path = save_npz(tmp_path / "tiny.npz", data)
     assert load_dataset(f"npz:{path}").val is None
     with pytest.raises(PBAError, match="train_size"):

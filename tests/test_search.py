@@ -449,12 +449,12 @@ def test_run_directory_errors(tmp_path) -> None:
 
 def test_paper_presets() -> None:
     c = preset("paper-rcifar10")
-    assert (c.population, c.model, c.epochs, c.dataset, c.lr, c.weight_decay, c.cutout,
-            c.interval, c.quantile) == (16, "wrn_40_2", 200, "reduced_cifar10", 0.1, 5e-4, True,
-                                        3, 0.25)
+    assert (c.population, c.model, c.epochs, c.dataset, c.lr, c.weight_decay,
+            str(c.settled_baseline()), c.interval, c.quantile) == (
+                16, "wrn_40_2", 200, "reduced_cifar10", 0.1, 5e-4, "crop,flip,cutout", 3, 0.25)
     c = preset("paper-rsvhn")
-    assert (c.population, c.model, c.epochs, c.dataset, c.lr, c.weight_decay, c.cutout) == (
-        16, "wrn_40_2", 160, "reduced_svhn", 0.1, 5e-3, False)
+    assert (c.population, c.model, c.epochs, c.dataset, c.lr, c.weight_decay,
+            str(c.settled_baseline())) == (16, "wrn_40_2", 160, "reduced_svhn", 0.1, 5e-3, "none")
     assert c.lr_schedule == "step" and c.recipe().lr_schedule == "step"
     assert preset("paper-rcifar10").lr_schedule == "cosine"
     # A config.json from before a field existed reads with its default.

@@ -18,6 +18,7 @@ import torch
 
 from pba.cli.main import main
 from pba.data import DatasetSplits, ImageSet
+from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 from pba.schedule import load_schedule
 from pba.search import preset, run_search, runner
@@ -60,7 +61,9 @@ def smoke_run(tmp_path_factory) -> Path:
 def test_smoke_search_writes_every_output(smoke_run: Path, cifar_images) -> None:
     assert OUTPUTS <= {p.name for p in smoke_run.iterdir()}
     config = json.loads((smoke_run / "config.json").read_text())
-    assert SearchConfig.from_dict(config["search"]) == SMOKE and config["preset"] == "smoke"
+    # The dataset's baseline, settled and written down.
+    settled = SMOKE.replace(baseline="crop,flip,cutout", cutout_size=16)
+    assert SearchConfig.from_dict(config["search"]) == settled and config["preset"] == "smoke"
 
     schedule = load_schedule(smoke_run / "schedule.json")
     assert len(schedule) == SMOKE.epochs
@@ -94,7 +97,7 @@ def test_smoke_search_writes_every_output(smoke_run: Path, cifar_images) -> None
     # The schedule drives `pba train --augment pba` as it is (stretched to the run's length).
     images = ImageSet(cifar_images[:64], torch.zeros(64, dtype=torch.int64))
     data = DatasetSplits("reduced_cifar10", images, None, images, 10, (0.5,) * 3, (0.25,) * 3,
-                         True, 16)
+                         default_baseline("reduced_cifar10"))
     augment = make_augment("pba", data, Recipe(epochs=200, lr=0.05, weight_decay=5e-3),
                            schedule=schedule)
     assert augment(images.images, 199, torch.Generator().manual_seed(0)).shape == (64, 3, 32, 32)

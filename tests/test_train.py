@@ -15,6 +15,7 @@ from PIL import Image
 from pba import train as training
 from pba.cli.main import main
 from pba.data import ImageSet, load_dataset
+from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 from pba.policy import Policy
 from pba.schedule import Schedule
@@ -176,7 +177,8 @@ def test_default_recipes_follow_the_paper():
     assert training.default_recipe("reduced_cifar10", "wrn_28_10") == training.Recipe(
         epochs=200, lr=0.05, weight_decay=5e-3)
     svhn = training.default_recipe("reduced_svhn", "wrn_28_10")
-    assert (svhn.epochs, svhn.lr, svhn.weight_decay, svhn.cutout) == (160, 0.05, 1e-2, False)
+    assert (svhn.epochs, svhn.lr, svhn.weight_decay) == (160, 0.05, 1e-2)
+    assert str(default_baseline("reduced_svhn")) == "none"  # the paper's reduced SVHN runs
     search = training.default_recipe("reduced_cifar10", "wrn_40_2")
     assert (search.lr, search.weight_decay) == (0.1, 5e-4)
     pyramid = training.default_recipe("cifar10", "pyramidnet_272_200")

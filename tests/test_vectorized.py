@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from pba import models
 from pba.data import DatasetSplits, ImageSet, channel_stats, normalize
+from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 from pba.models.population import PopulationWRN
 from pba.policy import Policy
@@ -43,7 +44,7 @@ def data(cifar_images) -> DatasetSplits:
     train = ImageSet(cifar_images[:BATCH].clone(), labels[:BATCH].clone())
     val = ImageSet(cifar_images[BATCH : BATCH + 32].clone(), labels[BATCH : BATCH + 32].clone())
     mean, std = channel_stats(train.images)
-    return DatasetSplits("tiny", train, val, val, 10, mean, std, crop_flip=True, cutout_size=16)
+    return DatasetSplits("tiny", train, val, val, 10, mean, std, default_baseline("cifar10"))
 
 
 def _losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -231,7 +232,7 @@ def test_rejects_what_it_cannot_run(data) -> None:
         engine.train(policies(), 3)
     with pytest.raises(PBAError, match="validation"):
         VectorizedEngine(DatasetSplits("x", data.train, None, data.test, 10, data.mean, data.std,
-                                       True, 16), MODEL, recipe, MEMBERS, seed=0, device="cpu")
+                                       data.baseline), MODEL, recipe, MEMBERS, seed=0, device="cpu")
 
 
 @pytest.mark.cuda

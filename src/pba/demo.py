@@ -178,7 +178,8 @@ def final_jobs(
                          "seed": seed, "train_size": search.train_size, "val_size": 0,
                          "epochs": demo.epochs, "lr": demo.lr,
                          "weight_decay": demo.weight_decay, "batch_size": search.batch_size,
-                         "cutout": search.cutout, "precision": precision, "ops": search.ops}
+                         "baseline": search.baseline, "cutout_size": search.cutout_size,
+                         "precision": precision, "ops": search.ops}
                 if mode == "pba":
                     # A PBT policy log's length is taken to be the paper's search's.
                     given["schedule"] = schedules[arm]

@@ -11,6 +11,7 @@ same whatever runs beside it: results stay reproducible.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -46,6 +47,21 @@ def torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# torch's global RNG is one per process: a thread that seeds it and draws from it must not
+# interleave with another doing the same.
+_GLOBAL_RNG = threading.Lock()
+
+
+@contextmanager
+def seeded_global_rng(seed: int) -> Iterator[None]:
+    """torch's global CPU RNG seeded with `seed` for the block (for code that only draws from
+    it: model initialisation, torchvision's transforms), restored after; one thread at a
+    time, so that models trained side by side stay reproducible."""
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def map_parallel(fn: Callable[[T], R], items: Sequence[T] | Iterable[T], workers: int) -> list[R]:

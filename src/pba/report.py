@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pba.baseline_check import BaselineCheck
 from pba.errors import PBAError
 from pba.search import rundir
 from pba.search.presets import SearchConfig
@@ -303,11 +304,13 @@ def summary_markdown(run_dir: str | Path) -> str:
         f"- search: {config.population} x {config.model} on {config.dataset} ({sizes} images),"
         f" {config.epochs} epochs, interval {config.interval}, quantile {config.quantile}, "
         f"metric validation {config.metric}; lr {config.lr}, weight decay "
-        f"{config.weight_decay}, batch {config.batch_size}, cutout "
-        f"{'on' if config.cutout else 'off'}, seed {config.seed}; precision "
+        f"{config.weight_decay}, batch {config.batch_size}, baseline "
+        f"{config.settled_baseline().describe()}, seed {config.seed}; precision "
         f"{', '.join(cost.precisions) or doc.get('precision') or 'fp32'}",
         f"- {cost_line(cost)}",
     ]
+    if doc.get("baseline_check"):
+        lines.append(f"- {BaselineCheck.from_dict(doc['baseline_check']).describe()}")
     if cost.best_member is not None:
         lines.append(f"- best member {cost.best_member}: validation accuracy "
                      f"{cost.best_accuracy:.4f} (population median {cost.median_accuracy:.4f})")

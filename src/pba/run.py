@@ -24,12 +24,15 @@ import contextlib
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pba import train as training
 from pba.atomic import write_text_atomic
+from pba.baseline import legacy
+from pba.baseline_check import settle
+from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 from pba.lock import owned
 from pba.ops.registry import OpSet, load_op_set
@@ -42,8 +45,8 @@ CONFIG, CHECKPOINT, METRICS, RESULT = "config.json", "checkpoint.pt", "metrics.j
 # The settings that define a run: a resumed run must not change them.
 RUN_KEYS = (
     "dataset", "model", "augment", "schedule", "schedule_epochs", "seed", "train_size",
-    "val_size", "eval_every", "epochs", "lr", "weight_decay", "batch_size", "cutout", "precision",
-    "lr_schedule", "ops",
+    "val_size", "eval_every", "epochs", "lr", "weight_decay", "batch_size", "baseline",
+    "cutout_size", "precision", "lr_schedule", "ops",
 )
 # What runs written before a setting existed trained with.
 ADDED_KEYS = {"precision": "fp32", "lr_schedule": "cosine", "ops": None}
@@ -94,6 +97,10 @@ def resumed_config(out: str | Path, given: dict | None = None) -> dict:
     except (json.JSONDecodeError, TypeError):
         raise PBAError(f"{path} is not a pba train config") from None
     config |= {key: ADDED_KEYS[key] for key in missing if key in ADDED_KEYS}
+    if "cutout" in config and "baseline" in missing:  # written before --baseline
+        config["baseline"] = legacy(default_baseline(config["dataset"]), config.pop("cutout"))
+        config["cutout_size"] = None
+        missing = [key for key in missing if key not in ("baseline", "cutout_size")]
     missing = [key for key in missing if key not in ADDED_KEYS]
     if missing:
         raise PBAError(f"{path} is not a pba train config (no {', '.join(missing)})")
@@ -156,6 +163,17 @@ def fit(
                             train_size=config["train_size"], val_size=config["val_size"],
                             download=download,
                             skip_unreadable=config.get("skip_unreadable", False))
+    if not resume and config["augment"] != "none":
+        # Settled on the data (a check on image folders), then recorded in config.json.
+        baseline, check = settle(config["baseline"], config["cutout_size"], data,
+                                 model=config["model"], recipe=recipe, seed=config["seed"],
+                                 device=resolved, progress=progress)
+        if check is not None and progress:
+            print(check.describe())
+        config = config | {"baseline": str(baseline), "cutout_size": baseline.cutout_size,
+                           "baseline_check": None if check is None else check.to_dict()}
+        recipe = replace(recipe, baseline=config["baseline"],
+                                     cutout_size=config["cutout_size"])
     augment = training.make_augment(config["augment"], data, recipe, schedule=schedule)
     state = training.init_state(config["model"], data.num_classes, recipe, seed=config["seed"],
                                 device=resolved)

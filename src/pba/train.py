@@ -40,12 +40,15 @@ from torch import nn
 
 from pba import models
 from pba.atomic import atomic_path
+from pba.baseline import check_request
+from pba.baseline import resolve as resolve_baseline
 from pba.data import DatasetSplits, ImageSet, normalize
 from pba.errors import PBAError
+from pba.parallel import seeded_global_rng
 from pba.policy import Policy
 from pba.precision import autocast, check_resolved, memory_format
 from pba.schedule import Schedule
-from pba.transforms import apply_policy, cutout, random_crop_flip
+from pba.transforms import apply_policy
 
 AUGMENT_MODES = ("none", "baseline", "pba", "autoaugment", "randaugment", "trivialaugment")
 # cosine: from the base rate to 0 over every iteration; step: the reference code's SVHN WRN
@@ -53,7 +56,6 @@ AUGMENT_MODES = ("none", "baseline", "pba", "autoaugment", "randaugment", "trivi
 # (epochs 80 and 120 of its 160).
 LR_SCHEDULES = ("cosine", "step")
 STEP_LR = ((0.5, 1.0), (0.75, 0.1), (1.0, 0.01))  # (end of the phase as a run fraction, factor)
-CROP_PAD = 4
 CHECKPOINT_FORMAT = "pba.checkpoint"
 
 Triple = tuple[float, float, float]
@@ -72,12 +74,18 @@ class Recipe:
     momentum: float = 0.9
     nesterov: bool = True
     grad_clip: float = 5.0
-    cutout: bool = True
+    # The baseline after the policy (pba.baseline): parts such as "crop,flip", "none" or "auto"
+    # (decided on the data, pba.baseline_check); None: the dataset's. Cutout's side likewise.
+    baseline: str | None = None
+    cutout_size: int | None = None
     precision: str = "fp32"  # "fp32" or "bf16" (see pba.precision; resolve "auto" first)
     lr_schedule: str = "cosine"  # one of LR_SCHEDULES
 
     def __post_init__(self) -> None:
         check_resolved(self.precision)
+        check_request(self.baseline)
+        if self.cutout_size is not None and self.cutout_size < 1:
+            raise PBAError(f"the Cutout size must be >= 1 pixel, got {self.cutout_size}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise PBAError(f"unknown learning-rate schedule {self.lr_schedule!r}; known: "
                            f"{', '.join(LR_SCHEDULES)}")
@@ -112,7 +120,7 @@ _PAPER_LR_WD: dict[tuple[str, str], tuple[float, float]] = {
 def default_recipe(dataset: str, model: str, *, precision: str = "fp32") -> Recipe:
     """The paper's recipe for `model` on `dataset`, so that its table rows need no other flag.
 
-    SVHN-family runs last 160 epochs (reduced SVHN without Cutout), CIFAR-family and folder runs
+    SVHN-family runs last 160 epochs, CIFAR-family and folder runs
     200, Shake-Shake and PyramidNet on full CIFAR 1,800; PyramidNet uses batches of 64. Pairs the
     paper did not train get the search's lr 0.1 and weight decay 5e-4 (SVHN: 5e-3). WRNs on
     SVHN use the step learning-rate schedule, as the reference code trained them (spec
@@ -126,7 +134,6 @@ def default_recipe(dataset: str, model: str, *, precision: str = "fp32") -> Reci
         lr=lr,
         weight_decay=wd,
         batch_size=64 if model.startswith("pyramidnet") else 128,
-        cutout=dataset != "reduced_svhn",
         precision=precision,
         lr_schedule="step" if svhn and model.startswith("wrn_") else "cosine",
     )
@@ -137,7 +144,7 @@ def make_augment(
 ) -> Augment:
     """The training augmentation `mode`, one of AUGMENT_MODES, for `data` under `recipe`.
 
-    'baseline' is the dataset's pad-crop-flip (CIFAR only) then Cutout (when `recipe.cutout`);
+    'baseline' is `recipe.baseline` (None: the dataset's, `data.baseline`; see pba.baseline);
     'pba' applies `schedule` (a Schedule stretched to `recipe.epochs`, or one fixed Policy as a
     search member trains with) before the baseline; 'autoaugment' (CIFAR-10 policy),
     'randaugment' and 'trivialaugment' are torchvision's, each image drawing its own ops, before
@@ -148,25 +155,19 @@ def make_augment(
     if (mode == "pba") != (schedule is not None):
         raise PBAError("augmentation 'pba' needs a schedule, and only 'pba' uses one")
     fill = data.fill
-
-    def baseline(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        if data.crop_flip:
-            images = random_crop_flip(images, CROP_PAD, fill, generator)
-        if recipe.cutout and data.cutout_size > 0:
-            images = cutout(images, data.cutout_size, fill, generator)
-        return images
+    baseline = resolve_baseline(recipe.baseline, recipe.cutout_size, data.baseline)
 
     if mode == "none":
         return lambda images, epoch, generator: images
     if mode == "baseline":
-        return lambda images, epoch, generator: baseline(images, generator)
+        return lambda images, epoch, generator: baseline(images, fill, generator)
     if mode == "pba":
         if isinstance(schedule, Policy):
             schedule = Schedule((schedule,))
         policies = schedule.stretch(recipe.epochs).policies  # fails now, not at epoch 150
 
         def pba(images: torch.Tensor, epoch: int, generator: torch.Generator) -> torch.Tensor:
-            return baseline(apply_policy(images, policies[epoch], fill, generator), generator)
+            return baseline(apply_policy(images, policies[epoch], fill, generator), fill, generator)
 
         return pba
 
@@ -184,10 +185,9 @@ def make_augment(
         # torchvision picks one op per call and draws from the global RNG: call it per image, on
         # the CPU (cheap for 32x32 images), with the global RNG seeded from our generator.
         seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_global_rng(seed):
             out = torch.stack([transform(image) for image in images.cpu()])
-        return baseline(out.to(images.device), generator)
+        return baseline(out.to(images.device), fill, generator)
 
     return torchvision_augment
 
@@ -224,8 +224,7 @@ def init_state(
     device = torch.device(device)
     # Two independent streams from one seed, so that weights and data order are unrelated.
     model_seed, data_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
-    with torch.random.fork_rng(devices=[]):  # the models draw their init from the global RNG
-        torch.manual_seed(model_seed)
+    with seeded_global_rng(model_seed):  # the models draw their init from the global RNG
         model = models.build(model_name, num_classes)
     model = model.to(device, memory_format=memory_format(recipe.precision))
     # Weight decay as coupled L2 in the optimiser: the same update as wd/2 * |w|^2 in the loss.

@@ -108,9 +108,12 @@ def random_crop_flip(
     pad: int = 4,
     fill: tuple[int, ...] | torch.Tensor = CIFAR10_FILL,
     generator: torch.Generator | None = None,
+    *,
+    flip: bool = True,
 ) -> torch.Tensor:
     """Pad by `pad` pixels of the fill colour, crop back to size at a random offset per image,
-    then flip horizontally with probability 0.5 (spec section 4)."""
+    then flip horizontally with probability 0.5 (spec section 4). `pad` 0 only flips, `flip`
+    False only crops; the random numbers drawn are the same."""
     _check_batch(imgs, fill)
     n, c, h, w = imgs.shape
     fill_t = torch.as_tensor(fill, dtype=imgs.dtype, device=imgs.device).view(1, c, 1, 1)
@@ -119,10 +122,10 @@ def random_crop_flip(
     u = _rand(generator, imgs.device, n, 3)
     dy = (u[:, 0] * (2 * pad + 1)).long().clamp(max=2 * pad)
     dx = (u[:, 1] * (2 * pad + 1)).long().clamp(max=2 * pad)
-    flip = u[:, 2] < 0.5
+    flipped = (u[:, 2] < 0.5) & flip
     rows = dy[:, None] + torch.arange(h, device=imgs.device)
     cols = torch.arange(w, device=imgs.device).expand(n, w)
-    cols = dx[:, None] + torch.where(flip[:, None], cols.flip(1), cols)
+    cols = dx[:, None] + torch.where(flipped[:, None], cols.flip(1), cols)
     batch = torch.arange(n, device=imgs.device)[:, None, None]
     # Advanced indexing puts the indexed dims first: (N, H, W, C) -> (N, C, H, W).
     return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)

@@ -12,12 +12,14 @@ OVERRIDES = {
     "--dataset": "dataset", "--model": "model", "--population": "population",
     "--epochs": "epochs", "--interval": "interval", "--quantile": "quantile",
     "--metric": "metric", "--train-size": "train_size", "--val-size": "val_size",
-    "--lr": "lr", "--wd": "weight_decay", "--batch-size": "batch_size", "--cutout": "cutout",
-    "--seed": "seed", "--lr-schedule": "lr_schedule", "--ops": "ops",
+    "--lr": "lr", "--wd": "weight_decay", "--batch-size": "batch_size", "--baseline": "baseline",
+    "--cutout-size": "cutout_size", "--seed": "seed", "--lr-schedule": "lr_schedule",
+    "--ops": "ops",
 }
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
+    from pba.cli.options import add_baseline_arguments
     from pba.search.pbt import METRICS
     from pba.search.presets import PRESETS
 
@@ -61,8 +63,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "paper-rsvhn preset's)")
     p.add_argument("--wd", type=float, dest="weight_decay", help="weight decay")
     p.add_argument("--batch-size", type=int, help="batch size")
-    p.add_argument("--cutout", action=argparse.BooleanOptionalAction, default=None,
-                   help="Cutout after the policy (--no-cutout to turn it off)")
+    add_baseline_arguments(p)
     p.add_argument("--ops", metavar="MODULE:NAME",
                    help="search over an OpSet of your own (DEFAULT_OPS.with_op(...)): an "
                    "importable module or path/to/file.py, and the name in it; recorded in "

@@ -8,12 +8,14 @@ from pathlib import Path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
+    from pba.cli.options import add_baseline_arguments
+
     p = sub.add_parser(
         "train",
         help="train a model with a PBA schedule or a baseline augmentation",
         description="Train one model with the paper's recipe (SGD, Nesterov momentum 0.9, cosine "
         "learning rate to 0, gradient clipping at norm 5) and report its test error. The "
-        "learning rate, weight decay, epochs, batch size and Cutout default to the paper's "
+        "learning rate, weight decay, epochs, batch size and baseline default to the paper's "
         "values for the dataset and model. Writes config.json, metrics.jsonl, checkpoint.pt "
         "(every epoch) and result.json into --out (see pba.run).",
         epilog="example: pba train --dataset reduced_cifar10 --model wrn_28_10 --augment pba "
@@ -26,7 +28,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="wrn_10_1, wrn_16_1, wrn_40_2, wrn_28_10, "
                    "shake_shake_26_2x{32,96,112}d, pyramidnet_272_200, or another valid size")
     p.add_argument("--augment", metavar="MODE",
-                   help="none, baseline (crop/flip and Cutout), pba (needs --schedule), "
+                   help="none, baseline (--baseline's parts), pba (needs --schedule), "
                    "autoaugment, randaugment or trivialaugment (torchvision's, per image, then "
                    "the baseline); default: pba with --schedule, else baseline")
     p.add_argument("--schedule", metavar="FILE", type=Path,
@@ -50,8 +52,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--wd", metavar="WD", dest="weight_decay", type=float,
                    help="L2 weight decay (default: the paper's)")
     p.add_argument("--batch-size", metavar="N", type=int, help="default 128 (PyramidNet 64)")
-    p.add_argument("--no-cutout", dest="cutout", action="store_const", const=False,
-                   help="leave out Cutout (default: on, except for reduced_svhn)")
+    add_baseline_arguments(p)
     p.add_argument("--seed", metavar="N", type=int,
                    help="seed of the weights, data order and augmentation (default 0); the "
                    "dataset's reduced split is always the paper's")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pba.baseline import Baseline
 from pba.errors import PBAError
 
 Triple = tuple[float, float, float]
@@ -36,8 +37,7 @@ class DatasetSplits:
     num_classes: int
     mean: Triple  # per channel, of the training subset, in [0, 1] units
     std: Triple
-    crop_flip: bool  # pad-crop and flip: CIFAR yes, SVHN no (digits are not mirror-symmetric)
-    cutout_size: int  # side of the Cutout square of the baseline pipeline
+    baseline: Baseline  # the dataset's default (pba.baseline): CIFAR crop, flip, Cutout 16
     skipped: tuple[str, ...] = ()  # unreadable files of an image folder that were left out
 
     @property

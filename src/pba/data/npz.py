@@ -4,7 +4,7 @@
     data = load_dataset("npz:carry/rcifar10.npz")   # the same images, labels and statistics
 
 The file holds the train, validation and test images (uint8, N x 3 x H x W) and labels as they
-were split, with the source's normalisation statistics, fill colour and augmentation settings,
+were split, with the source's normalisation statistics, fill colour and default baseline,
 so that a run on the copy trains and scores exactly as on the source. `train_size` / `val_size`
 take the first images of the stored splits; the statistics of a cut training set are recomputed,
 as `load_dataset` does for any non-standard subset. The split is already made, so no seed
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from pba.atomic import atomic_path
+from pba.baseline import Baseline
 from pba.data.imageset import DatasetSplits, ImageSet, channel_stats
 from pba.errors import PBAError
 
@@ -42,8 +43,8 @@ def save_npz(path: str | Path, data: DatasetSplits) -> Path:
         "mean": np.array(data.mean, dtype=np.float64),
         "std": np.array(data.std, dtype=np.float64),
         "fill": np.array(data.fill, dtype=np.uint8),
-        "crop_flip": np.array(data.crop_flip),
-        "cutout_size": np.array(data.cutout_size),
+        "baseline": np.array(str(data.baseline)),
+        "cutout_size": np.array(data.baseline.cutout_size),
     }
     for split, images in zip(SPLITS, (data.train, val, data.test), strict=True):
         arrays[f"{split}_images"] = images.images.numpy()
@@ -82,13 +83,20 @@ def load_npz(
         num_classes=int(arrays["num_classes"]),
         mean=mean,
         std=std,
-        crop_flip=bool(arrays["crop_flip"]),
-        cutout_size=int(arrays["cutout_size"]),
+        baseline=_baseline(arrays),
     )
     # The fill colour is stored for readers of the file; here it must follow from the mean.
     if len(train) == len(sets["train"]) and data.fill != tuple(arrays["fill"].tolist()):
         raise PBAError(f"{path}: fill {arrays['fill'].tolist()} does not match its mean colour")
     return data
+
+
+def _baseline(arrays: dict[str, np.ndarray]) -> Baseline:
+    size = int(arrays["cutout_size"])
+    if "baseline" in arrays:
+        return Baseline.parse(str(arrays["baseline"]), size)
+    # Files from before the baseline had parts: crop and flip together, Cutout always.
+    return Baseline(("crop", "flip", "cutout") if bool(arrays["crop_flip"]) else ("cutout",), size)
 
 
 def _image_set(path: Path, arrays: dict[str, np.ndarray], split: str) -> ImageSet:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from pba.baseline import Baseline, legacy, resolve
+from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 from pba.ops.registry import OpSet, load_op_set
 from pba.search.pbt import PBTConfig
@@ -23,7 +25,11 @@ class SearchConfig:
     quantile: float
     lr: float
     weight_decay: float
-    cutout: bool
+    # The baseline after the policy (pba.baseline): parts such as "crop,flip,cutout", "none",
+    # "auto" (decided on the data) or None (the dataset's: "auto" on image folders); a search
+    # writes the one it settled on into config.json. Cutout's side likewise (None: the dataset's).
+    baseline: str | None = None
+    cutout_size: int | None = None
     train_size: int | None = None  # None: the dataset's default (reduced CIFAR-10: 4,000)
     val_size: int | None = None  # None: the dataset's default (reduced CIFAR-10: 46,000)
     batch_size: int = 128
@@ -48,8 +54,13 @@ class SearchConfig:
         (resolved, see `pba.precision`) is how the machine at hand trains, not what is searched,
         so it is not part of the config."""
         return Recipe(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
-                      batch_size=self.batch_size, cutout=self.cutout, precision=precision,
+                      batch_size=self.batch_size, baseline=self.baseline,
+                      cutout_size=self.cutout_size, precision=precision,
                       lr_schedule=self.lr_schedule)
+
+    def settled_baseline(self) -> Baseline:
+        """The baseline of a search that has started (config.json holds the settled one)."""
+        return resolve(self.baseline, self.cutout_size, default_baseline(self.dataset))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -58,6 +69,10 @@ class SearchConfig:
     def from_dict(cls, doc: dict) -> SearchConfig:
         """The config of a config.json; fields added since it was written take their
         defaults (the behaviour of the pba that wrote it)."""
+        if isinstance(doc, dict) and "cutout" in doc:  # written before --baseline
+            doc = dict(doc)
+            cutout = bool(doc.pop("cutout"))
+            doc["baseline"] = legacy(default_baseline(str(doc.get("dataset"))), cutout)
         fields = dataclasses.fields(cls)
         names = {f.name for f in fields}
         required = {f.name for f in fields if f.default is dataclasses.MISSING}
@@ -71,17 +86,17 @@ class SearchConfig:
 
 _PAPER = {"model": "wrn_40_2", "population": 16, "interval": 3, "quantile": 0.25, "lr": 0.1}
 _CPU = {"model": "wrn_10_1", "dataset": "reduced_cifar10", "quantile": 0.25, "lr": 0.1,
-        "weight_decay": 5e-4, "cutout": True}
+        "weight_decay": 5e-4}
 
 PRESETS: dict[str, SearchConfig] = {
     # The paper's searches (spec section 6): about 5 and 1 GPU-hours. The model is WRN-40-2, as
     # the paper says; the reference code built its "wrn_40_2" at depth 28 (a WRN-28-2, about
     # 2/3 of the compute), which matters when comparing search costs.
     "paper-rcifar10": SearchConfig(dataset="reduced_cifar10", epochs=200, weight_decay=5e-4,
-                                   cutout=True, **_PAPER),
+                                   **_PAPER),
     # The reference code searched SVHN with a step learning rate (spec section 8).
     "paper-rsvhn": SearchConfig(dataset="reduced_svhn", epochs=160, weight_decay=5e-3,
-                                cutout=False, lr_schedule="step", **_PAPER),
+                                lr_schedule="step", **_PAPER),
     # A search sized for two CPU cores (about 7 minutes) in a regime where augmentation pays
     # off, chosen by measurement (README, "The main job"): the first 1,000 reduced CIFAR-10
     # training images for 100 epochs, so that WRN-10-1 overfits (without augmentation it

@@ -38,14 +38,15 @@ from pba.data import DatasetSplits
 from pba.errors import PBAError
 from pba.lock import owned
 from pba.policy import Policy
-from pba.precision import PRECISIONS
+from pba.precision import PRECISIONS, resolve_precision
 from pba.schedule import Schedule, parse_pbt_log
 from pba.search import rundir
 from pba.search.lineage import Lineage
 from pba.search.pbt import DIVERGED, SearchState, score
 from pba.search.presets import SearchConfig
 from pba.search.rundir import RunDir
-from pba.search.runner import SearchResult, load_search_data, write_outputs
+from pba.search.runner import SearchResult, load_search_data, settle_baseline, write_outputs
+from pba.train import resolve_device
 
 EXPERIMENT = "ray"  # DIR/ray: Tune's experiment
 SETTINGS = "backend.json"  # DIR/ray/backend.json
@@ -119,6 +120,10 @@ def run_ray_search(
     with owned(out, "pba search --backend ray"), RunDir.discarded_on_failure(
             out, (f"{EXPERIMENT}/{ROWS_FILE}",)):
         data = load_search_data(config, data_dir, download, skip_unreadable)
+        here = resolve_device("cpu" if gpus_per_member == 0 else "auto")  # the check runs here
+        config, check = settle_baseline(config, data, device=here,
+                                        precision=resolve_precision(precision, here),
+                                        progress=progress)
         if data_dir is not None:
             data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
         # The embedded engine's config.json, the device being where members train.
@@ -129,6 +134,7 @@ def run_ray_search(
             "skip_unreadable": skip_unreadable,
             "images": {"train": len(data.train), "val": len(data.val),
                        "skipped": len(data.skipped)},
+            "baseline_check": None if check is None else check.to_dict(),
         })
         write_text_atomic(run.path / EXPERIMENT / SETTINGS, json.dumps(asdict(settings)) + "\n")
         return _run(run, config, settings, data, started, progress)

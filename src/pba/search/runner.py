@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from pba.atomic import write_text_atomic
+from pba.baseline_check import BaselineCheck, settle
 from pba.data import DatasetSplits, load_dataset
 from pba.data.datasets import PAPER_SEED
 from pba.errors import PBAError
@@ -69,21 +69,24 @@ def run_search(
     if tensorboard:
         require_tensorboard()
     with owned(out, "pba search"), RunDir.discarded_on_failure(out):
-        engine_name = engine
-        engine, resolved = _engine(config, device, engine_name, precision, workers, lambda: (
-            load_search_data(config, data_dir, download, skip_unreadable)))
-        data = engine.data
+        settings = _settings(config, device, engine, precision, workers)
+        data = load_search_data(config, data_dir, download, skip_unreadable)
+        config, check = settle_baseline(config, data, device=settings.device,
+                                        precision=settings.precision, workers=workers,
+                                        progress=progress)
         if data_dir is not None:
             data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
         run = RunDir.create(out, {
             "preset": preset, "search": config.to_dict(), "device": device,
-            "engine": engine_name, "precision": precision,
+            "engine": engine, "precision": precision,
             "data_dir": None if data_dir is None else str(data_dir),
             "skip_unreadable": skip_unreadable,
             "images": {"train": len(data.train), "val": len(data.val),
                        "skipped": len(data.skipped)},
+            "baseline_check": None if check is None else check.to_dict(),
         })
-        return _run(run, config, engine, resolved, started, progress, tensorboard)
+        return _run(run, config, settings.build(config, data), settings.device, started,
+                    progress, tensorboard)
 
 
 def resume_search(
@@ -125,13 +128,13 @@ def _resume(
         raise PBAError(f"{run.path}: config.json has no valid search config ({err})") from None
     if data_dir is None:
         data_dir = doc.get("data_dir")
-    engine, resolved = _engine(config, device or doc.get("device", "auto"),
-                               engine or doc.get("engine", "auto"),
-                               # runs from before --precision trained the CPU's way: fp32
-                               precision or doc.get("precision", "fp32"), workers,
-                               lambda: load_search_data(config, data_dir, download,
-                                                        doc.get("skip_unreadable", False)))
-    return _run(run, config, engine, resolved, started, progress, tensorboard)
+    settings = _settings(config, device or doc.get("device", "auto"),
+                         engine or doc.get("engine", "auto"),
+                         # runs from before --precision trained the CPU's way: fp32
+                         precision or doc.get("precision", "fp32"), workers)
+    data = load_search_data(config, data_dir, download, doc.get("skip_unreadable", False))
+    return _run(run, config, settings.build(config, data), settings.device, started, progress,
+                tensorboard)
 
 
 def choose_engine(engine: str, model: str, device: torch.device) -> type[Engine]:
@@ -161,14 +164,42 @@ def load_search_data(
     return data
 
 
-def _engine(
+@dataclass(frozen=True)
+class _EngineSettings:
+    """How a search trains on this machine, checked before any data is read."""
+
+    engine_class: type[Engine]
+    device: torch.device
+    precision: str  # resolved
+    options: dict
+
+    def build(self, config: SearchConfig, data: DatasetSplits) -> Engine:
+        return self.engine_class(data, config.model, config.recipe(self.precision),
+                                 config.population, seed=config.seed, device=self.device,
+                                 **self.options)
+
+
+def settle_baseline(
+    config: SearchConfig, data: DatasetSplits, *, device: torch.device, precision: str,
+    workers: int | None = None, progress: bool = True,
+) -> tuple[SearchConfig, BaselineCheck | None]:
+    """`config` with the baseline its members train with decided on `data` (a check on image
+    folders, `pba.baseline_check`), as config.json records it, and the check if one ran."""
+    baseline, check = settle(config.baseline, config.cutout_size, data, model=config.model,
+                             recipe=config.recipe(precision), seed=config.seed, device=device,
+                             workers=workers, progress=progress)
+    if check is not None and progress:
+        print(check.describe())
+    return config.replace(baseline=str(baseline), cutout_size=baseline.cutout_size), check
+
+
+def _settings(
     config: SearchConfig, device: str, engine: str, precision: str, workers: int | None,
-    load: Callable[[], DatasetSplits],
-) -> tuple[Engine, torch.device]:
-    """The engine for `config`, its settings checked before `load()` reads the data."""
+) -> _EngineSettings:
     resolved = resolve_device(device)
-    engine_class = choose_engine(engine, config.model, resolved)  # before loading data
-    recipe = config.recipe(resolve_precision(precision, resolved))
+    engine_class = choose_engine(engine, config.model, resolved)
+    precision = resolve_precision(precision, resolved)
+    config.recipe(precision)
     options = {}
     if workers is not None:
         if engine_class is not LocalEngine:
@@ -179,8 +210,7 @@ def _engine(
         options["workers"] = workers
     if resolved.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
-    return engine_class(load(), config.model, recipe, config.population,
-                        seed=config.seed, device=resolved, **options), resolved
+    return _EngineSettings(engine_class, resolved, precision, options)
 
 
 def _run(

@@ -1,0 +1,91 @@
+"""The baseline augmentation every run applies after its policy: any of pad-crop, horizontal flip
+and Cutout (spec section 4), chosen per dataset.
+
+    base = Baseline.parse("crop,flip,cutout", cutout_size=16)   # CIFAR's
+    images = base(images, fill, generator)
+
+CIFAR uses all three, SVHN Cutout only (digits are not mirror-symmetric), reduced SVHN none.
+What suits a user's own images is not known in advance: a flip ruins text and a 16-pixel
+square hides small objects. There `auto` (the default for image folders) measures it
+(`pba.baseline_check`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pba.errors import PBAError
+from pba.transforms import cutout, random_crop_flip
+
+PARTS = ("crop", "flip", "cutout")
+NONE, AUTO = "none", "auto"
+CROP_PAD = 4
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Which of PARTS a run applies (in that order) and the side of the Cutout square."""
+
+    parts: tuple[str, ...]
+    cutout_size: int
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.parts if p not in PARTS]
+        if unknown or len(set(self.parts)) != len(self.parts):
+            raise PBAError(f"a baseline is a comma-separated subset of {','.join(PARTS)} (or "
+                           f"{NONE!r}), got {','.join(self.parts)!r}")
+        if self.cutout_size < 1:
+            raise PBAError(f"the Cutout size must be >= 1 pixel, got {self.cutout_size}")
+        object.__setattr__(self, "parts", tuple(p for p in PARTS if p in self.parts))
+
+    @classmethod
+    def parse(cls, text: str, cutout_size: int) -> Baseline:
+        """'crop,flip,cutout', any subset, or 'none'."""
+        names = [] if text.strip() == NONE else [p.strip() for p in text.split(",")]
+        return cls(tuple(names), cutout_size)
+
+    def __str__(self) -> str:
+        return ",".join(self.parts) or NONE
+
+    def describe(self) -> str:
+        """For people: 'crop, flip, Cutout 16 px'."""
+        words = [f"Cutout {self.cutout_size} px" if p == "cutout" else p for p in self.parts]
+        return ", ".join(words) or "none"
+
+    def only(self, *parts: str) -> Baseline:
+        return Baseline(parts, self.cutout_size)
+
+    def __call__(self, images: torch.Tensor, fill: tuple[int, int, int],
+                 generator: torch.Generator) -> torch.Tensor:
+        crop, flip = "crop" in self.parts, "flip" in self.parts
+        if crop or flip:
+            # One function for both, so that the default draws the same numbers as ever.
+            images = random_crop_flip(images, CROP_PAD if crop else 0, fill, generator,
+                                      flip=flip)
+        if "cutout" in self.parts:
+            images = cutout(images, self.cutout_size, fill, generator)
+        return images
+
+
+def check_request(text: str | None) -> None:
+    """Refuse a malformed `--baseline` before anything is loaded (None: the dataset's)."""
+    if text is not None and text != AUTO:
+        Baseline.parse(text, 1)
+
+
+def resolve(text: str | None, cutout_size: int | None, default: Baseline) -> Baseline:
+    """The baseline a run asked for: `text` (None: the dataset's `default`), the Cutout size
+    `cutout_size` (None: the dataset's). 'auto' must be settled first (`pba.baseline_check`)."""
+    if text == AUTO:
+        raise PBAError("baseline 'auto' is decided on the data first (pba.baseline_check)")
+    size = default.cutout_size if cutout_size is None else cutout_size
+    return Baseline(default.parts, size) if text is None else Baseline.parse(text, size)
+
+
+def legacy(default: Baseline, cutout: bool) -> str:
+    """What a config written before --baseline meant by its `cutout` flag: the dataset's crop
+    and flip, with Cutout when on."""
+    parts = [p for p in default.parts if p != "cutout"] + (["cutout"] if cutout else [])
+    return str(Baseline(tuple(parts), default.cutout_size))

@@ -1,0 +1,26 @@
+"""Arguments that several subcommands share, so that they read the same everywhere."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_baseline_arguments(p: argparse.ArgumentParser) -> None:
+    """--baseline and --cutout-size, their help naming every dataset's default."""
+    from pba.baseline import AUTO, NONE, PARTS
+    from pba.data.datasets import DATASETS
+
+    groups: dict[str, list[str]] = {}
+    for name, spec in DATASETS.items():
+        size = f" ({spec.baseline.cutout_size} px)" if "cutout" in spec.baseline.parts else ""
+        groups.setdefault(f"{spec.baseline}{size}", []).append(name)
+    defaults = "; ".join(f"{', '.join(names)}: {base}" for base, names in groups.items())
+    p.add_argument("--baseline", metavar="PARTS",
+                   help=f"the augmentation after the policy: a comma-separated subset of "
+                   f"{','.join(PARTS)} (pad-4 crop, horizontal flip, Cutout), {NONE}, or "
+                   f"{AUTO}: decided on the data by a short run per part scored on the "
+                   f"validation split, never worse than {NONE} there (pba.baseline_check). "
+                   f"Default: the dataset's ({defaults}; folder:PATH: {AUTO} over "
+                   "crop,flip,cutout at half the image side); recorded in config.json")
+    p.add_argument("--cutout-size", metavar="PX", type=int,
+                   help="side of the Cutout square (default: the dataset's, above)")
