@@ -35,9 +35,9 @@ from pba.data import DatasetSplits, load_dataset
 from pba.models.population import PopulationWRN
 from pba.policy import MAX_MAGNITUDE, MAX_PROBABILITY, Policy
 from pba.precision import resolve_precision
+from pba.recipes import Recipe
 from pba.search.local import LocalEngine
 from pba.search.vectorized import VectorizedEngine
-from pba.train import Recipe
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -22,12 +22,14 @@ import statistics
 
 import torch
 
+from pba.augment import make_augment
 from pba.data import DatasetSplits, ImageSet
 from pba.data.datasets import default_baseline
 from pba.parallel import map_parallel
 from pba.policy import Policy
 from pba.precision import cpu_has_native_bf16, device_has_native_bf16
-from pba.train import Recipe, init_state, make_augment, train
+from pba.recipes import Recipe
+from pba.train import init_state, train
 
 CIFAR10_MEAN = (0.49139968, 0.48215841, 0.44653091)
 CIFAR10_STD = (0.24703223, 0.24348513, 0.26158784)

@@ -17,9 +17,10 @@ from pba.cli.main import main
 from pba.data import DatasetSplits, ImageSet, channel_stats, load_dataset
 from pba.data.datasets import default_baseline
 from pba.errors import PBAError
+from pba.recipes import Recipe
 from pba.run import resumed_config
-from pba.search import SearchConfig, preset, run_search
-from pba.train import Recipe
+from pba.search import SearchConfig, preset
+from pba.search.runner import run_search
 from pba.transforms import cutout, random_crop_flip
 
 FILL = (125, 123, 114)

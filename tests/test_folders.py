@@ -15,7 +15,8 @@ from PIL import Image
 from pba.data import load_dataset
 from pba.data.formats import MAX_LISTED, to_rgb
 from pba.errors import PBAError
-from pba.search import preset, run_search
+from pba.search import preset
+from pba.search.runner import run_search
 
 
 def solid_folder(root: Path, classes: int = 2, per_class: int = 6, size: int = 8) -> None:

@@ -17,7 +17,8 @@ import pytest
 from pba.cli.main import main
 from pba.errors import PBAError
 from pba.lock import LOCK, owned, owner
-from pba.search import preset, run_search
+from pba.search import preset
+from pba.search.runner import run_search
 
 PBA = [sys.executable, "-m", "pba.cli.main"]
 HOLD = ("import sys, time; from pba.lock import owned\n"

@@ -11,8 +11,9 @@ from pba.data import DatasetSplits, ImageSet, channel_stats
 from pba.data.datasets import default_baseline
 from pba.parallel import default_workers, map_parallel, torch_threads
 from pba.policy import Policy
+from pba.recipes import Recipe
 from pba.search.local import LocalEngine
-from pba.train import Recipe, init_state
+from pba.train import init_state
 
 MEMBERS = 4
 

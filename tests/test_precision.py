@@ -7,9 +7,11 @@ import torch
 
 from pba import precision as precision_module
 from pba import train as training
+from pba.augment import make_augment
 from pba.data import load_dataset
 from pba.errors import PBAError
 from pba.precision import memory_format, resolve_precision
+from pba.recipes import Recipe
 
 CPU = torch.device("cpu")
 
@@ -56,7 +58,7 @@ def test_unknown_and_unresolved_precisions_are_refused() -> None:
     with pytest.raises(PBAError, match="unknown precision 'fp16'"):
         resolve_precision("fp16", CPU)
     with pytest.raises(PBAError, match="resolve 'auto'"):
-        training.Recipe(epochs=1, lr=0.1, weight_decay=0, precision="auto")
+        Recipe(epochs=1, lr=0.1, weight_decay=0, precision="auto")
     assert memory_format("bf16") == torch.channels_last
     assert memory_format("fp32") == torch.contiguous_format
 
@@ -64,10 +66,10 @@ def test_unknown_and_unresolved_precisions_are_refused() -> None:
 def test_a_bf16_cpu_run_learns_real_images(data_dir) -> None:
     # bf16 runs on every CPU (emulated where it is not native), so this runs everywhere.
     data = load_dataset("reduced_cifar10", data_dir, train_size=1024, val_size=0)
-    recipe = training.Recipe(epochs=4, lr=0.1, weight_decay=5e-4, precision="bf16")
+    recipe = Recipe(epochs=4, lr=0.1, weight_decay=5e-4, precision="bf16")
     state = training.init_state("wrn_10_1", 10, recipe, seed=0, device="cpu")
     assert next(state.model.parameters()).dtype == torch.float32  # autocast, not a bf16 model
-    augment = training.make_augment("baseline", data, recipe)
+    augment = make_augment("baseline", data, recipe)
     state, metrics = training.train(state, data.train, 4, augment, recipe, mean=data.mean,
                                     std=data.std)
     losses = [m["train_loss"] for m in metrics]

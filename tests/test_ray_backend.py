@@ -1,4 +1,4 @@
-"""The Ray Tune backend (`pba search --backend ray`): the smoke preset on a local Ray instance,
+"""The Ray Tune backend (`pba search --engine ray`): the smoke preset on a local Ray instance,
 interrupted as Ctrl+C would and resumed, against the embedded engine's run directory; and the
 parts that need no Ray (events rebuilt from Tune's rows and policy log, settings, the hint to
 install the extra). Data comes from PBA_DATA_DIR (set by conftest); nothing is downloaded."""
@@ -19,18 +19,14 @@ import pytest
 from pba.errors import PBAError
 from pba.policy import Policy, explore
 from pba.schedule import load_schedule, parse_pbt_log
-from pba.search import preset, run_search
+from pba.search import preset
+from pba.search.events import from_json, to_json
 from pba.search.lineage import Lineage
 from pba.search.presets import SearchConfig
-from pba.search.ray_backend import (
-    POLICY_KEY,
-    RaySettings,
-    is_ray_run,
-    population_events,
-    resume_ray_search,
-    run_ray_search,
-)
+from pba.search.ray_backend import RaySettings, resume_ray_search, run_ray_search
+from pba.search.ray_log import POLICY_KEY, is_ray_run, population_events
 from pba.search.rundir import RunDir
+from pba.search.runner import run_search
 
 SMOKE = preset("smoke")
 OUTPUTS = {"config.json", "population.jsonl", "schedule.json", "schedule_pbt_log.txt",
@@ -113,7 +109,8 @@ def test_events_rebuilt_from_tune_match_its_policy_log() -> None:
     tune.rows.append(stale)
     tune.train_to(6, [0.7, 0.5, 0.4, 0.6])
 
-    rounds = population_events(config, tune.rows, tune.global_log)
+    rounds = [[to_json(e) for e in block]
+              for block in population_events(config, tune.rows, tune.global_log)]
     assert [e["event"] for e in rounds[0]] == (
         ["train"] * 4 + ["evaluate"] * 4 + ["exploit", "explore", "round"])
     assert [e["event"] for e in rounds[-1]] == ["train"] * 4 + ["evaluate"] * 4 + ["round"]
@@ -122,7 +119,7 @@ def test_events_rebuilt_from_tune_match_its_policy_log() -> None:
     assert exploit["source_score"] == 0.8
     assert next(e for e in rounds[2] if e["event"] == "train" and e["member"] == 1)["loss"] == 1.0
     assert rounds[-1][-1]["best_member"] == 0
-    events = [e for block in rounds for e in block]
+    events = [from_json(e) for block in rounds for e in block]
     lineage = Lineage.replay(config.population, events)
     for member, lines in tune.policy_logs.items():
         text = "".join(json.dumps(line) + "\n" for line in lines)
@@ -173,7 +170,7 @@ def ray_run(local_ray, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ray") / "smoke"
     done = threading.Event()
     interrupt_after(out / "ray" / "members.jsonl", SMOKE.interval + 1, done)
-    with pytest.raises(PBAError, match="--backend ray"):
+    with pytest.raises(PBAError, match="continue it with: pba search --resume"):
         run_ray_search(SMOKE, out, preset="smoke", progress=False)
     done.set()
     assert is_ray_run(out) and not (out / "schedule.json").exists()
@@ -190,14 +187,14 @@ def embedded_run(tmp_path_factory) -> Path:
 
 
 def test_ray_search_finishes_with_a_full_legal_schedule(ray_run: Path) -> None:
-    events = list(RunDir.open(ray_run).events())
+    events = [to_json(e) for e in RunDir.open(ray_run).events()]
     assert [e["event"] for e in events].count("start") == 2  # started, then resumed
     assert any(e["event"] == "exploit" for e in events)
     schedule = load_schedule(ray_run / "schedule.json")  # checks every value's range
     assert len(schedule) == SMOKE.epochs
     best = [e for e in events if e["event"] == "round"][-1]["best_member"]
     # The schedule is Tune's policy log of the best member, and it agrees with the events.
-    assert schedule == Lineage.replay(SMOKE.population, events).schedule(best)
+    assert schedule == Lineage.replay(SMOKE.population, map(from_json, events)).schedule(best)
     assert schedule == load_schedule(ray_run / "schedule_pbt_log.txt", SMOKE.epochs)
     rounds = [e["round"] for e in events if e["event"] == "round"]
     assert rounds == list(range(SMOKE.pbt().rounds))
@@ -213,7 +210,7 @@ def test_both_backends_write_the_same_files_and_schema(ray_run: Path, embedded_r
 
     def keys(run: Path) -> dict[str, set[tuple[str, ...]]]:
         schema: dict[str, set[tuple[str, ...]]] = {}
-        for event in RunDir.open(run).events():
+        for event in map(to_json, RunDir.open(run).events()):
             schema.setdefault(event["event"], set()).add(tuple(sorted(event)))
         return schema
 
@@ -230,5 +227,5 @@ def test_a_finished_or_foreign_run_is_not_resumed_with_ray(ray_run: Path,
                                                           embedded_run: Path) -> None:
     with pytest.raises(PBAError, match="already finished"):
         resume_ray_search(ray_run)
-    with pytest.raises(PBAError, match="without --backend ray"):
+    with pytest.raises(PBAError, match="not searched with Ray"):
         resume_ray_search(embedded_run)

@@ -1,14 +1,13 @@
-"""benchmarks/reproduce_rcifar10.py: the carried data file, the dry run end to end, resuming.
+"""pba reproduce (pba.reproduce): the carried data file, the stages' child processes and their
+watchdog, the command line, the dry run end to end, resuming.
 
 Real CIFAR-10 from $PBA_DATA_DIR (conftest: else ../shared/data); nothing is downloaded.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -17,33 +16,23 @@ import numpy as np
 import pytest
 import torch
 
+from pba import reproduce
+from pba.cli.main import main
 from pba.data import DatasetSplits, ImageSet, channel_stats, load_dataset, save_npz
 from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 
 REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO.parent / "shared" / "reference" / reproduce.REFERENCE_FILE
 VAL, TEST = 512, 500  # a small carried folder, so that the dry run evaluates quickly
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "reproduce_rcifar10", REPO / "benchmarks" / "reproduce_rcifar10.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-reproduce = _load_script()
 
 
 @pytest.fixture(scope="module")
 def carry(data_dir: Path, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("carry")
-    argv = ["prepare", "--out", str(folder), "--data-dir", str(data_dir), "--val-size", str(VAL),
-            "--test-size", str(TEST)]
-    assert reproduce.main(argv) == 0
+    argv = ["reproduce", "prepare", "--out", str(folder), "--data-dir", str(data_dir),
+            "--reference", str(REFERENCE), "--val-size", str(VAL), "--test-size", str(TEST)]
+    assert main(argv) == 0
     return folder
 
 
@@ -62,8 +51,7 @@ def test_npz_round_trip_keeps_splits_and_statistics(carry, data_dir):
     assert copy.mean == (0.49056774, 0.48116026, 0.44726052)  # the paper's, not recomputed
     assert (copy.name, copy.num_classes, copy.baseline) == (
         source.name, source.num_classes, source.baseline)
-    reference = REPO.parent / "shared" / "reference" / reproduce.REFERENCE_FILE
-    assert (carry / reproduce.REFERENCE_FILE).read_text() == reference.read_text()
+    assert (carry / reproduce.REFERENCE_FILE).read_text() == REFERENCE.read_text()
 
     # A cut training set gets its own statistics, as load_dataset gives any other subset.
     cut = load_dataset(f"npz:{carry / reproduce.DATA_FILE}", train_size=256, val_size=0)
@@ -87,28 +75,63 @@ def test_npz_errors(tmp_path, cifar_images):
         load_dataset(f"npz:{tmp_path / 'other.npz'}")
 
 
+def _write_resume_points(path: Path) -> None:
+    """A stage's stand-in: a resume point every 0.3 s for 30 s."""
+    for i in range(100):
+        time.sleep(0.3)
+        path.write_text(str(i))
+
+
+def _fail() -> None:
+    raise PBAError("no such thing")
+
+
 def test_budget_interrupts_the_child_just_after_a_resume_point(tmp_path):
     marker = tmp_path / "state.json"
-    # A child that writes a resume point every 0.3 s for 30 s.
-    child = ("import pathlib, sys, time\n"
-             "for i in range(100):\n"
-             "    time.sleep(0.3)\n"
-             "    pathlib.Path(sys.argv[1]).write_text(str(i))\n")
+    child = reproduce.start(_write_resume_points, marker)
+    while not marker.exists():  # its start-up (a fresh interpreter importing torch) is not timed
+        assert child.process.is_alive()
+        time.sleep(0.05)
     started = time.monotonic()
-    status, interrupted = reproduce.supervise([sys.executable, "-c", child, str(marker)], marker,
-                                              deadline=started + 2.0)
-    assert interrupted and status != 0
+    status, interrupted, error = reproduce.supervise(child, marker, deadline=started + 2.0)
+    assert interrupted and status == reproduce.INTERRUPTED and error is None
     assert time.monotonic() - started < 10
     assert 1 <= int(marker.read_text()) < 10
+
+
+def test_a_childs_pbaerror_reaches_the_parent_in_one_line(tmp_path):
+    ended = reproduce.supervise(reproduce.start(_fail), tmp_path / "state.json", deadline=None)
+    assert ended == (reproduce.FAILED, False, "no such thing")
+
+
+def test_command_line_help_errors_and_the_budget_status(carry, tmp_path, capsys):
+    for argv in (["reproduce", "--help"], ["reproduce", "run", "--help"]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 0
+        assert "--budget-s" in capsys.readouterr().out
+    out = tmp_path / "run"
+    assert main(["reproduce", "run", "--carry", str(tmp_path / "missing"), "--out",
+                 str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pba reproduce: error: ") and err.count("\n") == 1
+    assert "pba reproduce prepare --out" in err and not out.exists()
+    # Too little of the budget to start a stage: nothing runs, and the status says "again".
+    assert main(["reproduce", "run", "--dry-run", "--carry", str(carry), "--out", str(out),
+                 "--device", "cpu", "--budget-s", "30"]) == reproduce.INCOMPLETE
+    assert "too little of the budget left to start" in capsys.readouterr().out
+    doc = json.loads((out / reproduce.RESULTS_JSON).read_text())
+    assert {row["status"] for row in doc["rows"]} == {"pending"}
+    assert not (out / reproduce.PROGRESS).exists()
 
 
 def test_dry_run_end_to_end_then_skips_finished_stages(carry, tmp_path, capsys, monkeypatch):
     # One thread per stage: on a busy 2-core machine two threads each run 4x slower (measured).
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out, export = tmp_path / "run", tmp_path / "export"
-    argv = ["run", "--dry-run", "--carry", str(carry), "--out", str(out), "--device", "cpu",
-            "--export", str(export)]
-    assert reproduce.main(argv) == 0
+    argv = ["reproduce", "run", "--dry-run", "--carry", str(carry), "--out", str(out), "--device",
+            "cpu", "--export", str(export)]
+    assert main(argv) == 0
     table = (out / reproduce.RESULTS_MD).read_text()
     doc = json.loads((out / reproduce.RESULTS_JSON).read_text())
     assert [row["stage"] for row in doc["rows"]] == list(reproduce.FINALS)
@@ -128,7 +151,7 @@ def test_dry_run_end_to_end_then_skips_finished_stages(carry, tmp_path, capsys, 
     # Again: every stage is skipped, nothing is trained, the table is the same.
     capsys.readouterr()
     started = time.monotonic()
-    assert reproduce.main(argv) == 0
+    assert main(argv) == 0
     assert time.monotonic() - started < 20
     printed = capsys.readouterr().out
     assert printed.count("done, skipped") == len(reproduce.STAGES)
@@ -139,8 +162,8 @@ def test_dry_run_end_to_end_then_skips_finished_stages(carry, tmp_path, capsys, 
     shutil.copyfile(export / reproduce.STATE_FILE, carry / reproduce.STATE_FILE)
     fresh = tmp_path / "fresh"
     try:
-        assert reproduce.main(["run", "--dry-run", "--carry", str(carry), "--out", str(fresh),
-                               "--device", "cpu"]) == 0
+        assert main(["reproduce", "run", "--dry-run", "--carry", str(carry), "--out", str(fresh),
+                     "--device", "cpu"]) == 0
     finally:
         (carry / reproduce.STATE_FILE).unlink()
     assert capsys.readouterr().out.count("done, skipped") == len(reproduce.STAGES)

@@ -19,6 +19,7 @@ from pba.policy import explore as explore_policy
 from pba.report import final_runs, report, results_table, search_cost
 from pba.schedule import parse_pbt_log
 from pba.search import PBT, PBTConfig, SearchState, TrainStats, exploit_pairs
+from pba.search.events import Exploit, Explore, Round, Start, Train, from_json, to_json
 from pba.search.lineage import Lineage
 from pba.search.pbt import score, tail_size
 from pba.search.presets import PRESETS, SearchConfig, preset
@@ -168,20 +169,20 @@ def policy(level: int) -> Policy:
     return Policy.zeros().replace("Rotate", probability=level)
 
 
-def train(member: int, start: int, end: int, level: int) -> dict:
-    return {"event": "train", "member": member, "epochs": [start, end],
-            "policy": policy(level).to_list()}
+def train(member: int, start: int, end: int, level: int) -> Train:
+    return Train(start // 2, member, (start, end), tuple(policy(level).to_list()), 1.0, 0.5, 64,
+                 0.1)
 
 
-def exploit(target: int, source: int) -> dict:
-    return {"event": "exploit", "target": target, "source": source}
+def exploit(target: int, source: int) -> Exploit:
+    return Exploit(0, 2, target, source, 0.1, 0.9)
 
 
 HISTORY = [  # three members, rounds of 2 epochs
     train(0, 0, 2, 1), train(1, 0, 2, 2), train(2, 0, 2, 3),
-    exploit(target=2, source=0), {"event": "explore", "member": 2},
+    exploit(target=2, source=0), Explore(0, 2, 2, (0,) * 60, (0,) * 60),
     train(0, 2, 4, 1), train(1, 2, 4, 2), train(2, 2, 4, 4),
-    exploit(target=0, source=2), {"event": "round"},
+    exploit(target=0, source=2), Round(1, 4, 0, 0.5, 0.5, 384, 1.0, 0.0),
     train(0, 4, 6, 5), train(1, 4, 6, 2), train(2, 4, 6, 4),
 ]
 
@@ -256,8 +257,10 @@ class FakeEngine:
 
 
 def run_fake(config: PBTConfig, engine: FakeEngine) -> tuple[SearchState, list[list[dict]]]:
+    """The search, and its rounds' events as population.jsonl holds them."""
     rounds: list[list[dict]] = []
-    state = PBT(engine, SearchState.initial(config), lambda s, e: rounds.append(e)).run()
+    state = PBT(engine, SearchState.initial(config),
+                lambda s, events: rounds.append([to_json(e) for e in events])).run()
     return state, rounds
 
 
@@ -283,7 +286,8 @@ def test_pbt_rounds_exploit_explore_and_record() -> None:
             assert explored["old_policy"] == trained[source]
     schedule = state.lineage.schedule(state.best())
     assert len(schedule) == 7
-    assert schedule == Lineage.replay(8, [e for r in rounds for e in r]).schedule(state.best())
+    assert schedule == Lineage.replay(8, [from_json(e) for r in rounds for e in r]).schedule(
+        state.best())
     # The same seed gives the same search.
     _, again = run_fake(config, FakeEngine(8))
     assert [strip_times(r) for r in rounds] == [strip_times(r) for r in again]
@@ -325,7 +329,7 @@ def search_into(out: Path, config: PBTConfig, engine: FakeEngine, rounds: int | 
     """Run (up to `rounds` rounds of) a fake search committed into the run directory `out`."""
     run = RunDir(out) if (out / "config.json").is_file() else RunDir.create(out, {})
     state = run.restore(config, engine)
-    run.append([{"event": "start", "time": time.time(), "device": "fake"}])
+    run.append([Start(time.time(), state.round, state.epoch, "fake")])
     pbt = PBT(engine, state, lambda s, events: run.commit(s, events, engine))
     while not state.finished and (rounds is None or state.round < rounds):
         pbt.step()
@@ -334,8 +338,9 @@ def search_into(out: Path, config: PBTConfig, engine: FakeEngine, rounds: int | 
 
 def strip_times(events) -> list[dict]:
     """The events that a resume must reproduce, without their timings."""
-    return [{k: v for k, v in e.items() if k not in ("seconds", "time")} for e in events
-            if e["event"] != "start"]
+    docs = (e if isinstance(e, dict) else to_json(e) for e in events)
+    return [{k: v for k, v in doc.items() if k not in ("seconds", "time")} for doc in docs
+            if doc["event"] != "start"]
 
 
 def test_resume_after_a_crash_gives_the_uninterrupted_search(tmp_path) -> None:
@@ -511,7 +516,7 @@ def test_report_shows_cost_and_final_models(tmp_path) -> None:
         "format": "pba.search", "version": 1, "preset": "smoke",
         "search": preset("smoke").replace(epochs=4).to_dict(), "device": "cpu",
         "data_dir": None, "images": {"train": 256, "val": 256}}))
-    run.append([{"event": "start", "time": time.time(), "device": "fake"}])  # a resume
+    run.append([Start(time.time(), 0, 0, "fake")])  # a resume
     cost = search_cost(out)
     assert (cost.processes, cost.rounds, cost.epochs, cost.member_epochs) == (2, 2, 4, 16)
     assert cost.devices == ("fake",) and cost.wall_s >= 0

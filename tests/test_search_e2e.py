@@ -16,19 +16,21 @@ from pathlib import Path
 import pytest
 import torch
 
+from pba.augment import make_augment
 from pba.cli.main import main
 from pba.data import DatasetSplits, ImageSet
 from pba.data.datasets import default_baseline
 from pba.errors import PBAError
+from pba.recipes import Recipe
 from pba.schedule import load_schedule
-from pba.search import preset, run_search, runner
+from pba.search import preset, runner
+from pba.search.events import from_json
 from pba.search.lineage import Lineage
 from pba.search.local import LocalEngine
 from pba.search.presets import SearchConfig
-from pba.search.rundir import RunDir
-from pba.search.runner import choose_engine
+from pba.search.runner import choose_engine, run_search
 from pba.search.vectorized import VectorizedEngine
-from pba.train import Recipe, init_state, load_checkpoint, make_augment
+from pba.train import init_state, load_checkpoint
 
 SMOKE = preset("smoke")
 PBA = [sys.executable, "-m", "pba.cli.main"]
@@ -47,6 +49,11 @@ def replayable(events: list[dict]) -> list[dict]:
     """The events a resumed search must reproduce: all but process starts, without timings."""
     return [{k: v for k, v in e.items() if k not in ("seconds", "time")} for e in events
             if e["event"] != "start"]
+
+
+def logged(run: Path) -> list[dict]:
+    """The events of the search in `run`, as population.jsonl holds them."""
+    return [json.loads(line) for line in (run / "population.jsonl").open()]
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +75,14 @@ def test_smoke_search_writes_every_output(smoke_run: Path, cifar_images) -> None
     schedule = load_schedule(smoke_run / "schedule.json")
     assert len(schedule) == SMOKE.epochs
     assert load_schedule(smoke_run / "schedule_pbt_log.txt", SMOKE.epochs) == schedule
-    events = list(RunDir.open(smoke_run).events())
+    events = logged(smoke_run)
     kinds = [e["event"] for e in events]
     rounds = SMOKE.epochs // SMOKE.interval
     assert kinds.count("train") == kinds.count("evaluate") == SMOKE.population * rounds
     assert kinds.count("round") == rounds and kinds.count("start") == 1
     assert kinds.count("exploit") == kinds.count("explore") == rounds - 1  # 1 of 4 each time
     best = next(e for e in reversed(events) if e["event"] == "round")["best_member"]
-    assert Lineage.replay(SMOKE.population, events).schedule(best) == schedule
+    assert Lineage.replay(SMOKE.population, map(from_json, events)).schedule(best) == schedule
 
     last = smoke_run / "checkpoints" / f"round-{rounds:04d}"
     assert sorted(p.name for p in last.iterdir()) == [
@@ -134,7 +141,7 @@ def test_killed_search_resumes_to_the_same_result(smoke_run: Path, tmp_path: Pat
     assert len(schedule) == SMOKE.epochs
     # On the CPU a resumed search is the uninterrupted one, event for event.
     assert schedule == load_schedule(smoke_run / "schedule.json")
-    resumed, whole = (list(RunDir.open(d).events()) for d in (out, smoke_run))
+    resumed, whole = (logged(d) for d in (out, smoke_run))
     assert replayable(resumed) == replayable(whole)
     assert [e["event"] for e in resumed].count("start") == 2
 
@@ -156,7 +163,7 @@ def test_diverged_member_is_replaced(tmp_path: Path, monkeypatch) -> None:
     config = SMOKE.replace(epochs=4, train_size=128, val_size=128)
     result = run_search(config, tmp_path / "nan", progress=False)
     assert len(result.schedule) == 4
-    events = list(RunDir.open(tmp_path / "nan").events())
+    events = logged(tmp_path / "nan")
     evaluated = next(e for e in events if e["event"] == "evaluate" and e["member"] == 1)
     assert evaluated["loss"] is None and evaluated["score"] is None  # nan, written as null
     assert any(e["event"] == "exploit" and e["target"] == 1 and e["round"] == 0 for e in events)

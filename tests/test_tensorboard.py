@@ -3,6 +3,7 @@ clear message when the optional extra is missing."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 
 from pba.cli.main import main
 from pba.errors import PBAError
-from pba.search import preset, run_search
+from pba.search import preset
+from pba.search.events import Evaluate, Round, Train
+from pba.search.runner import run_search
 from pba.tensorboard import FOLDER, TensorBoardLog
 
 pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
@@ -29,11 +32,11 @@ def test_search_rounds_become_scalars_per_member(tmp_path: Path) -> None:
     policy = [0] * 60
     policy[0], policy[2] = 5, 10  # strength 1.5
     events = [
-        {"event": "train", "member": 0, "epochs": [0, 2], "policy": policy, "loss": 2.0},
-        {"event": "train", "member": 1, "epochs": [0, 2], "policy": [0] * 60, "loss": None},
-        {"event": "evaluate", "member": 0, "epoch": 2, "accuracy": 0.25},
-        {"event": "evaluate", "member": 1, "epoch": 2, "accuracy": 0.5},
-        {"event": "round", "epoch": 2, "best_accuracy": 0.5, "median_accuracy": 0.375},
+        Train(0, 0, (0, 2), tuple(policy), 2.0, 0.4, 128, 1.0),
+        Train(0, 1, (0, 2), (0,) * 60, math.nan, 0.1, 128, 1.0),
+        Evaluate(0, 0, 2, 0.25, 2.1, 0.25),
+        Evaluate(0, 1, 2, 0.5, math.nan, math.nan),
+        Round(0, 2, 1, 0.5, 0.375, 256, 2.0, 0.0),
     ]
     with TensorBoardLog(tmp_path) as board:
         board.search_round(events)

@@ -13,11 +13,13 @@ import torch
 from PIL import Image
 
 from pba import train as training
+from pba.augment import AUGMENT_MODES, make_augment
 from pba.cli.main import main
 from pba.data import ImageSet, load_dataset
 from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 from pba.policy import Policy
+from pba.recipes import Recipe, cosine_lr, default_recipe, learning_rate
 from pba.schedule import Schedule
 
 MODEL = "wrn_10_1"
@@ -57,9 +59,9 @@ def assert_same_state(a: training.TrainState, b: training.TrainState) -> None:
 
 
 def test_two_epochs_beat_chance(cifar):
-    recipe = training.Recipe(epochs=2, lr=0.1, weight_decay=5e-4, batch_size=64)
+    recipe = Recipe(epochs=2, lr=0.1, weight_decay=5e-4, batch_size=64)
     state = training.init_state(MODEL, 10, recipe, seed=0, device="cpu")
-    augment = training.make_augment("baseline", cifar, recipe)
+    augment = make_augment("baseline", cifar, recipe)
     state, metrics = training.train(state, cifar.train, 2, augment, recipe,
                                     mean=cifar.mean, std=cifar.std)
     assert [m["epoch"] for m in metrics] == [1, 2] and state.epoch == 2
@@ -72,12 +74,12 @@ def test_two_epochs_beat_chance(cifar):
 def test_split_runs_and_resume_equal_one_run(cifar, tmp_path):
     """2 epochs in one call == 1 + 1 == 1, checkpoint, load into a fresh state, 1 == a deep
     copy after 1 epoch trained 1 more: weights, optimiser, generator and metrics, bitwise."""
-    recipe = training.Recipe(epochs=2, lr=0.1, weight_decay=5e-4, batch_size=64)
+    recipe = Recipe(epochs=2, lr=0.1, weight_decay=5e-4, batch_size=64)
     train_set = subset(cifar.train, 256)
     lrs: list[float] = []
 
     def run(state, epochs):
-        pba = training.make_augment("pba", cifar, recipe, schedule=random_schedule(5, seed=1))
+        pba = make_augment("pba", cifar, recipe, schedule=random_schedule(5, seed=1))
 
         def augment(images, epoch, generator):  # records the lr each step trains with
             lrs.append(state.optimizer.param_groups[0]["lr"])
@@ -114,16 +116,16 @@ def test_split_runs_and_resume_equal_one_run(cifar, tmp_path):
 
 def test_cosine_lr_runs_from_base_to_zero(cifar):
     total = 1000
-    lrs = [training.cosine_lr(0.1, step, total) for step in range(total)]
+    lrs = [cosine_lr(0.1, step, total) for step in range(total)]
     assert lrs[0] == 0.1 and lrs[-1] < 1e-6 and lrs[total // 2] == pytest.approx(0.05)
     assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
     # In a run, the last step uses the formula's last value: near 0 with no jump at the end.
-    recipe = training.Recipe(epochs=1, lr=0.1, weight_decay=0, batch_size=64)
+    recipe = Recipe(epochs=1, lr=0.1, weight_decay=0, batch_size=64)
     state = training.init_state(MODEL, 10, recipe, seed=0, device="cpu")
     _, (metrics,) = training.train(state, subset(cifar.train, 256), 1,
-                                   training.make_augment("none", cifar, recipe), recipe,
+                                   make_augment("none", cifar, recipe), recipe,
                                    mean=cifar.mean, std=cifar.std)
-    assert metrics["lr"] == training.cosine_lr(0.1, 3, 4) == state.optimizer.param_groups[0]["lr"]
+    assert metrics["lr"] == cosine_lr(0.1, 3, 4) == state.optimizer.param_groups[0]["lr"]
 
 
 def test_gradient_clipping_bounds_the_updates(cifar):
@@ -132,11 +134,11 @@ def test_gradient_clipping_bounds_the_updates(cifar):
     train_set = subset(cifar.train, 256)  # 4 steps of 64
     moved = {}
     for clip in (1e-4, 1e9):
-        recipe = training.Recipe(epochs=1, lr=0.1, weight_decay=0, batch_size=64, grad_clip=clip)
+        recipe = Recipe(epochs=1, lr=0.1, weight_decay=0, batch_size=64, grad_clip=clip)
         state = training.init_state(MODEL, 10, recipe, seed=0, device="cpu")
         before = torch.nn.utils.parameters_to_vector(state.model.parameters()).clone()
         _, (metrics,) = training.train(state, train_set, 1,
-                                       training.make_augment("none", cifar, recipe), recipe,
+                                       make_augment("none", cifar, recipe), recipe,
                                        mean=cifar.mean, std=cifar.std)
         after = torch.nn.utils.parameters_to_vector(state.model.parameters())
         moved[clip] = (after - before).norm().item()
@@ -146,22 +148,22 @@ def test_gradient_clipping_bounds_the_updates(cifar):
 
 
 def test_nonfinite_loss_is_recorded_not_raised(cifar):
-    recipe = training.Recipe(epochs=1, lr=0.1, weight_decay=5e-4, batch_size=64)
+    recipe = Recipe(epochs=1, lr=0.1, weight_decay=5e-4, batch_size=64)
     state = training.init_state(MODEL, 10, recipe, seed=0, device="cpu")
     with torch.no_grad():
         for p in state.model.parameters():
             p.fill_(float("nan"))
     _, (metrics,) = training.train(state, subset(cifar.train, 128), 1,
-                                   training.make_augment("baseline", cifar, recipe), recipe,
+                                   make_augment("baseline", cifar, recipe), recipe,
                                    mean=cifar.mean, std=cifar.std)
     assert metrics["nonfinite_steps"] == 2 and math.isnan(metrics["train_loss"])
 
 
-@pytest.mark.parametrize("mode", training.AUGMENT_MODES)
+@pytest.mark.parametrize("mode", AUGMENT_MODES)
 def test_every_augment_mode_gives_uint8_batches(cifar, mode):
-    recipe = training.Recipe(epochs=10, lr=0.1, weight_decay=5e-4)
+    recipe = Recipe(epochs=10, lr=0.1, weight_decay=5e-4)
     schedule = random_schedule(5, seed=0) if mode == "pba" else None
-    augment = training.make_augment(mode, cifar, recipe, schedule=schedule)
+    augment = make_augment(mode, cifar, recipe, schedule=schedule)
     images = cifar.train.images[:64]
     out = augment(images, 9, torch.Generator().manual_seed(0))
     assert out.dtype == torch.uint8 and out.shape == images.shape
@@ -174,32 +176,32 @@ def test_every_augment_mode_gives_uint8_batches(cifar, mode):
 
 
 def test_default_recipes_follow_the_paper():
-    assert training.default_recipe("reduced_cifar10", "wrn_28_10") == training.Recipe(
+    assert default_recipe("reduced_cifar10", "wrn_28_10") == Recipe(
         epochs=200, lr=0.05, weight_decay=5e-3)
-    svhn = training.default_recipe("reduced_svhn", "wrn_28_10")
+    svhn = default_recipe("reduced_svhn", "wrn_28_10")
     assert (svhn.epochs, svhn.lr, svhn.weight_decay) == (160, 0.05, 1e-2)
     assert str(default_baseline("reduced_svhn")) == "none"  # the paper's reduced SVHN runs
-    search = training.default_recipe("reduced_cifar10", "wrn_40_2")
+    search = default_recipe("reduced_cifar10", "wrn_40_2")
     assert (search.lr, search.weight_decay) == (0.1, 5e-4)
-    pyramid = training.default_recipe("cifar10", "pyramidnet_272_200")
+    pyramid = default_recipe("cifar10", "pyramidnet_272_200")
     assert (pyramid.epochs, pyramid.batch_size) == (1800, 64)
     # The reference code trained WRNs on SVHN with a step schedule, everything else cosine.
     assert svhn.lr_schedule == "step"
-    assert training.default_recipe("svhn", "wrn_28_10").lr_schedule == "step"
-    assert training.default_recipe("svhn", "shake_shake_26_2x96d").lr_schedule == "cosine"
-    assert training.default_recipe("reduced_cifar10", "wrn_28_10").lr_schedule == "cosine"
+    assert default_recipe("svhn", "wrn_28_10").lr_schedule == "step"
+    assert default_recipe("svhn", "shake_shake_26_2x96d").lr_schedule == "cosine"
+    assert default_recipe("reduced_cifar10", "wrn_28_10").lr_schedule == "cosine"
 
 
 def test_step_schedule_is_the_reference_codes_on_its_160_epochs():
-    recipe = training.Recipe(epochs=160, lr=0.05, weight_decay=0, lr_schedule="step")
-    rates = [training.learning_rate(recipe, epoch, step, 8) for epoch in range(160)
+    recipe = Recipe(epochs=160, lr=0.05, weight_decay=0, lr_schedule="step")
+    rates = [learning_rate(recipe, epoch, step, 8) for epoch in range(160)
              for step in (0, 7)]
     expected = [0.05] * 160 + [0.005] * 80 + [0.0005] * 80  # x0.1 at 80, x0.01 at 120
     assert rates == pytest.approx(expected)
-    cosine = training.Recipe(epochs=4, lr=0.1, weight_decay=0)
-    assert training.learning_rate(cosine, 1, 2, 4) == training.cosine_lr(0.1, 6, 16)
+    cosine = Recipe(epochs=4, lr=0.1, weight_decay=0)
+    assert learning_rate(cosine, 1, 2, 4) == cosine_lr(0.1, 6, 16)
     with pytest.raises(PBAError, match="unknown learning-rate schedule 'linear'"):
-        training.Recipe(epochs=4, lr=0.1, weight_decay=0, lr_schedule="linear")
+        Recipe(epochs=4, lr=0.1, weight_decay=0, lr_schedule="linear")
 
 
 # ---- the command line --------------------------------------------------------------------

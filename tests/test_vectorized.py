@@ -22,10 +22,11 @@ from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 from pba.models.population import PopulationWRN
 from pba.policy import Policy
+from pba.recipes import Recipe
 from pba.search import PBT, PBTConfig, SearchState
+from pba.search.events import Exploit
 from pba.search.local import LocalEngine
 from pba.search.vectorized import VectorizedEngine, sgd_step
-from pba.train import Recipe
 
 MODEL = "wrn_10_1"
 MEMBERS = 4
@@ -215,7 +216,7 @@ def test_runs_rounds_of_pbt(data) -> None:
     rounds = []
     state = PBT(engine, SearchState.initial(config), lambda s, events: rounds.append(events)).run()
     assert state.epoch == 4 and len(rounds) == 2
-    assert any(e["event"] == "exploit" for e in rounds[0])
+    assert any(isinstance(e, Exploit) for e in rounds[0])
     assert len(state.lineage.schedule(state.best())) == 4
 
 

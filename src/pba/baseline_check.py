@@ -20,12 +20,14 @@ from dataclasses import dataclass
 
 import torch
 
+from pba.augment import make_augment
 from pba.baseline import AUTO, Baseline, resolve
 from pba.data import DatasetSplits
 from pba.data.datasets import FOLDER_PREFIX
 from pba.errors import PBAError
 from pba.parallel import default_workers, map_parallel
-from pba.train import Recipe, evaluate, images_per_epoch, init_state, make_augment, train
+from pba.recipes import Recipe
+from pba.train import evaluate, images_per_epoch, init_state, train
 
 CHECK_EPOCHS = 30
 

@@ -118,9 +118,11 @@ def _run_demo(
     data_dir: str | Path | None, download: bool, workers: int | None, progress: bool,
 ) -> str:
     from pba import report
-    from pba.search import SearchConfig, resume_search, run_search, rundir
+    from pba import run as training_run
+    from pba.search import SearchConfig, rundir
     from pba.search import preset as search_preset
     from pba.search.rundir import RunDir
+    from pba.search.runner import resume_search, run_search
 
     demo, reference = _demo_config(demo, out, reference)
     search = search_preset(demo.preset)
@@ -142,14 +144,14 @@ def _run_demo(
     data_dir = data_dir or doc.get("data_dir")
     jobs = final_jobs(demo, search, out, reference, device=device, precision=precision,
                       data_dir=data_dir)
-    todo = [job for job in jobs if not (job.out / "result.json").is_file()]
+    todo = [job for job in jobs if training_run.read_result(job.out) is None]
     if todo:
         _say(progress, f"pba demo 2/2: {len(todo)} final models ({demo.model}, {demo.epochs} "
                        f"epochs) of {len(jobs)}")
         train_finals(todo, device=device, data_dir=data_dir, download=download,
                      workers=workers, progress=progress)
     text = report.report(out)
-    write_text_atomic(out / "summary.md", text)
+    write_text_atomic(out / rundir.SUMMARY, text)
     return text
 
 
@@ -200,7 +202,7 @@ def train_finals(
 
     from pba import run as training_run
     from pba.data import load_dataset
-    from pba.train import resolve_device
+    from pba.device import resolve_device
 
     first = jobs[0].config
     data = load_dataset(first["dataset"], data_dir or first["data_dir"],

@@ -10,6 +10,7 @@ import numpy as np
 from pba.atomic import atomic_path
 from pba.policy import MAX_PROBABILITY, SLOTS, strength
 from pba.schedule import Schedule
+from pba.search.events import Evaluate, Event, Exploit, Train
 
 
 def _pyplot():
@@ -57,7 +58,7 @@ def plot_schedule(schedule: Schedule, out: str | Path, title: str | None = None)
 
 
 def plot_population(
-    events: Iterable[dict], out: str | Path, title: str | None = None,
+    events: Iterable[Event], out: str | Path, title: str | None = None,
     lineage: Sequence[int] = (),
 ) -> None:
     """A search's population (the events of population.jsonl) as PNG: every member's
@@ -71,28 +72,28 @@ def plot_population(
     plt = _pyplot()
     rounds: dict[int, dict] = {}
     for e in events:
-        if e["event"] in ("train", "evaluate", "exploit"):
-            r = rounds.setdefault(e["round"], {"train": {}, "evaluate": {}, "exploit": []})
-            if e["event"] == "exploit":
-                r["exploit"].append(e)
+        if isinstance(e, Train | Evaluate | Exploit):
+            r = rounds.setdefault(e.round, {Train: {}, Evaluate: {}, Exploit: []})
+            if isinstance(e, Exploit):
+                r[Exploit].append(e)
             else:
-                r[e["event"]][e["member"]] = e
+                r[type(e)][e.member] = e
     segments, strengths, outlined, edges = [], [], [], []
     previous: dict[int, tuple[float, float]] = {}  # member -> point its next round starts at
     for number in sorted(rounds):
         r = rounds[number]
-        for member, train in r["train"].items():
-            if member not in r["evaluate"]:
+        for member, train in r[Train].items():
+            if member not in r[Evaluate]:
                 continue
-            start, end = train["epochs"]
-            point = (end, r["evaluate"][member]["accuracy"])
+            start, end = train.epochs
+            point = (end, r[Evaluate][member].accuracy)
             segments.append([previous.get(member, point), point])
-            strengths.append(strength(train["policy"]))
+            strengths.append(strength(train.policy))
             outlined.append(start < len(lineage) and lineage[start] == member)
-        scores = {m: (e["epoch"], e["accuracy"]) for m, e in r["evaluate"].items()}
+        scores = {m: (e.epoch, e.accuracy) for m, e in r[Evaluate].items()}
         previous = dict(scores)
-        for exploit in r["exploit"]:
-            target, source = exploit["target"], exploit["source"]
+        for exploit in r[Exploit]:
+            target, source = exploit.target, exploit.source
             if target in scores and source in scores:
                 edges.append([scores[target], scores[source]])
                 previous[target] = scores[source]

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from pba.baseline_check import BaselineCheck
 from pba.errors import PBAError
+from pba.run import CONFIG, read_result
 from pba.search import rundir
+from pba.search.events import Round, Start, Train
 from pba.search.presets import SearchConfig
 from pba.search.rundir import RunDir
 
@@ -76,32 +78,31 @@ def search_cost(run_dir: str | Path) -> SearchCost:
     images, seconds = 0, 0.0
     start = last = None
     for event in run.events():
-        kind = event["event"]
-        if kind == "start":
+        if isinstance(event, Start):
             processes += 1
-            start = event["time"]
-            if event["device"] not in devices:
-                devices.append(event["device"])
-            if event.get("precision") and event["precision"] not in precisions:
-                precisions.append(event["precision"])
-        elif kind == "train":
-            member_epochs += event["epochs"][1] - event["epochs"][0]
-            images += event["images"]
-            seconds += event["seconds"]
-        elif kind == "round":
+            start = event.time
+            if event.device not in devices:
+                devices.append(event.device)
+            if event.precision and event.precision not in precisions:
+                precisions.append(event.precision)
+        elif isinstance(event, Train):
+            member_epochs += event.epochs[1] - event.epochs[0]
+            images += event.images
+            seconds += event.seconds
+        elif isinstance(event, Round):
             rounds += 1
-            wall += event["time"] - start
-            start, last = event["time"], event
+            wall += event.time - start
+            start, last = event.time, event
     return SearchCost(
         wall_s=wall,
         devices=tuple(devices),
         processes=processes,
         rounds=rounds,
-        epochs=last["epoch"] if last else 0,
+        epochs=last.epoch if last else 0,
         member_epochs=member_epochs,
-        best_member=last["best_member"] if last else None,
-        best_accuracy=last["best_accuracy"] if last else None,
-        median_accuracy=last["median_accuracy"] if last else None,
+        best_member=last.best_member if last else None,
+        best_accuracy=last.best_accuracy if last else None,
+        median_accuracy=last.median_accuracy if last else None,
         train_images=images,
         train_seconds=seconds,
         precisions=tuple(precisions),
@@ -131,10 +132,10 @@ def final_runs(
     optional = [run.path / FINAL, *also]
     found: list[Path] = []
     for place in [*optional, *map(Path, extra)]:
-        if (place / "config.json").is_file():
+        if (place / CONFIG).is_file():
             found.append(place)
         elif place.is_dir():
-            found += sorted(p.parent for p in place.glob("*/config.json"))
+            found += sorted(p.parent for p in place.glob(f"*/{CONFIG}"))
         elif place not in optional:
             raise PBAError(f"{place} is neither a pba train run directory nor a folder of them")
     runs = [r for r in (_final_run(path, ours) for path in dict.fromkeys(found)) if r]
@@ -145,9 +146,8 @@ def final_runs(
 
 def _final_run(path: Path, ours: set[Path]) -> FinalRun | None:
     try:
-        config = json.loads((path / "config.json").read_text())
-        result = json.loads((path / "result.json").read_text()) if (
-            path / "result.json").is_file() else {}
+        config = json.loads((path / CONFIG).read_text())
+        result = read_result(path) or {}
     except (OSError, ValueError):
         return None
     if not isinstance(config, dict) or not {"dataset", "model", "augment"} <= set(config):
@@ -179,19 +179,17 @@ def group_runs(runs: Sequence[FinalRun]) -> dict[tuple[str, str, str], list[Fina
 
 def results_table(runs: Sequence[FinalRun]) -> str:
     """Markdown: test error (mean +- sd over seeds) per dataset, model and augmentation."""
-    lines = ["| dataset | model | augmentation | epochs | seeds | test error % | paper PBA % |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows = []
     for (dataset, model, augment), members in group_runs(runs).items():
         errors = [r.test_error for r in members if r.test_error is not None]
         paper = PAPER_PBA_ERROR.get((dataset, model)) if augment.startswith("pba") else None
         unfinished = len(members) - len(errors)
         epochs = ", ".join(sorted({str(r.epochs) for r in members}))
-        lines.append(
-            f"| {dataset} | {model} | {augment} | {epochs} | {len(errors)}"
-            f"{f' (+{unfinished} unfinished)' if unfinished else ''} | {_mean_sd(errors)} | "
-            f"{'' if paper is None else f'{paper:.2f}'} |"
-        )
-    return "\n".join(lines)
+        rows.append([dataset, model, augment, epochs,
+                     f"{len(errors)}{f' (+{unfinished} unfinished)' if unfinished else ''}",
+                     _mean_sd(errors), "" if paper is None else f"{paper:.2f}"])
+    return markdown_table(["dataset", "model", "augmentation", "epochs", "seeds",
+                           "test error %", "paper PBA %"], rows)
 
 
 @dataclass(frozen=True)
@@ -351,7 +349,8 @@ def next_command(run_dir: Path, doc: dict, config: SearchConfig, cost: SearchCos
     200-epoch WRN-28-10 would take days there). The time scales the search's measured rate
     by the models' compute (`pba.models.macs_per_image`)."""
     from pba.models import macs_per_image
-    from pba.train import default_recipe, images_per_epoch
+    from pba.recipes import default_recipe
+    from pba.train import images_per_epoch
 
     gpu = bool(cost.devices) and cost.devices[-1].startswith("cuda") or (
         doc.get("engine") == "ray" and doc.get("device") == "cuda")
@@ -375,7 +374,7 @@ def next_command(run_dir: Path, doc: dict, config: SearchConfig, cost: SearchCos
         rate *= macs_per_image(config.model) / macs_per_image(model)
         per_epoch = images_per_epoch(train_images, config.batch_size)
         device = cost.devices[-1] if cost.devices else "this device"
-        when = (f" About {_duration(epochs * per_epoch / rate)} on {device}, at "
+        when = (f" About {duration(epochs * per_epoch / rate)} on {device}, at "
                 f"{rate:,.0f} training images/s"
                 + ("" if model == config.model else
                    f" (the search's {cost.images_per_s:,.0f} img/s of {config.model} scaled by "
@@ -386,7 +385,7 @@ def next_command(run_dir: Path, doc: dict, config: SearchConfig, cost: SearchCos
 
 def cost_line(cost: SearchCost) -> str:
     resumed = f", resumed {cost.processes - 1} time(s)" if cost.processes > 1 else ""
-    return (f"cost: {_duration(cost.wall_s)} wall on {', '.join(cost.devices) or '-'}; "
+    return (f"cost: {duration(cost.wall_s)} wall on {', '.join(cost.devices) or '-'}; "
             f"{cost.member_epochs} member-epochs in {cost.rounds} rounds "
             f"({cost.epochs} epochs){resumed}")
 
@@ -421,7 +420,7 @@ def demo_report(demo_dir: Path, extra: Sequence[str | Path] = ()) -> str:
     lines += ["## Test error of the final models (on the dataset's test split)", "",
               results_table(runs) if runs else "(none yet)", "",
               f"{sum(r.test_error is not None for r in runs)} final models, "
-              f"{_duration(seconds)} of training in all (on a CPU several train at once).", "",
+              f"{duration(seconds)} of training in all (on a CPU several train at once).", "",
               "## The search"]
     lines += summary_markdown(search_dir).splitlines()[1:]  # without its title
     lines += ["", f"Plots: `{search_dir / rundir.PLOT}` (the schedule), "
@@ -437,7 +436,14 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     hours, rest = divmod(round(seconds), 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A markdown table of already formatted cells, without a trailing newline."""
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -30,13 +30,16 @@ from typing import TYPE_CHECKING
 
 from pba import train as training
 from pba.atomic import write_text_atomic
+from pba.augment import AUGMENT_MODES, make_augment
 from pba.baseline import legacy
 from pba.baseline_check import settle
 from pba.data.datasets import default_baseline
+from pba.device import resolve_device
 from pba.errors import PBAError
 from pba.lock import owned
 from pba.ops.registry import OpSet, load_op_set
 from pba.precision import resolve_precision
+from pba.recipes import Recipe, default_recipe
 
 if TYPE_CHECKING:
     from pba.data import DatasetSplits
@@ -65,14 +68,14 @@ def new_config(
     if "dataset" not in given or "model" not in given:
         raise PBAError("--dataset and --model are required (or --resume to continue a run)")
     augment = given.get("augment", "pba" if given.get("schedule") else "baseline")
-    if augment not in training.AUGMENT_MODES:
+    if augment not in AUGMENT_MODES:
         raise PBAError(f"unknown --augment {augment!r}; known: "
-                       f"{', '.join(training.AUGMENT_MODES)}")
+                       f"{', '.join(AUGMENT_MODES)}")
     if augment == "pba" and not given.get("schedule"):
         raise PBAError("--augment pba needs --schedule FILE")
     if augment != "pba" and given.get("schedule"):
         raise PBAError(f"--schedule is used by --augment pba only, not {augment!r}")
-    recipe = training.default_recipe(given["dataset"], given["model"])
+    recipe = default_recipe(given["dataset"], given["model"])
     defaults = {f.name: getattr(recipe, f.name) for f in fields(recipe)}
     defaults |= {"augment": augment, "schedule": None, "schedule_epochs": None, "seed": 0,
                  "train_size": None, "val_size": None, "eval_every": 0, "ops": None}
@@ -81,7 +84,7 @@ def new_config(
     if config["schedule"] is not None:
         config["schedule"] = str(Path(config["schedule"]).resolve())
     config["precision"] = resolve_precision(given.get("precision", "auto"),
-                                            training.resolve_device(device))
+                                            resolve_device(device))
     return config | {"data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
                      "skip_unreadable": skip_unreadable}
 
@@ -147,8 +150,8 @@ def fit(
             if (out / name).exists():
                 raise PBAError(f"{out} already holds a run ({name}); continue it with --resume "
                                "or choose another --out")
-    recipe = training.Recipe(**{f.name: config[f.name] for f in fields(training.Recipe)})
-    resolved = training.resolve_device(device)
+    recipe = Recipe(**{f.name: config[f.name] for f in fields(Recipe)})
+    resolved = resolve_device(device)
     resolve_precision(recipe.precision, resolved)  # refuses bf16 where it cannot run
     if resolved.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
@@ -174,7 +177,7 @@ def fit(
                            "baseline_check": None if check is None else check.to_dict()}
         recipe = replace(recipe, baseline=config["baseline"],
                                      cutout_size=config["cutout_size"])
-    augment = training.make_augment(config["augment"], data, recipe, schedule=schedule)
+    augment = make_augment(config["augment"], data, recipe, schedule=schedule)
     state = training.init_state(config["model"], data.num_classes, recipe, seed=config["seed"],
                                 device=resolved)
     # Written only by this process from here on (checked after the settings, so that a bad
@@ -202,19 +205,18 @@ def fit(
             if on_images is not None:
                 on_images(n)
 
-        norm = {"mean": data.mean, "std": data.std}
-        while state.epoch < recipe.epochs:
-            state, (metrics,) = training.train(state, train_set, 1, augment, recipe,
-                                               progress=images_done, **norm)
-            final = state.epoch == recipe.epochs
-            evals = {}
-            if final or (config["eval_every"] and state.epoch % config["eval_every"] == 0):
-                evals["test"] = data.test
+        def evaluations(epoch: int) -> dict:
+            final = epoch == recipe.epochs
+            splits = {}
+            if final or (config["eval_every"] and epoch % config["eval_every"] == 0):
+                splits["test"] = data.test
             if final and data.val is not None:
-                evals["val"] = data.val
-            for split, images in evals.items():
-                scores = training.evaluate(state.model, images, precision=recipe.precision, **norm)
-                metrics |= {f"{split}_acc": scores["accuracy"], f"{split}_loss": scores["loss"]}
+                splits["val"] = data.val
+            return splits
+
+        for metrics in training.epoch_by_epoch(state, train_set, augment, recipe,
+                                               mean=data.mean, std=data.std,
+                                               evaluations=evaluations, progress=images_done):
             history.append(metrics)
             training.save_checkpoint(out / CHECKPOINT, state, {"history": history})
             write_text_atomic(out / METRICS, "".join(json.dumps(m) + "\n" for m in history))
@@ -248,13 +250,12 @@ def read_result(out: str | Path) -> dict | None:
 
 
 def _load_schedule(path: Path, config: dict, ops: OpSet):
-    from pba.schedule import load_schedule
+    from pba.schedule import is_pbt_log, load_schedule
 
     search_epochs = config["schedule_epochs"]
-    is_json = path.is_file() and path.read_text(errors="replace").lstrip().startswith("{")
-    if search_epochs is None and not is_json:
+    if search_epochs is None and path.is_file() and is_pbt_log(path.read_text(errors="replace")):
         # A PBT policy log does not record its search's length: assume the paper's search.
-        search_epochs = training.default_recipe(config["dataset"], SEARCH_MODEL).epochs
+        search_epochs = default_recipe(config["dataset"], SEARCH_MODEL).epochs
     return load_schedule(path, search_epochs, ops)
 
 

@@ -157,6 +157,12 @@ def load_policy(path: str | Path, ops: OpSet = DEFAULT_OPS) -> Policy:
     return _in_file(path, lambda: policy_from_named(doc["policy"], doc["ops"], ops))
 
 
+def is_pbt_log(text: str) -> bool:
+    """Whether a schedule file's `text` is a PBT policy log rather than pba JSON: such logs do
+    not record the length of the search that wrote them."""
+    return not text.lstrip().startswith("{")
+
+
 def load_schedule(
     path: str | Path, search_epochs: int | None = None, ops: OpSet = DEFAULT_OPS
 ) -> Schedule:
@@ -168,7 +174,7 @@ def load_schedule(
     """
     path = _existing(path)
     text = path.read_text(errors="replace")
-    if text.lstrip().startswith("{"):
+    if not is_pbt_log(text):
         doc = _read_json(path)
         if doc["format"] == POLICY_FORMAT:
             return Schedule.constant(load_policy(path, ops), search_epochs or 1)

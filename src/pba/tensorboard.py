@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pba.errors import PBAError
 from pba.policy import strength
+from pba.search.events import Evaluate, Event, Round, Train
 
 FOLDER = "tensorboard"
 INSTALL_HINT = "--tensorboard needs TensorBoard: pip install 'pba[tensorboard]'"
@@ -44,20 +45,18 @@ class TensorBoardLog:
     def __exit__(self, *exc: object) -> None:
         self.writer.close()
 
-    def search_round(self, events: list[dict]) -> None:
+    def search_round(self, events: list[Event]) -> None:
         """A search round's events (`pba.search.pbt.PBT.step`)."""
         for e in events:
-            if e["event"] == "train":
-                tag, step = f"member_{e['member']:02d}", e["epochs"][1]
-                self._scalar(f"{tag}/train_loss", e["loss"], step)
-                self._scalar(f"{tag}/policy_strength", strength(e["policy"]), step)
-            elif e["event"] == "evaluate":
-                self._scalar(f"member_{e['member']:02d}/val_accuracy", e["accuracy"],
-                             e["epoch"])
-            elif e["event"] == "round":
-                self._scalar("population/best_val_accuracy", e["best_accuracy"], e["epoch"])
-                self._scalar("population/median_val_accuracy", e["median_accuracy"],
-                             e["epoch"])
+            if isinstance(e, Train):
+                tag, step = f"member_{e.member:02d}", e.epochs[1]
+                self._scalar(f"{tag}/train_loss", e.loss, step)
+                self._scalar(f"{tag}/policy_strength", strength(e.policy), step)
+            elif isinstance(e, Evaluate):
+                self._scalar(f"member_{e.member:02d}/val_accuracy", e.accuracy, e.epoch)
+            elif isinstance(e, Round):
+                self._scalar("population/best_val_accuracy", e.best_accuracy, e.epoch)
+                self._scalar("population/median_val_accuracy", e.median_accuracy, e.epoch)
         self.writer.flush()
 
     def train_epoch(self, metrics: dict, policy_strength: float | None = None) -> None:

@@ -1,17 +1,15 @@
-"""The training recipe (spec sections 4 and 8), one function for `pba train` and every search.
+"""The training loop (spec section 4), one function for `pba train` and every search.
 
-    recipe = default_recipe("reduced_cifar10", "wrn_28_10", precision="bf16")
-    augment = make_augment("pba", data, recipe, schedule=load_schedule(path, 200))
+    recipe = default_recipe("reduced_cifar10", "wrn_28_10", precision="bf16")   # pba.recipes
+    augment = make_augment("pba", data, recipe, schedule=load_schedule(path, 200))  # pba.augment
     state = init_state("wrn_28_10", data.num_classes, recipe, seed=0, device="cuda")
     state, metrics = train(state, data.train, recipe.epochs, augment, recipe,
                            mean=data.mean, std=data.std)
     print(evaluate(state.model, data.test, mean=data.mean, std=data.std,
                    precision=recipe.precision))
 
-SGD with Nesterov momentum 0.9 and L2 weight decay; the learning rate follows a cosine from the
-base rate to 0 over every iteration of the whole run, with no warm-up (WRNs on SVHN: the
-reference code's step schedule, see LR_SCHEDULES); gradients are clipped at global norm 5; each
-epoch reshuffles and drops the last partial batch.
+SGD with Nesterov momentum 0.9 and L2 weight decay, the learning rate of `pba.recipes`;
+gradients are clipped at global norm 5; each epoch reshuffles and drops the last partial batch.
 
 Everything a run needs to continue lives in `TrainState` (model, optimiser, epoch, and the one
 generator that draws the data order and every augmentation), and the learning rate is a function
@@ -27,9 +25,8 @@ cores from the model.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,156 +37,15 @@ from torch import nn
 
 from pba import models
 from pba.atomic import atomic_path
-from pba.baseline import check_request
-from pba.baseline import resolve as resolve_baseline
-from pba.data import DatasetSplits, ImageSet, normalize
+from pba.augment import Augment
+from pba.data import ImageSet, normalize
+from pba.data.imageset import Triple
 from pba.errors import PBAError
 from pba.parallel import seeded_global_rng
-from pba.policy import Policy
-from pba.precision import autocast, check_resolved, memory_format
-from pba.schedule import Schedule
-from pba.transforms import apply_policy
+from pba.precision import autocast, memory_format
+from pba.recipes import Recipe, learning_rate
 
-AUGMENT_MODES = ("none", "baseline", "pba", "autoaugment", "randaugment", "trivialaugment")
-# cosine: from the base rate to 0 over every iteration; step: the reference code's SVHN WRN
-# schedule, the base rate for the first half of the run, x0.1 to three quarters, x0.01 after
-# (epochs 80 and 120 of its 160).
-LR_SCHEDULES = ("cosine", "step")
-STEP_LR = ((0.5, 1.0), (0.75, 0.1), (1.0, 0.01))  # (end of the phase as a run fraction, factor)
 CHECKPOINT_FORMAT = "pba.checkpoint"
-
-Triple = tuple[float, float, float]
-# (uint8 batch on the training device, epoch of the run, generator) -> augmented uint8 batch
-Augment = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
-
-
-@dataclass
-class Recipe:
-    """The hyperparameters of one training run; `epochs` is the length of the whole run."""
-
-    epochs: int
-    lr: float
-    weight_decay: float
-    batch_size: int = 128
-    momentum: float = 0.9
-    nesterov: bool = True
-    grad_clip: float = 5.0
-    # The baseline after the policy (pba.baseline): parts such as "crop,flip", "none" or "auto"
-    # (decided on the data, pba.baseline_check); None: the dataset's. Cutout's side likewise.
-    baseline: str | None = None
-    cutout_size: int | None = None
-    precision: str = "fp32"  # "fp32" or "bf16" (see pba.precision; resolve "auto" first)
-    lr_schedule: str = "cosine"  # one of LR_SCHEDULES
-
-    def __post_init__(self) -> None:
-        check_resolved(self.precision)
-        check_request(self.baseline)
-        if self.cutout_size is not None and self.cutout_size < 1:
-            raise PBAError(f"the Cutout size must be >= 1 pixel, got {self.cutout_size}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise PBAError(f"unknown learning-rate schedule {self.lr_schedule!r}; known: "
-                           f"{', '.join(LR_SCHEDULES)}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise PBAError(f"epochs and batch size must be >= 1, got {self.epochs}, "
-                           f"{self.batch_size}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip <= 0:
-            raise PBAError(f"need lr > 0, weight decay >= 0 and grad clip > 0, got {self.lr}, "
-                           f"{self.weight_decay}, {self.grad_clip}")
-
-
-# (lr, weight decay) of the paper's final models (spec section 8; the full-dataset rows follow
-# the reference implementation's scripts). Any other pair gets the search's setting below.
-_PAPER_LR_WD: dict[tuple[str, str], tuple[float, float]] = {
-    ("reduced_cifar10", "wrn_28_10"): (0.05, 5e-3),
-    ("reduced_cifar10", "shake_shake_26_2x96d"): (0.025, 2.5e-3),
-    ("reduced_svhn", "wrn_28_10"): (0.05, 1e-2),
-    ("reduced_svhn", "shake_shake_26_2x96d"): (0.025, 5e-3),
-    ("cifar10", "wrn_28_10"): (0.1, 5e-4),
-    ("cifar10", "shake_shake_26_2x32d"): (0.01, 1e-3),
-    ("cifar10", "shake_shake_26_2x96d"): (0.01, 1e-3),
-    ("cifar10", "shake_shake_26_2x112d"): (0.01, 1e-3),
-    ("cifar10", "pyramidnet_272_200"): (0.05, 5e-5),
-    ("cifar100", "wrn_28_10"): (0.1, 5e-4),
-    ("cifar100", "shake_shake_26_2x96d"): (0.01, 2.5e-3),
-    ("cifar100", "pyramidnet_272_200"): (0.025, 5e-4),
-    ("svhn", "wrn_28_10"): (0.005, 1e-3),
-    ("svhn", "shake_shake_26_2x96d"): (0.01, 1.5e-4),
-}
-
-
-def default_recipe(dataset: str, model: str, *, precision: str = "fp32") -> Recipe:
-    """The paper's recipe for `model` on `dataset`, so that its table rows need no other flag.
-
-    SVHN-family runs last 160 epochs, CIFAR-family and folder runs
-    200, Shake-Shake and PyramidNet on full CIFAR 1,800; PyramidNet uses batches of 64. Pairs the
-    paper did not train get the search's lr 0.1 and weight decay 5e-4 (SVHN: 5e-3). WRNs on
-    SVHN use the step learning-rate schedule, as the reference code trained them (spec
-    section 8); everything else the cosine.
-    """
-    svhn = "svhn" in dataset.split(":")[0]
-    lr, wd = _PAPER_LR_WD.get((dataset, model), (0.1, 5e-3 if svhn else 5e-4))
-    long_run = dataset in ("cifar10", "cifar100") and model.startswith(("shake", "pyramid"))
-    return Recipe(
-        epochs=160 if svhn else 1800 if long_run else 200,
-        lr=lr,
-        weight_decay=wd,
-        batch_size=64 if model.startswith("pyramidnet") else 128,
-        precision=precision,
-        lr_schedule="step" if svhn and model.startswith("wrn_") else "cosine",
-    )
-
-
-def make_augment(
-    mode: str, data: DatasetSplits, recipe: Recipe, *, schedule: Schedule | Policy | None = None
-) -> Augment:
-    """The training augmentation `mode`, one of AUGMENT_MODES, for `data` under `recipe`.
-
-    'baseline' is `recipe.baseline` (None: the dataset's, `data.baseline`; see pba.baseline);
-    'pba' applies `schedule` (a Schedule stretched to `recipe.epochs`, or one fixed Policy as a
-    search member trains with) before the baseline; 'autoaugment' (CIFAR-10 policy),
-    'randaugment' and 'trivialaugment' are torchvision's, each image drawing its own ops, before
-    the baseline; 'none' returns the images as they are.
-    """
-    if mode not in AUGMENT_MODES:
-        raise PBAError(f"unknown augmentation {mode!r}; known: {', '.join(AUGMENT_MODES)}")
-    if (mode == "pba") != (schedule is not None):
-        raise PBAError("augmentation 'pba' needs a schedule, and only 'pba' uses one")
-    fill = data.fill
-    baseline = resolve_baseline(recipe.baseline, recipe.cutout_size, data.baseline)
-
-    if mode == "none":
-        return lambda images, epoch, generator: images
-    if mode == "baseline":
-        return lambda images, epoch, generator: baseline(images, fill, generator)
-    if mode == "pba":
-        if isinstance(schedule, Policy):
-            schedule = Schedule((schedule,))
-        policies = schedule.stretch(recipe.epochs).policies  # fails now, not at epoch 150
-
-        def pba(images: torch.Tensor, epoch: int, generator: torch.Generator) -> torch.Tensor:
-            return baseline(apply_policy(images, policies[epoch], fill, generator), fill, generator)
-
-        return pba
-
-    from torchvision.transforms import v2
-
-    transform = {
-        "autoaugment": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10, fill=list(fill)),
-        "randaugment": lambda: v2.RandAugment(fill=list(fill)),
-        "trivialaugment": lambda: v2.TrivialAugmentWide(fill=list(fill)),
-    }[mode]()
-
-    def torchvision_augment(
-        images: torch.Tensor, epoch: int, generator: torch.Generator
-    ) -> torch.Tensor:
-        # torchvision picks one op per call and draws from the global RNG: call it per image, on
-        # the CPU (cheap for 32x32 images), with the global RNG seeded from our generator.
-        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
-        with seeded_global_rng(seed):
-            out = torch.stack([transform(image) for image in images.cpu()])
-        return baseline(out.to(images.device), fill, generator)
-
-    return torchvision_augment
 
 
 @dataclass
@@ -240,36 +96,11 @@ def init_state(
     return TrainState(model, optimizer, generator)
 
 
-def resolve_device(device: str) -> torch.device:
-    """'auto' is the GPU when there is one, else the CPU; other names are torch's."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise PBAError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise PBAError(f"device {device!r} asked for, but this machine has no usable CUDA GPU")
-    return resolved
-
 
 def images_per_epoch(images: int, batch_size: int) -> int:
     """Images one epoch trains on: every epoch drops the last partial batch."""
     return images // batch_size * batch_size
 
-
-def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
-    """The learning rate of iteration `step` (0-based) of `total_steps`: base_lr down to ~0."""
-    return 0.5 * base_lr * (1 + math.cos(math.pi * step / total_steps))
-
-
-def learning_rate(recipe: Recipe, epoch: int, step: int, steps: int) -> float:
-    """The rate of iteration `step` (0-based) of epoch `epoch` (0-based) of `recipe`'s run, with
-    `steps` iterations an epoch: cosine per iteration, or the step schedule per epoch."""
-    if recipe.lr_schedule == "cosine":
-        return cosine_lr(recipe.lr, epoch * steps + step, recipe.epochs * steps)
-    factor = next(f for end, f in STEP_LR if epoch < end * recipe.epochs or end == 1.0)
-    return recipe.lr * factor
 
 
 def train(
@@ -346,6 +177,30 @@ def train(
             "time_s": elapsed,
         })
     return state, metrics
+
+
+def epoch_by_epoch(
+    state: TrainState,
+    train_set: ImageSet,
+    augment: Augment,
+    recipe: Recipe,
+    *,
+    mean: Triple,
+    std: Triple,
+    evaluations: Callable[[int], dict[str, ImageSet]],
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[dict]:
+    """Train the rest of `recipe`'s run one epoch at a time and yield each epoch's metrics,
+    with `{split}_acc` and `{split}_loss` for every split that `evaluations(epoch)` names
+    (split -> images) after that epoch. The loop of `pba train` and of a Ray member; each
+    persists the state after every yield."""
+    while state.epoch < recipe.epochs:
+        _, (metrics,) = train(state, train_set, 1, augment, recipe, mean=mean, std=std,
+                              progress=progress)
+        for split, images in evaluations(state.epoch).items():
+            scores = evaluate(state.model, images, mean=mean, std=std, precision=recipe.precision)
+            metrics |= {f"{split}_acc": scores["accuracy"], f"{split}_loss": scores["loss"]}
+        yield metrics
 
 
 @torch.no_grad()

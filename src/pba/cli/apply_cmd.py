@@ -9,6 +9,8 @@ from pba.errors import PBAError
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
+    from pba.cli.options import add_schedule_arguments
+
     p = sub.add_parser(
         "apply",
         help="draw a grid of images augmented by a schedule's policy at one epoch",
@@ -18,14 +20,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("--schedule", required=True, type=Path,
                    help="schedule file: pba JSON (schedule.json / a policy) or a PBT policy log")
+    add_schedule_arguments(p, log_length="e.g. 200 for the published reduced CIFAR-10 log")
     p.add_argument("--epoch", type=int, default=None,
                    help="epoch whose policy to apply (default: the last epoch)")
-    p.add_argument("--ops", metavar="MODULE:NAME",
-                   help="the OpSet the schedule's policies are made of, when it has ops of "
-                   "your own: an importable module or path/to/file.py, and the name in it")
-    p.add_argument("--schedule-epochs", type=int, default=None,
-                   help="length of the search that wrote a PBT policy log (e.g. 200 for the "
-                   "reduced CIFAR-10 reference log); not needed for pba JSON files")
     p.add_argument("--images", type=Path, default=None,
                    help="an image file or a folder of images (default: CIFAR-10 test images "
                    "from --data-dir / $PBA_DATA_DIR / ./data)")

@@ -9,7 +9,7 @@ from pba.errors import PBAError
 
 # Each module has `add_parser(subparsers)` and `run(args) -> int`; imported lazily so that
 # `pba plot` does not pay for importing the training stack.
-SUBCOMMANDS = ("demo", "search", "train", "apply", "plot", "report")
+SUBCOMMANDS = ("demo", "search", "train", "apply", "plot", "report", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

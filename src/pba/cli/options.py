@@ -24,3 +24,14 @@ def add_baseline_arguments(p: argparse.ArgumentParser) -> None:
                    "crop,flip,cutout at half the image side); recorded in config.json")
     p.add_argument("--cutout-size", metavar="PX", type=int,
                    help="side of the Cutout square (default: the dataset's, above)")
+
+
+def add_schedule_arguments(p: argparse.ArgumentParser, *, log_length: str) -> None:
+    """--ops and --schedule-epochs, for the commands that read a schedule file; `log_length`
+    says what length a PBT policy log gets without --schedule-epochs."""
+    p.add_argument("--ops", metavar="MODULE:NAME",
+                   help="the OpSet the schedule's policies are made of, when it has ops of "
+                   "your own: an importable module or path/to/file.py, and the name in it")
+    p.add_argument("--schedule-epochs", metavar="S", type=int,
+                   help=f"length of the search that wrote a PBT policy log ({log_length}); "
+                   "pba JSON schedules know their length")

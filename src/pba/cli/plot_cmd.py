@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
+    from pba.cli.options import add_schedule_arguments
+
     p = sub.add_parser(
         "plot",
         help="plot a schedule: probability and magnitude of each op over epochs",
@@ -14,12 +16,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "probability (summed over its two slots) and magnitude (mean of the slots) per epoch.",
     )
     p.add_argument("schedule", type=Path, help="pba JSON schedule or a PBT policy log")
-    p.add_argument("--ops", metavar="MODULE:NAME",
-                   help="the OpSet the schedule's policies are made of, when it has ops of "
-                   "your own: an importable module or path/to/file.py, and the name in it")
-    p.add_argument("--schedule-epochs", type=int, default=None,
-                   help="length of the search that wrote a PBT policy log (e.g. 200 for the "
-                   "reduced CIFAR-10 reference log); not needed for pba JSON files")
+    add_schedule_arguments(p, log_length="e.g. 200 for the published reduced CIFAR-10 log")
     p.add_argument("--title", default=None, help="figure title")
     p.add_argument("--out", type=Path, required=True, help="PNG file to write")
     return p

@@ -20,7 +20,7 @@ OVERRIDES = {
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from pba.cli.options import add_baseline_arguments
-    from pba.search.pbt import METRICS
+    from pba.search.pbt import ENGINES, METRICS
     from pba.search.presets import PRESETS
 
     p = sub.add_parser(
@@ -73,11 +73,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default=None,
                    help="auto (GPU if any, default), cpu, cuda or cuda:N; with --resume the "
                    "search's own by default")
-    p.add_argument("--engine", choices=["auto", "local", "vectorized"], default=None,
-                   help="local: members trained one after another; vectorized: the whole WRN "
-                   "population packed into one network, one step for all members; auto "
-                   "(default): vectorized for WRNs on a GPU, else local. With --resume the "
-                   "search's own by default")
+    p.add_argument("--engine", choices=ENGINES, default=None,
+                   help="how the members train. local: on this device, --workers at a time "
+                   "(on a CPU) or in turn; vectorized: the whole WRN population packed into one "
+                   "network, one step for all members; ray: each member a Ray Tune trial, on "
+                   "this machine or a cluster (options below); auto (default): vectorized for "
+                   "WRNs on a GPU, else local. --resume continues with the search's own")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
                    help="bf16: bf16 autocast and channels_last (2-3x faster on GPUs and on "
                    "CPUs with AVX512-BF16 or AMX); fp32: plain float32; auto (default): bf16 "
@@ -97,15 +98,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="also log every member's training loss, validation accuracy and policy "
                    "strength to DIR/tensorboard (pip install 'pba[tensorboard]'; Ray runs "
                    "keep Tune's own logs)")
-    g = p.add_argument_group("Ray backend (pip install 'pba[ray]')")
-    g.add_argument("--backend", choices=["local", "ray"], default="local",
-                   help="local: members in turn on one device (default); ray: members as Ray "
-                   "Tune trials, on this machine or a cluster")
-    g.add_argument("--address", help="with --backend ray: Ray cluster to join (HOST:PORT or "
-                   "auto); default: start Ray on this machine")
-    g.add_argument("--cpus-per-member", type=float, help="with --backend ray: CPUs per member (1)")
+    g = p.add_argument_group("--engine ray (pip install 'pba[ray]')")
+    g.add_argument("--address", help="Ray cluster to join (HOST:PORT or auto); default: start "
+                   "Ray on this machine")
+    g.add_argument("--cpus-per-member", type=float, help="CPUs per member (1)")
     g.add_argument("--gpus-per-member", type=float,
-                   help="with --backend ray: GPUs per member; 0.25 = four members per GPU (0)")
+                   help="GPUs per member; 0.25 = four members per GPU (0)")
     return p
 
 
@@ -122,17 +120,26 @@ def run(args: argparse.Namespace) -> int:
     new_only = {"skip_unreadable": True} if args.skip_unreadable else {}
     board = {"tensorboard": True} if args.tensorboard else {}
     workers = {} if args.workers is None else {"workers": args.workers}
-    ray = args.backend == "ray"
+    if args.resume is not None:
+        from pba.search.ray_log import is_ray_run
+
+        if args.engine is not None and (args.engine == "ray") != is_ray_run(args.resume):
+            # The local engines read each other's checkpoints; Ray's are Tune's own.
+            raise PBAError(f"{args.resume} was searched with{'out' if args.engine == 'ray' else ''}"
+                           " Ray, and --engine cannot change that: leave --engine out")
+        ray = is_ray_run(args.resume)
+    else:
+        ray = args.engine == "ray"
     resources = {k: v for k, v in (("cpus_per_member", args.cpus_per_member),
                                    ("gpus_per_member", args.gpus_per_member)) if v is not None}
     if not ray and (resources or args.address):
-        raise PBAError("--address, --cpus-per-member and --gpus-per-member need --backend ray")
+        raise PBAError("--address, --cpus-per-member and --gpus-per-member need --engine ray")
     if ray and args.tensorboard:
-        raise PBAError("--tensorboard is for --backend local; Ray Tune keeps its own logs in "
-                       "DIR/ray")
-    if ray and (args.device is not None or args.engine is not None or workers):
-        raise PBAError("--device, --engine and --workers are for --backend local; Ray members "
-                       "use a GPU when --gpus-per-member > 0")
+        raise PBAError("--tensorboard is for the engines on this machine; Ray Tune keeps its "
+                       "own logs in DIR/ray")
+    if ray and (args.device is not None or workers):
+        raise PBAError("--device and --workers are for the engines on this machine; Ray "
+                       "members use a GPU when --gpus-per-member > 0")
     if ray:
         from pba.search.ray_backend import resume_ray_search, run_ray_search
     if args.resume is not None:
@@ -147,10 +154,6 @@ def run(args: argparse.Namespace) -> int:
                 raise PBAError("--resume keeps the search's resources and precision per member")
             result = resume_ray_search(args.resume, address=args.address, **options)
         else:
-            from pba.search.ray_backend import is_ray_run
-
-            if is_ray_run(args.resume):
-                raise PBAError(f"{args.resume} holds a Ray search: add --backend ray")
             result = resume_search(args.resume, device=args.device, engine=args.engine,
                                    **precision, **workers, **board, **options)
     else:

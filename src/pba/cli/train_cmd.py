@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from pba.cli.options import add_baseline_arguments
+    from pba.cli.options import add_baseline_arguments, add_schedule_arguments
 
     p = sub.add_parser(
         "train",
@@ -34,13 +34,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--schedule", metavar="FILE", type=Path,
                    help="PBA schedule: pba JSON (from `pba search`) or a Ray Tune PBT policy "
                    "log such as the published rcifar10_16_wrn.txt; stretched to --epochs")
-    p.add_argument("--ops", metavar="MODULE:NAME",
-                   help="the OpSet of a schedule with ops of your own (an importable module or "
-                   "path/to/file.py, and the name in it); recorded for --resume")
-    p.add_argument("--schedule-epochs", metavar="S", type=int,
-                   help="length of the search that wrote a PBT policy log (default: the "
-                   "paper's search on --dataset, 200 for CIFAR and 160 for SVHN); JSON "
-                   "schedules know their length")
+    add_schedule_arguments(p, log_length="default: the paper's search on --dataset, 200 for CIFAR "
+                           "and 160 for SVHN")
     p.add_argument("--epochs", metavar="E", type=int,
                    help="epochs of the whole run (default: the paper's)")
     p.add_argument("--lr", metavar="LR", type=float,

@@ -1,16 +1,19 @@
 """Population Based Augmentation's search: PBT over augmentation policies.
 
-    from pba.search import preset, run_search
+    from pba.search import preset
+    from pba.search.runner import run_search
     result = run_search(preset("smoke").replace(epochs=4), "runs/try")
 
-`pbt` holds the state machine and the exploit/explore decisions, `lineage` the policy histories
-that become the schedule, `local` the engine that trains members one after another on one
-device, `rundir` the run directory and resume, `presets` the named configurations.
+`pbt` holds the state machine and the exploit/explore decisions, `events` the typed records of
+what a round did, `lineage` the policy histories that become the schedule, `local` and
+`vectorized` the engines, `runner` a search into a run directory (`rundir`) and its resume,
+`presets` the named configurations, `ray_backend` / `ray_tune` / `ray_log` the Ray Tune
+backend. This package imports only the state machine and the configurations, so that reading
+a run needs neither the engines nor a progress bar.
 """
 
 from pba.search.pbt import PBT, Engine, PBTConfig, SearchState, TrainStats, exploit_pairs
 from pba.search.presets import PRESETS, SearchConfig, preset
-from pba.search.runner import SearchResult, resume_search, run_search
 
 __all__ = [
     "PBT",
@@ -18,11 +21,8 @@ __all__ = [
     "Engine",
     "PBTConfig",
     "SearchConfig",
-    "SearchResult",
     "SearchState",
     "TrainStats",
     "exploit_pairs",
     "preset",
-    "resume_search",
-    "run_search",
 ]

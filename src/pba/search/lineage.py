@@ -17,6 +17,7 @@ from pba.errors import PBAError
 from pba.ops.registry import DEFAULT_OPS, OpSet
 from pba.policy import Policy
 from pba.schedule import Schedule
+from pba.search.events import Event, Exploit, Train
 
 
 @dataclass(frozen=True)
@@ -36,21 +37,20 @@ class Lineage:
         self.ops = ops  # what the events' policy vectors are laid out over
 
     @classmethod
-    def replay(cls, population: int, events: Iterable[dict],
+    def replay(cls, population: int, events: Iterable[Event],
                ops: OpSet = DEFAULT_OPS) -> Lineage:
         lineage = cls(population, ops)
         for event in events:
             lineage.apply(event)
         return lineage
 
-    def apply(self, event: dict) -> None:
+    def apply(self, event: Event) -> None:
         """Take one event of the log into account; events other than train/exploit are ignored."""
-        kind = event.get("event")
-        if kind == "train":
-            start, end = event["epochs"]
-            self.record(event["member"], Policy(tuple(event["policy"]), self.ops), start, end)
-        elif kind == "exploit":
-            self.clone(event["source"], event["target"])
+        if isinstance(event, Train):
+            start, end = event.epochs
+            self.record(event.member, Policy(event.policy, self.ops), start, end)
+        elif isinstance(event, Exploit):
+            self.clone(event.source, event.target)
 
     def record(self, member: int, policy: Policy, start: int, end: int) -> None:
         """`member` trained epochs start..end-1 with `policy`."""

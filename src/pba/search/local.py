@@ -13,26 +13,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pba.augment import make_augment
 from pba.data import DatasetSplits
 from pba.parallel import default_workers, map_parallel
 from pba.policy import Policy
+from pba.recipes import Recipe
+from pba.search.members import init_members
 from pba.search.pbt import TrainStats, require_validation
 from pba.train import (
-    Recipe,
     TrainState,
     evaluate,
     images_per_epoch,
-    init_state,
     load_checkpoint,
-    make_augment,
     save_checkpoint,
 )
 from pba.train import train as train_epochs
-
-
-def member_seed(seed: int, member: int) -> int:
-    """Each member's own seed (its initial weights and data stream), derived from the search's."""
-    return int(np.random.SeedSequence([seed, member]).generate_state(1)[0])
 
 
 class LocalEngine:
@@ -59,11 +54,8 @@ class LocalEngine:
         # Uploaded once: every member's rounds read the same device-resident images.
         self.train_set = data.train.to(self.device)
         self.val_set = data.val.to(self.device)
-        self.members = [
-            init_state(model, data.num_classes, recipe, seed=member_seed(seed, m),
-                       device=self.device)
-            for m in range(population)
-        ]
+        self.members = init_members(model, data.num_classes, recipe, population, seed=seed,
+                                    device=self.device)
         self.progress = progress  # called with the number of images of every training step
         self.images_per_epoch = images_per_epoch(len(data.train), recipe.batch_size)
 

@@ -23,11 +23,16 @@ from pba.data import DatasetSplits
 from pba.errors import PBAError
 from pba.ops.registry import DEFAULT_OPS, OpSet
 from pba.policy import Policy, explore
+from pba.search.events import Evaluate, Event, Exploit, Explore, Round, Train
 from pba.search.lineage import Lineage
 
 if TYPE_CHECKING:
-    from pba.train import Recipe
+    from pba.recipes import Recipe
 
+# How the members train (`pba search --engine`): on this device one after another or side by
+# side (local), packed into one network (vectorized, WRNs), as Ray Tune trials (ray); auto picks
+# local or vectorized.
+ENGINES = ("auto", "local", "vectorized", "ray")
 # Metric name -> sign that makes larger better (the evaluation dict's keys).
 METRICS = {"accuracy": 1.0, "loss": -1.0}
 DIVERGED = "every member's loss is nan or infinite: the search diverged (try a lower --lr)"
@@ -182,7 +187,7 @@ class SearchState:
 
 
 # Called with the state after a round and the round's events, to persist or display them.
-Recorder = Callable[[SearchState, list[dict]], None]
+Recorder = Callable[[SearchState, list[Event]], None]
 
 
 class PBT:
@@ -198,14 +203,14 @@ class PBT:
             self.step()
         return self.state
 
-    def step(self) -> list[dict]:
+    def step(self) -> list[Event]:
         """One round: train, evaluate, then (unless it was the last) exploit and explore;
         record the events. Returns them."""
         state = self.state
         started = time.perf_counter()
         start, end = state.epoch, min(state.epoch + state.config.interval, state.config.epochs)
-        events = self._train(start, end)
-        events += self._evaluate(end, [e["loss"] for e in events])
+        events: list[Event] = list(self._train(start, end))
+        events += self._evaluate(end, [e.loss for e in events])
         if end < state.config.epochs:
             pairs = exploit_pairs(state.scores, state.config.quantile, state.rng)
             events += self._exploit(end, pairs)
@@ -217,53 +222,40 @@ class PBT:
         self.recorder(state, events)
         return events
 
-    def _train(self, start: int, end: int) -> list[dict]:
+    def _train(self, start: int, end: int) -> list[Train]:
         stats = self.engine.train(self.state.policies, end - start)
-        return [
-            {"event": "train", "round": self.state.round, "member": m, "epochs": [start, end],
-             "policy": self.state.policies[m].to_list(), "loss": s.loss, "accuracy": s.accuracy,
-             "images": s.images, "seconds": s.seconds}
-            for m, s in enumerate(stats)
-        ]
+        return [Train(self.state.round, m, (start, end), tuple(self.state.policies[m].to_list()),
+                      s.loss, s.accuracy, s.images, s.seconds) for m, s in enumerate(stats)]
 
-    def _evaluate(self, epoch: int, train_losses: list[float]) -> list[dict]:
+    def _evaluate(self, epoch: int, train_losses: list[float]) -> list[Evaluate]:
         evaluations = self.engine.evaluate()
         metric = self.state.config.metric
         self.state.scores = [
             score(e, loss, metric) for e, loss in zip(evaluations, train_losses, strict=True)
         ]
-        return [
-            {"event": "evaluate", "round": self.state.round, "member": m, "epoch": epoch,
-             "accuracy": e["accuracy"], "loss": e["loss"], "score": self.state.scores[m]}
-            for m, e in enumerate(evaluations)
-        ]
+        return [Evaluate(self.state.round, m, epoch, e["accuracy"], e["loss"],
+                         self.state.scores[m]) for m, e in enumerate(evaluations)]
 
-    def _exploit(self, epoch: int, pairs: list[tuple[int, int]]) -> list[dict]:
-        events = []
+    def _exploit(self, epoch: int, pairs: list[tuple[int, int]]) -> list[Exploit]:
+        scores = self.state.scores
         for target, source in pairs:
             self.engine.copy(source, target)
-            events.append({"event": "exploit", "round": self.state.round, "epoch": epoch,
-                           "target": target, "source": source,
-                           "target_score": self.state.scores[target],
-                           "source_score": self.state.scores[source]})
-        return events
+        return [Exploit(self.state.round, epoch, target, source, scores[target], scores[source])
+                for target, source in pairs]
 
-    def _explore(self, epoch: int, pairs: list[tuple[int, int]]) -> list[dict]:
+    def _explore(self, epoch: int, pairs: list[tuple[int, int]]) -> list[Explore]:
         policies = self.state.policies
         events = []
         for target, source in pairs:
             old = policies[source]
             policies[target] = explore(old, self.state.rng)
-            events.append({"event": "explore", "round": self.state.round, "epoch": epoch,
-                           "member": target, "old_policy": old.to_list(),
-                           "new_policy": policies[target].to_list()})
+            events.append(Explore(self.state.round, epoch, target, tuple(old.to_list()),
+                                  tuple(policies[target].to_list())))
         return events
 
-    def _summary(self, epoch: int, events: list[dict], seconds: float) -> dict:
-        accuracies = [e["accuracy"] for e in events if e["event"] == "evaluate"]
+    def _summary(self, epoch: int, events: list[Event], seconds: float) -> Round:
+        accuracies = [e.accuracy for e in events if isinstance(e, Evaluate)]
         best = self.state.best()
-        return {"event": "round", "round": self.state.round, "epoch": epoch,
-                "best_member": best, "best_accuracy": accuracies[best],
-                "median_accuracy": float(np.median(accuracies)),
-                "images": sum(e["images"] for e in events if e["event"] == "train"),
-                "seconds": seconds, "time": time.time()}
+        return Round(self.state.round, epoch, best, accuracies[best],
+                     float(np.median(accuracies)),
+                     sum(e.images for e in events if isinstance(e, Train)), seconds, time.time())

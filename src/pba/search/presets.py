@@ -9,8 +9,8 @@ from pba.baseline import Baseline, legacy, resolve
 from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 from pba.ops.registry import OpSet, load_op_set
+from pba.recipes import Recipe
 from pba.search.pbt import PBTConfig
-from pba.train import Recipe
 
 
 @dataclass(frozen=True)

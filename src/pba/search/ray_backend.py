@@ -1,4 +1,4 @@
-"""`pba search --backend ray`: the population as Ray Tune trials, on one machine or a cluster.
+"""`pba search --engine ray`: the population as Ray Tune trials, on one machine or a cluster.
 
     from pba.search import preset
     from pba.search.ray_backend import run_ray_search
@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -35,25 +33,30 @@ import numpy as np
 
 from pba.atomic import write_text_atomic
 from pba.data import DatasetSplits
+from pba.device import resolve_device
 from pba.errors import PBAError
 from pba.lock import owned
 from pba.policy import Policy
 from pba.precision import PRECISIONS, resolve_precision
 from pba.schedule import Schedule, parse_pbt_log
 from pba.search import rundir
+from pba.search.events import Evaluate, Start, Train
 from pba.search.lineage import Lineage
-from pba.search.pbt import DIVERGED, SearchState, score
+from pba.search.pbt import SearchState
 from pba.search.presets import SearchConfig
+from pba.search.ray_log import (
+    EXPERIMENT,
+    POLICY_KEY,
+    ROWS_FILE,
+    SETTINGS,
+    in_time_order,
+    is_ray_run,
+    population_events,
+    read_log,
+)
 from pba.search.rundir import RunDir
 from pba.search.runner import SearchResult, load_search_data, settle_baseline, write_outputs
-from pba.train import resolve_device
 
-EXPERIMENT = "ray"  # DIR/ray: Tune's experiment
-SETTINGS = "backend.json"  # DIR/ray/backend.json
-ROWS_FILE = "members.jsonl"  # DIR/ray/members.jsonl: every member's row of every epoch
-# The trial-config key of a member's policy: the key the reference PBT policy logs use, so
-# that Tune's pbt_policy_*.txt files parse as schedules (spec section 7).
-POLICY_KEY = "hp_policy"
 INSTALL_HINT = "the Ray backend needs Ray Tune: pip install 'pba[ray]'"
 
 
@@ -82,17 +85,6 @@ class RaySettings:
         return "cuda" if self.gpus_per_member > 0 else "cpu"
 
 
-def member_index(trial_id: str) -> int:
-    """The population index of a trial: Tune numbers the trials of one experiment
-    `<experiment id>_00000`, `_00001`, ... in the order it creates them."""
-    return int(trial_id.rsplit("_", 1)[1])
-
-
-def is_ray_run(path: str | Path) -> bool:
-    """Whether the run directory at `path` holds a search started with the Ray backend."""
-    return (Path(path) / EXPERIMENT / SETTINGS).is_file()
-
-
 def run_ray_search(
     config: SearchConfig,
     out: str | Path,
@@ -117,7 +109,7 @@ def run_ray_search(
     RunDir.check_new(out)
     _require_ray(settings)
     # Until a member has reported, a failed start (a bad address) leaves nothing behind.
-    with owned(out, "pba search --backend ray"), RunDir.discarded_on_failure(
+    with owned(out, "pba search --engine ray"), RunDir.discarded_on_failure(
             out, (f"{EXPERIMENT}/{ROWS_FILE}",)):
         data = load_search_data(config, data_dir, download, skip_unreadable)
         here = resolve_device("cpu" if gpus_per_member == 0 else "auto")  # the check runs here
@@ -153,7 +145,7 @@ def resume_ray_search(
     per member stay the search's."""
     started = time.time()
     RunDir.open(out)  # before the lock creates anything
-    with owned(out, "pba search --resume --backend ray"):
+    with owned(out, "pba search --resume"):
         return _resume(out, address, data_dir, download, progress, started)
 
 
@@ -161,8 +153,8 @@ def _resume(out: str | Path, address: str | None, data_dir: str | Path | None,
             download: bool, progress: bool, started: float) -> SearchResult:
     run = RunDir.open(out)
     if not is_ray_run(run.path):
-        raise PBAError(f"{run.path} was not searched with the Ray backend: resume it without "
-                       "--backend ray")
+        raise PBAError(f"{run.path} was not searched with Ray: resume it with `pba search "
+                       f"--resume {run.path}`, which continues with its own engine")
     if (run.path / rundir.SCHEDULE).is_file():
         raise PBAError(f"the search in {run.path} already finished (its schedule is "
                        f"{run.path / rundir.SCHEDULE}); there is nothing to resume")
@@ -202,10 +194,10 @@ def _run(run: RunDir, config: SearchConfig, settings: RaySettings, data: Dataset
             done = min((r.metrics.get("epoch", 0) for r in tuner.get_results()), default=0)
             epoch = done - done % config.interval
         # The precision as asked for: each member resolves 'auto' on its own device.
-        run.append([{"event": "start", "time": started, "round": epoch // config.interval,
-                     "epoch": epoch, "device": device, "precision": settings.precision}])
+        run.append([Start(started, epoch // config.interval, epoch, device,
+                           settings.precision)])
         grid = tuner.fit()
-    resume = f"pba search --resume {run.path} --backend ray"
+    resume = f"pba search --resume {run.path}"
     failed = [r for r in grid if r.error is not None]
     if failed:
         raise PBAError(f"{len(failed)} member(s) failed, the first with: "
@@ -221,23 +213,23 @@ def _write_run(run: RunDir, config: SearchConfig) -> SearchResult:
     """The finished experiment's events into population.jsonl, then the embedded engine's
     outputs, with the schedule read from the best member's Tune policy log."""
     experiment = run.path / EXPERIMENT
-    rows = _read_log(experiment / ROWS_FILE)
-    rounds = population_events(config, rows, _read_log(experiment / "pbt_global.txt"))
-    starts = [e for e in run.events() if e["event"] == "start"]
+    rows = read_log(experiment / ROWS_FILE)
+    rounds = population_events(config, rows, read_log(experiment / "pbt_global.txt"))
+    starts = [e for e in run.events() if isinstance(e, Start)]
     # The log so far holds only start events; it is rewritten with the rounds in time order.
     (run.path / rundir.LOG).unlink()
-    run.append(_in_time_order(starts, rounds))
+    run.append(in_time_order(starts, rounds))
 
     last = rounds[-1]
     ops = config.op_set()
     state = SearchState(
         config=config.pbt(),
-        policies=[Policy(tuple(e["policy"]), ops) for e in last if e["event"] == "train"],
+        policies=[Policy(e.policy, ops) for e in last if isinstance(e, Train)],
         rng=np.random.default_rng(config.seed),  # unused: Tune made the draws
         lineage=Lineage.replay(config.population, [e for block in rounds for e in block], ops),
         epoch=config.epochs,
         round=len(rounds),
-        scores=[e["score"] for e in last if e["event"] == "evaluate"],
+        scores=[e.score for e in last if isinstance(e, Evaluate)],
     )
     best = state.best()
     trial_id = next(r["trial_id"] for r in rows if r["member"] == best)
@@ -246,7 +238,7 @@ def _write_run(run: RunDir, config: SearchConfig) -> SearchResult:
     schedule = (parse_pbt_log(policy_log.read_text(), config.epochs, ops)
                 if policy_log.is_file() else Schedule.constant(Policy.zeros(ops), config.epochs))
     write_outputs(run, state, schedule, best)
-    return SearchResult(run.path, schedule, best, last[-1]["best_accuracy"])
+    return SearchResult(run.path, schedule, best, last[-1].best_accuracy)
 
 
 @contextmanager
@@ -320,98 +312,3 @@ def _tuner(run: RunDir, config: SearchConfig, settings: RaySettings, data: Datas
         ),
     )
     return tuner, False
-
-
-def population_events(
-    config: SearchConfig, rows: list[dict], exploits: list[list]
-) -> list[list[dict]]:
-    """The embedded engine's events (`pba.search.pbt.PBT.step`), round by round, rebuilt from
-    the members' rows (`ray_tune.train_member`'s reports, in the order they arrived) and Tune's
-    PBT log lines [target tag, source tag, target epoch, source epoch, source config, explored
-    config]."""
-    # A trial restored from its last checkpoint may report an epoch again; the later row is
-    # the one its weights went on from.
-    row = {(r["member"], r["epoch"]): r for r in rows}
-    rounds = []
-    for number, start in enumerate(range(0, config.epochs, config.interval)):
-        end = min(start + config.interval, config.epochs)
-        try:
-            trained = [[row[m, e] for e in range(start + 1, end + 1)]
-                       for m in range(config.population)]
-        except KeyError as missing:
-            raise PBAError(f"Tune reported no row for (member, epoch) {missing}: the Ray "
-                           "experiment is incomplete") from None
-        events = [_train_event(number, start, end, epochs) for epochs in trained]
-        scores = [score(_evaluation(epochs[-1]), e["loss"], config.metric)
-                  for epochs, e in zip(trained, events, strict=True)]
-        if not any(math.isfinite(s) for s in scores):
-            raise PBAError(DIVERGED)
-        events += [{"event": "evaluate", "round": number, "member": m, "epoch": end,
-                    **_evaluation(epochs[-1]), "score": scores[m]}
-                   for m, epochs in enumerate(trained)]
-        pairs = sorted(((_tag_member(line[0]), _tag_member(line[1]), line)
-                        for line in exploits if line[3] == end), key=lambda p: p[0])
-        events += [{"event": "exploit", "round": number, "epoch": end, "target": target,
-                    "source": source, "target_score": scores[target],
-                    "source_score": scores[source]} for target, source, _ in pairs]
-        events += [{"event": "explore", "round": number, "epoch": end, "member": target,
-                    "old_policy": line[4][POLICY_KEY], "new_policy": line[5][POLICY_KEY]}
-                   for target, _, line in pairs]
-        best = int(np.nanargmax(scores))
-        accuracies = [_evaluation(epochs[-1])["accuracy"] for epochs in trained]
-        began = min(epochs[0]["finished_at"] - epochs[0]["time_s"] for epochs in trained)
-        finished = max(epochs[-1]["finished_at"] for epochs in trained)
-        events.append({"event": "round", "round": number, "epoch": end, "best_member": best,
-                       "best_accuracy": accuracies[best],
-                       "median_accuracy": float(np.median(accuracies)),
-                       "images": sum(e["images"] for e in events if e["event"] == "train"),
-                       "seconds": finished - began, "time": finished})
-        rounds.append(events)
-    return rounds
-
-
-def _train_event(number: int, start: int, end: int, epochs: list[dict]) -> dict:
-    return {"event": "train", "round": number, "member": epochs[0]["member"],
-            "epochs": [start, end], "policy": list(epochs[0]["policy"]),
-            # A mean, as the embedded engine's: one diverged epoch makes the round's loss nan.
-            "loss": float(np.mean([r["train_loss"] for r in epochs])),
-            "accuracy": float(np.mean([r["train_acc"] for r in epochs])),
-            "images": int(sum(r["images"] for r in epochs)),
-            "seconds": float(sum(r["time_s"] for r in epochs))}
-
-
-def _evaluation(row: dict) -> dict[str, float]:
-    return {"accuracy": row["val_accuracy"], "loss": row["val_loss"]}
-
-
-def _tag_member(tag: str) -> int:
-    # Tune tags a trial with its index, then appends "@perturbed[...]" after each exploit.
-    match = re.match(r"\d+", tag)
-    if match is None:
-        raise PBAError(f"unexpected trial tag {tag!r} in Tune's PBT log")
-    return int(match.group())
-
-
-def _read_log(path: Path) -> list:
-    """The JSON lines of one of the experiment's logs; a line cut short by a crash is the last
-    one, and is dropped."""
-    if not path.is_file():
-        return []
-    lines = []
-    for line in path.read_text().splitlines():
-        try:
-            lines.append(json.loads(line))
-        except ValueError:
-            break
-    return lines
-
-
-def _in_time_order(starts: list[dict], rounds: list[list[dict]]) -> list[dict]:
-    """The start events of every process that ran the search, each before the first round
-    that finished after it (so that `pba report` counts each process's own time)."""
-    events, pending = [], list(starts)
-    for block in rounds:
-        while pending and pending[0]["time"] <= block[-1]["time"]:
-            events.append(pending.pop(0))
-        events += block
-    return events + pending

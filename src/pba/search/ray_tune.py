@@ -22,23 +22,16 @@ from ray.tune.experiment import Trial
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.schedulers import PopulationBasedTraining
 
+from pba.augment import make_augment
 from pba.data import DatasetSplits, ImageSet
 from pba.ops.registry import DEFAULT_OPS, OpSet
 from pba.policy import Policy, explore
 from pba.precision import resolve_precision
-from pba.search.local import member_seed
+from pba.search.members import init_member
 from pba.search.pbt import score
 from pba.search.presets import SearchConfig
-from pba.search.ray_backend import POLICY_KEY, ROWS_FILE, member_index
-from pba.train import (
-    evaluate,
-    images_per_epoch,
-    init_state,
-    load_checkpoint,
-    make_augment,
-    save_checkpoint,
-    train,
-)
+from pba.search.ray_log import POLICY_KEY, ROWS_FILE, member_index
+from pba.train import epoch_by_epoch, images_per_epoch, load_checkpoint, save_checkpoint
 
 # What Tune ranks members by: the search's validation metric signed so that larger is better
 # (`pba.search.pbt.score`), -inf for a diverged member, nan at epochs without an evaluation.
@@ -68,8 +61,8 @@ def train_member(
     member = member_index(tune.get_context().get_trial_id())
     device = torch.device(device)
     recipe = search.recipe(resolve_precision(precision, device))
-    state = init_state(search.model, data.num_classes, recipe,
-                       seed=member_seed(search.seed, member), device=device)
+    state = init_member(search.model, data.num_classes, recipe, seed=search.seed,
+                        member=member, device=device)
     round_losses: list[float] = []  # training losses since the last evaluation
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -85,14 +78,15 @@ def train_member(
                           for s in (data.train, data.val))
     policy = Policy(tuple(config[POLICY_KEY]), search.op_set())
     augment = make_augment("pba", data, recipe, schedule=policy)
-    while state.epoch < search.epochs:
-        _, (metrics,) = train(state, train_set, 1, augment, recipe, mean=data.mean, std=data.std)
+    splits = {"val": val_set}
+    for metrics in epoch_by_epoch(
+            state, train_set, augment, recipe, mean=data.mean, std=data.std,
+            evaluations=lambda epoch: splits if evaluates_at(epoch, search) else {}):
         round_losses.append(metrics["train_loss"])
-        evaluation = {"accuracy": math.nan, "loss": math.nan}
+        evaluation = {"accuracy": metrics.get("val_acc", math.nan),
+                      "loss": metrics.get("val_loss", math.nan)}
         ranking = math.nan
-        if evaluates_at(state.epoch, search):
-            evaluation = evaluate(state.model, val_set, mean=data.mean, std=data.std,
-                                  precision=recipe.precision)
+        if "val_acc" in metrics:
             ranking = score(evaluation, float(np.mean(round_losses)), search.metric)
             ranking = -math.inf if math.isnan(ranking) else ranking  # exploited first
             round_losses = []

@@ -37,6 +37,7 @@ from pba.atomic import write_text_atomic
 from pba.errors import PBAError
 from pba.lock import LOCK
 from pba.policy import Policy
+from pba.search.events import Event, from_json, to_json
 from pba.search.lineage import Lineage
 from pba.search.pbt import Engine, PBTConfig, SearchState
 
@@ -133,22 +134,22 @@ class RunDir:
 
     # ---- the event log ------------------------------------------------------------------
 
-    def append(self, events: list[dict]) -> None:
+    def append(self, events: list[Event]) -> None:
         """Append events to population.jsonl and flush them to disk."""
         with (self.path / LOG).open("a") as f:
-            f.writelines(json.dumps(_json_safe(e)) + "\n" for e in events)
+            f.writelines(json.dumps(_json_safe(to_json(e))) + "\n" for e in events)
             f.flush()
             os.fsync(f.fileno())
 
-    def events(self) -> Iterator[dict]:
+    def events(self) -> Iterator[Event]:
         path = self.path / LOG
         if not path.is_file():
             return
         with path.open() as f:
             for number, line in enumerate(f, start=1):
                 try:
-                    yield json.loads(line)
-                except ValueError:
+                    yield from_json(json.loads(line))
+                except (ValueError, PBAError):
                     raise PBAError(f"{path}:{number} is not a JSON event (the file was changed "
                                    "by hand?)") from None
 
@@ -158,7 +159,7 @@ class RunDir:
 
     # ---- committing and resuming rounds -------------------------------------------------
 
-    def commit(self, state: SearchState, events: list[dict], engine: Engine) -> None:
+    def commit(self, state: SearchState, events: list[Event], engine: Engine) -> None:
         """Persist a completed round: checkpoints, events, then the commit records (the
         round's own, then state.json); the two newest complete rounds are kept."""
         name = f"round-{state.round:04d}"

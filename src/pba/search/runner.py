@@ -1,6 +1,7 @@
 """Running a search into a run directory, and resuming one: what `pba search` calls.
 
-    from pba.search import preset, run_search
+    from pba.search import preset
+    from pba.search.runner import run_search
     result = run_search(preset("quick"), "runs/quick")
     result.schedule.save("my_schedule.json")
 """
@@ -19,21 +20,20 @@ from pba.atomic import write_text_atomic
 from pba.baseline_check import BaselineCheck, settle
 from pba.data import DatasetSplits, load_dataset
 from pba.data.datasets import PAPER_SEED
+from pba.device import resolve_device
 from pba.errors import PBAError
 from pba.lock import owned
 from pba.plot import plot_population, plot_schedule
 from pba.precision import resolve_precision
 from pba.schedule import Schedule
 from pba.search import rundir
+from pba.search.events import Event, Exploit, Start
 from pba.search.local import LocalEngine
-from pba.search.pbt import PBT, Engine, SearchState, require_validation
+from pba.search.pbt import ENGINES, PBT, Engine, SearchState, require_validation
 from pba.search.presets import SearchConfig
 from pba.search.rundir import RunDir
 from pba.search.vectorized import VectorizedEngine
 from pba.tensorboard import TensorBoardLog, require_tensorboard
-from pba.train import resolve_device
-
-ENGINES = ("auto", "local", "vectorized")
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,8 @@ def _resume(
 def choose_engine(engine: str, model: str, device: torch.device) -> type[Engine]:
     """The engine class for `engine` (one of ENGINES). 'auto' trains WRN populations packed into
     one network on a GPU (benchmarks/search_speed.py) and members in turn otherwise."""
+    if engine == "ray":
+        raise PBAError("the ray engine runs through pba.search.ray_backend.run_ray_search")
     if engine not in ENGINES:
         raise PBAError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     packable = model.startswith("wrn_")
@@ -218,15 +220,15 @@ def _run(
     started: float, progress: bool, tensorboard: bool,
 ) -> SearchResult:
     state = run.restore(config.pbt(), engine)
-    run.append([{"event": "start", "time": started, "round": state.round, "epoch": state.epoch,
-                 "device": _device_name(device, engine), "precision": engine.recipe.precision}])
+    run.append([Start(started, state.round, state.epoch, _device_name(device, engine),
+                       engine.recipe.precision)])
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(_Progress(config, engine.images_per_epoch, state,
                                             enabled=progress))
         board = stack.enter_context(TensorBoardLog(run.path)) if tensorboard else None
         engine.progress = bar.update
 
-        def record(state: SearchState, events: list[dict]) -> None:
+        def record(state: SearchState, events: list[Event]) -> None:
             run.commit(state, events, engine)
             bar.round_done(state, events)
             if board is not None:
@@ -290,18 +292,18 @@ class _Progress:
     def update(self, images: int) -> None:
         self.bar.update(images)
 
-    def round_done(self, state: SearchState, events: list[dict]) -> None:
-        summary = events[-1]
+    def round_done(self, state: SearchState, events: list[Event]) -> None:
+        summary = events[-1]  # the Round
         self.bar.set_description(self._title(state))
-        self.bar.set_postfix(best=f"{summary['best_accuracy']:.3f}",
-                             median=f"{summary['median_accuracy']:.3f}")
+        self.bar.set_postfix(best=f"{summary.best_accuracy:.3f}",
+                             median=f"{summary.median_accuracy:.3f}")
         if self.enabled:
-            exploited = sum(e["event"] == "exploit" for e in events)
+            exploited = sum(isinstance(e, Exploit) for e in events)
             self.bar.write(
                 f"round {state.round}/{self.rounds} epoch {state.epoch}/{self.epochs}: best "
-                f"{summary['best_accuracy']:.4f} (member {summary['best_member']}) median "
-                f"{summary['median_accuracy']:.4f}, {exploited} exploited, "
-                f"{summary['images'] / summary['seconds']:.0f} img/s"
+                f"{summary.best_accuracy:.4f} (member {summary.best_member}) median "
+                f"{summary.median_accuracy:.4f}, {exploited} exploited, "
+                f"{summary.images / summary.seconds:.0f} img/s"
             )
 
     def _title(self, state: SearchState) -> str:

@@ -33,21 +33,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pba.augment import make_augment
 from pba.data import DatasetSplits, normalize
 from pba.errors import PBAError
 from pba.models.population import PopulationWRN, member_rows
 from pba.policy import Policy
 from pba.precision import autocast, memory_format
-from pba.search.local import member_seed
+from pba.recipes import Recipe, learning_rate
+from pba.search.members import init_members
 from pba.search.pbt import TrainStats, require_validation
-from pba.train import (
-    Recipe,
-    init_state,
-    learning_rate,
-    load_checkpoint,
-    make_augment,
-    save_checkpoint,
-)
+from pba.train import load_checkpoint, save_checkpoint
 
 EVAL_BATCH = 512  # validation images per member in one forward pass
 CLIP_EPS = 1e-6  # as torch.nn.utils.clip_grad_norm_
@@ -117,11 +112,8 @@ class VectorizedEngine:
         self.images_per_epoch = self.steps * recipe.batch_size
         self.progress = progress  # called with the images of every step (all members')
         # The members LocalEngine would build from this seed: same weights, same data streams.
-        states = [
-            init_state(model, data.num_classes, recipe, seed=member_seed(seed, m),
-                       device=self.device)
-            for m in range(population)
-        ]
+        states = init_members(model, data.num_classes, recipe, population, seed=seed,
+                              device=self.device)
         self.memory_format = memory_format(recipe.precision)
         self.input_dtype = torch.bfloat16 if recipe.precision == "bf16" else torch.float32
         # Normalised once, so that an evaluation is nothing but forward passes (bf16 is the
