@@ -109,7 +109,7 @@ def time_engines(engines: dict, setup: Setup, repeats: int) -> dict[str, Timing]
     }
 
 
-def run_setup(setup: Setup, data_dir: str, repeats: int, compile: bool) -> None:
+def run_setup(setup: Setup, data_dir: str, repeats: int, compile: bool) -> dict[str, Timing]:
     data = load_dataset("reduced_cifar10", data_dir, train_size=setup.train_size,
                         val_size=setup.val_size)
     # Long enough for the warm-up and the timed epochs; the rate does not depend on the lr. The
@@ -132,6 +132,7 @@ def run_setup(setup: Setup, data_dir: str, repeats: int, compile: bool) -> None:
     base, vec = timings["time-multiplexed"], timings["vectorized"]
     print(f"  vectorized / time-multiplexed: training {vec.train_rate / base.train_rate:.2f}x, "
           f"evaluation {vec.eval_rate / base.eval_rate:.2f}x")
+    return timings
 
 
 def compare_packing(model: str, population: int, batch: int, device: str, repeats: int) -> None:
