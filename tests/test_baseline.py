@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from pba.baseline import PARTS, Baseline, legacy, resolve
-from pba.baseline_check import best, check_baseline, combined
+from pba.baseline_check import best, check_baseline, combined, margin
 from pba.cli.main import main
 from pba.data import DatasetSplits, ImageSet, channel_stats, load_dataset
 from pba.data.datasets import default_baseline
@@ -115,16 +115,22 @@ def test_the_command_line_records_the_parts_and_refuses_unknown_ones(tmp_path, c
     assert (doc["baseline"], doc["cutout_size"]) == ("crop,flip,cutout", 16)
 
 
-def test_the_decision_keeps_what_beats_none_and_prefers_fewer_parts() -> None:
+def test_the_decision_keeps_what_beats_none_by_more_than_noise() -> None:
     candidate = Baseline(PARTS, 16)
     scores = {"none": 0.70, "crop": 0.75, "flip": 0.60, "cutout": 0.72}
-    together = combined(candidate, scores)
+    gap = margin(0.70, 10_000)  # two standard errors of the difference: 0.013
+    assert gap == pytest.approx(2 * (2 * 0.7 * 0.3 / 10_000) ** 0.5)
+    together = combined(candidate, scores, gap)
     assert together == Baseline(("crop", "cutout"), 16)
     arms = [candidate.only(), *(candidate.only(p) for p in PARTS), together]
-    assert best(arms, scores | {"crop,cutout": 0.74}) == Baseline(("crop",), 16)
-    assert best(arms, scores | {"crop,cutout": 0.78}) == together
-    assert combined(candidate, {"none": 0.8, "crop": 0.7, "flip": 0.8, "cutout": 0.79}) is None
-    assert best(arms[:4], {"none": 0.8, "crop": 0.7, "flip": 0.8, "cutout": 0.79}).parts == ()
+    assert best(arms, scores | {"crop,cutout": 0.74}, gap) == Baseline(("crop",), 16)
+    assert best(arms, scores | {"crop,cutout": 0.78}, gap) == together
+    level = {"none": 0.8, "crop": 0.7, "flip": 0.8, "cutout": 0.79}
+    assert combined(candidate, level, gap) is None
+    assert best(arms[:4], level, gap).parts == ()  # a tie with none goes to none
+    # On 150 images the same gaps are noise (margin 0.10): none stays.
+    assert combined(candidate, scores, margin(0.70, 150)) is None
+    assert best(arms[:4], scores, margin(0.70, 150)).parts == ()
 
 
 def _sided(n: int, size: int, seed: int) -> ImageSet:

@@ -6,16 +6,21 @@ on a folder, pba trains one short run per arm and scores it on the validation sp
 
   none, each candidate part alone, and (when more than one beats none) those parts together.
 
-The arm with the best validation accuracy wins; ties go to the arm with fewer parts. So the
-baseline pba picks is never worse than no augmentation on the images it measured. The runs are
-short (at most CHECK_EPOCHS epochs, the learning rate decaying over them) and one seed each:
-augmentation pays off more in long runs, so the check leans to fewer parts, which is the safe
-side. It is a decision, recorded with its scores in config.json, not a claim about the parts.
+An arm "beats none" when its validation accuracy exceeds none's by more than two standard
+errors of the difference of two accuracies on that many images (sqrt(2 p (1 - p) / n), p being
+none's): one seed each, a smaller gap is noise. Of none and the arms that beat it, the most
+accurate wins, ties going to fewer parts. So the baseline pba picks is never worse than no
+augmentation on the images it measured, and on a model that has learnt nothing yet (every arm
+at chance) it is none. The runs are short (at most CHECK_EPOCHS epochs, the learning rate
+decaying over them): augmentation pays off more in long runs, so the check leans to fewer
+parts, which is the safe side. It is a decision, recorded with its scores in config.json, not
+a claim about the parts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
@@ -109,20 +114,31 @@ def check_baseline(
     with bar:
         workers = default_workers(len(arms), device) if workers is None else workers
         accuracy = dict(zip(map(str, arms), map_parallel(score, arms, workers), strict=True))
-        together = combined(candidate, accuracy)
+        gap = margin(accuracy["none"], len(val_set))
+        together = combined(candidate, accuracy, gap)
         if together is not None:
             bar.total += per_arm
             arms.append(together)
             accuracy[str(together)] = score(together)
-    return BaselineCheck(best(arms, accuracy), accuracy, model, epochs, len(val_set))
+    return BaselineCheck(best(arms, accuracy, gap), accuracy, model, epochs, len(val_set))
 
 
-def combined(candidate: Baseline, accuracy: dict[str, float]) -> Baseline | None:
-    """The parts of `candidate` that each beat none, together, when more than one does."""
-    helpful = [part for part in candidate.parts if accuracy[part] > accuracy["none"]]
+def margin(accuracy: float, images: int) -> float:
+    """How much an arm must beat none's `accuracy` on `images` by: two standard errors of the
+    difference of two such accuracies."""
+    return 2 * math.sqrt(2 * accuracy * (1 - accuracy) / images)
+
+
+def combined(candidate: Baseline, accuracy: dict[str, float], gap: float) -> Baseline | None:
+    """The parts of `candidate` that each beat none by more than `gap`, together, when more
+    than one does."""
+    helpful = [part for part in candidate.parts if accuracy[part] - accuracy["none"] > gap]
     return candidate.only(*helpful) if len(helpful) > 1 else None
 
 
-def best(arms: list[Baseline], accuracy: dict[str, float]) -> Baseline:
-    """The arm with the best accuracy; of equals, the one with the fewest parts."""
-    return max(arms, key=lambda arm: (accuracy[str(arm)], -len(arm.parts)))
+def best(arms: list[Baseline], accuracy: dict[str, float], gap: float) -> Baseline:
+    """Of none and the arms that beat it by more than `gap`, the most accurate; of equals,
+    the one with the fewest parts."""
+    none = accuracy["none"]
+    qualified = [a for a in arms if not a.parts or accuracy[str(a)] - none > gap]
+    return max(qualified, key=lambda arm: (accuracy[str(arm)], -len(arm.parts)))
