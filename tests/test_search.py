@@ -484,6 +484,8 @@ def test_paper_presets() -> None:
         (["--resume", "{tmp}", "--preset", "smoke"], "drop --preset"),
         (["--out", "{tmp}"], "already exists"),
         (["--resume", "{tmp}"], "not a pba search run directory"),
+        (["--compile", "--device", "cpu", "--out", "{tmp}/c"], "--compile is for the vectorized"),
+        (["--engine", "ray", "--compile", "--out", "{tmp}/r"], "--tensorboard and --compile are"),
     ],
 )
 def test_search_cli_errors(tmp_path, capsys, argv, message) -> None:

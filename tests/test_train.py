@@ -279,6 +279,19 @@ def test_cli_resume_after_interruption_equals_one_run(finished_run, tmp_path, mo
     assert result["test_acc"] == ref_result["test_acc"]
 
 
+def test_cli_compile_hands_the_model_to_torch_compile(finished_run, tmp_path, monkeypatch):
+    _, argv = finished_run
+    compiled = []
+    # Recorded, not run: compiling takes minutes on a CPU. In place, the model keeps its
+    # state dict, so the run directory is that of any run.
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
+    out = tmp_path / "compiled"
+    assert main([*argv[:argv.index("--out")], "--out", str(out),
+                 *argv[argv.index("--out") + 2:], "--compile"]) == 0
+    assert len(compiled) == 1 and type(compiled[0]).__name__ == "WideResNet"
+    assert (out / "result.json").is_file()
+
+
 def test_cli_errors_are_one_line_with_exit_2(finished_run, image_folder, tmp_path, capsys):
     run_dir, _ = finished_run
     corrupt = tmp_path / "corrupt"

@@ -126,6 +126,14 @@ def parameter_table(ops: OpSet) -> torch.Tensor:
     )
 
 
+@lru_cache(maxsize=32)
+def device_tables(ops: OpSet, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """`parameter_table(ops)` and whether each op is signed, on `device`: copied there once,
+    not at every batch (a host-to-device copy per step stalls a GPU's queue)."""
+    return (parameter_table(ops).to(device),
+            torch.tensor([op.signed for op in ops], device=device))
+
+
 @dataclass(frozen=True)
 class SampledOps:
     """The ops each of N images gets, in application order; op -1 means none in that place."""
@@ -144,8 +152,7 @@ class SampledOps:
 
     def parameters(self, ops: OpSet) -> torch.Tensor:
         """(N, 2) float64: the signed op parameter of each applied op (0 where none)."""
-        table = parameter_table(ops).to(self.op.device)
-        signed = torch.tensor([op.signed for op in ops], device=self.op.device)
+        table, signed = device_tables(ops, self.op.device)
         k = self.op.clamp(min=0)
         value = table[k, self.magnitude]
         value = torch.where(signed[k], value * self.sign.double(), value)

@@ -128,13 +128,16 @@ def fit(
     progress: bool = True,
     on_images: Callable[[int], None] | None = None,
     tensorboard: bool = False,
+    compile: bool = False,
 ) -> dict:
     """Train the run `config` (from `new_config`, or `resumed_config` with `resume`) in `out`
     and return its result.json. A resumed run goes on from its last checkpoint: on the CPU the
     result equals an uninterrupted run's bit for bit. `data`, when given, is the config's
     dataset already loaded (runs that share it load it once). `progress` shows a bar and a line
     per epoch; `on_images(n)` is called after every step with its n images. `tensorboard`
-    also logs every epoch to DIR/tensorboard (`pba.tensorboard`)."""
+    also logs every epoch to DIR/tensorboard (`pba.tensorboard`). `compile` hands the model to
+    `torch.compile` (how this machine trains, not part of the run: on a 2-core CPU it cost
+    about a minute of compilation and gave no speed-up, so it is off unless asked for)."""
     import torch
     from tqdm import tqdm
 
@@ -175,11 +178,12 @@ def fit(
             print(check.describe())
         config = config | {"baseline": str(baseline), "cutout_size": baseline.cutout_size,
                            "baseline_check": None if check is None else check.to_dict()}
-        recipe = replace(recipe, baseline=config["baseline"],
-                                     cutout_size=config["cutout_size"])
+        recipe = replace(recipe, baseline=config["baseline"], cutout_size=config["cutout_size"])
     augment = make_augment(config["augment"], data, recipe, schedule=schedule)
     state = training.init_state(config["model"], data.num_classes, recipe, seed=config["seed"],
                                 device=resolved)
+    if compile:
+        state.model.compile()  # in place: the state dict, and so the checkpoints, stay as they are
     # Written only by this process from here on (checked after the settings, so that a bad
     # setting leaves nothing behind).
     with owned(out, "pba train"), contextlib.ExitStack() as stack:

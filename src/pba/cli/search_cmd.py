@@ -94,6 +94,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="folder:PATH: leave unreadable image files out (they are counted in "
                    "config.json and the summary) instead of stopping with the list of them")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--compile", action="store_true",
+                   help="vectorized engine on a GPU: torch.compile its network and step (off by "
+                   "default; on a CPU it is refused, compilation took minutes and gave no "
+                   "speed-up)")
     p.add_argument("--tensorboard", action="store_true",
                    help="also log every member's training loss, validation accuracy and policy "
                    "strength to DIR/tensorboard (pip install 'pba[tensorboard]'; Ray runs "
@@ -118,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
                "progress": not args.no_progress}
     precision = {} if args.precision is None else {"precision": args.precision}
     new_only = {"skip_unreadable": True} if args.skip_unreadable else {}
-    board = {"tensorboard": True} if args.tensorboard else {}
+    local_only = {"tensorboard": True} if args.tensorboard else {}
+    local_only |= {"compile": True} if args.compile else {}
     workers = {} if args.workers is None else {"workers": args.workers}
     if args.resume is not None:
         from pba.search.ray_log import is_ray_run
@@ -134,9 +139,9 @@ def run(args: argparse.Namespace) -> int:
                                    ("gpus_per_member", args.gpus_per_member)) if v is not None}
     if not ray and (resources or args.address):
         raise PBAError("--address, --cpus-per-member and --gpus-per-member need --engine ray")
-    if ray and args.tensorboard:
-        raise PBAError("--tensorboard is for the engines on this machine; Ray Tune keeps its "
-                       "own logs in DIR/ray")
+    if ray and (args.tensorboard or args.compile):
+        raise PBAError("--tensorboard and --compile are for the engines on this machine; Ray "
+                       "Tune keeps its own logs in DIR/ray")
     if ray and (args.device is not None or workers):
         raise PBAError("--device and --workers are for the engines on this machine; Ray "
                        "members use a GPU when --gpus-per-member > 0")
@@ -155,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
             result = resume_ray_search(args.resume, address=args.address, **options)
         else:
             result = resume_search(args.resume, device=args.device, engine=args.engine,
-                                   **precision, **workers, **board, **options)
+                                   **precision, **workers, **local_only, **options)
     else:
         name = args.preset or DEFAULT_PRESET
         config = preset(name).replace(**changes)
@@ -166,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             result = run_search(config, out, preset=name, device=args.device or "auto",
                                 engine=args.engine or "auto", **precision, **workers,
-                                **board, **new_only, **options)
+                                **local_only, **new_only, **options)
     from pba.report import next_steps
 
     print(f"best member {result.best_member}: validation accuracy {result.best_accuracy:.4f}")

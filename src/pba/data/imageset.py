@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -82,7 +83,13 @@ def normalize(images: torch.Tensor, mean: Triple, std: Triple) -> torch.Tensor:
         x = images.clone()
     else:
         raise PBAError(f"normalize expects uint8 or floating-point images, got {images.dtype}")
-    shape = (-1, 1, 1)
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(shape)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(shape)
+    m, s = _channel_constants(tuple(mean), tuple(std), x.dtype, x.device)
     return x.sub_(m).div_(s)
+
+
+@lru_cache(maxsize=32)
+def _channel_constants(mean: Triple, std: Triple, dtype: torch.dtype,
+                       device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """mean and std as (C, 1, 1) tensors on `device`, made once rather than at every step."""
+    return (torch.tensor(mean, dtype=dtype, device=device).view(-1, 1, 1),
+            torch.tensor(std, dtype=dtype, device=device).view(-1, 1, 1))

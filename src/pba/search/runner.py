@@ -58,18 +58,20 @@ def run_search(
     skip_unreadable: bool = False,
     progress: bool = True,
     tensorboard: bool = False,
+    compile: bool = False,
 ) -> SearchResult:
     """Search from scratch into the new run directory `out`. `engine` is one of ENGINES,
     `precision` one of `pba.precision.PRECISIONS`; `workers` members train at once with the
     local engine (default: one per CPU core, one on a GPU); `skip_unreadable` leaves an image
     folder's unreadable files out (their count goes into config.json); `tensorboard` also logs
-    every round to DIR/tensorboard (`pba.tensorboard`)."""
+    every round to DIR/tensorboard (`pba.tensorboard`); `compile` hands the vectorized engine's
+    network and step to `torch.compile` (CUDA only)."""
     started = time.time()
     RunDir.check_new(out)  # before minutes of data loading
     if tensorboard:
         require_tensorboard()
     with owned(out, "pba search"), RunDir.discarded_on_failure(out):
-        settings = _settings(config, device, engine, precision, workers)
+        settings = _settings(config, device, engine, precision, workers, compile)
         data = load_search_data(config, data_dir, download, skip_unreadable)
         config, check = settle_baseline(config, data, device=settings.device,
                                         precision=settings.precision, workers=workers,
@@ -100,25 +102,26 @@ def resume_search(
     download: bool = False,
     progress: bool = True,
     tensorboard: bool = False,
+    compile: bool = False,
 ) -> SearchResult:
     """Continue the search in `out` from its last complete round (reading the data as it
     started: with `skip_unreadable` if it did). `device`, `engine`,
     `precision` and `data_dir` default to those it was started with (both engines read each
     other's checkpoints, so a search may change engine or precision when it resumes);
-    `workers` and `tensorboard` as in `run_search`."""
+    `workers`, `tensorboard` and `compile` as in `run_search`."""
     started = time.time()
     RunDir.open_unfinished(out)  # before the lock creates anything
     if tensorboard:
         require_tensorboard()
     with owned(out, "pba search --resume"):
         return _resume(out, device, engine, precision, workers, data_dir, download, progress,
-                       tensorboard, started)
+                       tensorboard, compile, started)
 
 
 def _resume(
     out: str | Path, device: str | None, engine: str | None, precision: str | None,
     workers: int | None, data_dir: str | Path | None, download: bool, progress: bool,
-    tensorboard: bool, started: float,
+    tensorboard: bool, compile: bool, started: float,
 ) -> SearchResult:
     run = RunDir.open_unfinished(out)  # again: another owner may have finished it meanwhile
     doc = run.config()
@@ -131,7 +134,7 @@ def _resume(
     settings = _settings(config, device or doc.get("device", "auto"),
                          engine or doc.get("engine", "auto"),
                          # runs from before --precision trained the CPU's way: fp32
-                         precision or doc.get("precision", "fp32"), workers)
+                         precision or doc.get("precision", "fp32"), workers, compile)
     data = load_search_data(config, data_dir, download, doc.get("skip_unreadable", False))
     return _run(run, config, settings.build(config, data), settings.device, started, progress,
                 tensorboard)
@@ -197,6 +200,7 @@ def settle_baseline(
 
 def _settings(
     config: SearchConfig, device: str, engine: str, precision: str, workers: int | None,
+    compile: bool = False,
 ) -> _EngineSettings:
     resolved = resolve_device(device)
     engine_class = choose_engine(engine, config.model, resolved)
@@ -210,6 +214,12 @@ def _settings(
         if workers < 1:
             raise PBAError(f"--workers must be >= 1, got {workers}")
         options["workers"] = workers
+    if compile:
+        if engine_class is not VectorizedEngine or resolved.type != "cuda":
+            raise PBAError("--compile is for the vectorized engine on a GPU (--engine "
+                           "vectorized --device cuda): on a CPU torch.compile took minutes and "
+                           "gave no speed-up")
+        options["compile"] = True
     if resolved.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     return _EngineSettings(engine_class, resolved, precision, options)
