@@ -75,6 +75,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--skip-unreadable", action="store_true",
                    help="folder:PATH: leave unreadable image files out (counted in "
                    "result.json) instead of stopping with the list of them")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar and no line per epoch (metrics.jsonl has them)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model (a minute or more of compilation first; on a "
                    "2-core CPU it gave no speed-up, so it is off by default)")
@@ -95,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
                                          skip_unreadable=args.skip_unreadable)
     result = training_run.fit(config, args.out, resume=args.resume, device=args.device,
                               data_dir=args.data_dir, download=args.download,
-                              tensorboard=args.tensorboard, compile=args.compile)
+                              tensorboard=args.tensorboard, compile=args.compile,
+                              progress=not args.no_progress)
     print(f"test error {result['test_error']:.2f}% ({args.out / training_run.RESULT})")
     return 0
 
