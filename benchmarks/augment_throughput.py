@@ -94,7 +94,7 @@ def main() -> None:
     for other in ("pba Pillow, per image (reference)",
                   "torchvision AutoAugment, per PIL image",
                   "torchvision AutoAugment, batch 256 (one op a batch)"):
-        print(f"{'pba batched CPU / ' + other:<52} {ours / results[other]:>12.2f} x")
+        print(f"pba batched per sample, CPU / {other}: {ours / results[other]:.2f}x")
 
 
 if __name__ == "__main__":
