@@ -19,6 +19,7 @@ else a busy fixed policy.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -37,6 +38,7 @@ import train_throughput  # noqa: E402
 from pba.data import load_dataset  # noqa: E402
 from pba.policy import Policy  # noqa: E402
 from pba.precision import device_has_native_bf16  # noqa: E402
+from pba.report import markdown_table  # noqa: E402
 from pba.schedule import load_schedule  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,11 +116,9 @@ def main() -> None:
                  f"{ours / tv:.2f}x"))
     torch.set_num_threads(os.cpu_count() or 1)
 
-    if cuda:
-        torch.backends.cudnn.benchmark = True
-        with Utilisation() as gpu:
-            timings = search_speed.run_setup(sizes.search, args.data_dir, sizes.repeats, False)
-    else:
+    torch.backends.cudnn.benchmark = cuda
+    gpu = Utilisation() if cuda else contextlib.nullcontext()
+    with gpu:
         timings = search_speed.run_setup(sizes.search, args.data_dir, sizes.repeats, False)
     setup = f"{sizes.search.population} x {sizes.search.model}"
     for name, t in timings.items():
@@ -144,8 +144,7 @@ def main() -> None:
     title = (f"# pba GPU check{' (DRY RUN, CPU toy sizes)' if args.dry_run else ''}: {device}, "
              f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}, "
              f"{time.monotonic() - started:.0f} s")
-    table = "\n".join([title, "", "| check | what | figure |", "| --- | --- | --- |",
-                       *(f"| {a} | {b} | {c} |" for a, b, c in rows)]) + "\n"
+    table = f"{title}\n\n{markdown_table(['check', 'what', 'figure'], rows)}\n"
     print("\n" + table, end="")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -72,7 +72,7 @@ def settle(
 ) -> tuple[Baseline, BaselineCheck | None]:
     """The baseline a run on `data` trains with: `requested` (parts, 'none', 'auto', or None
     for the dataset's: 'auto' on image folders) with Cutout side `cutout_size` (None: the
-    dataset's), and the check behind it when 'auto' ran one."""
+    dataset's), and the check behind it when 'auto' ran one (printed with `progress`)."""
     if requested is None and data.name.startswith(FOLDER_PREFIX):
         requested = AUTO
     if requested != AUTO:
@@ -80,6 +80,8 @@ def settle(
     check = check_baseline(data, resolve(None, cutout_size, data.baseline), model=model,
                            recipe=recipe, seed=seed, device=device, workers=workers,
                            progress=progress)
+    if progress:
+        print(check.describe())
     return check.chosen, check
 
 

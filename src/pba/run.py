@@ -174,8 +174,6 @@ def fit(
         baseline, check = settle(config["baseline"], config["cutout_size"], data,
                                  model=config["model"], recipe=recipe, seed=config["seed"],
                                  device=resolved, progress=progress)
-        if check is not None and progress:
-            print(check.describe())
         config = config | {"baseline": str(baseline), "cutout_size": baseline.cutout_size,
                            "baseline_check": None if check is None else check.to_dict()}
         recipe = replace(recipe, baseline=config["baseline"], cutout_size=config["cutout_size"])

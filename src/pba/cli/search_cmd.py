@@ -128,11 +128,11 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         from pba.search.ray_log import is_ray_run
 
-        if args.engine is not None and (args.engine == "ray") != is_ray_run(args.resume):
-            # The local engines read each other's checkpoints; Ray's are Tune's own.
-            raise PBAError(f"{args.resume} was searched with{'out' if args.engine == 'ray' else ''}"
-                           " Ray, and --engine cannot change that: leave --engine out")
         ray = is_ray_run(args.resume)
+        if args.engine is not None and (args.engine == "ray") != ray:
+            # The local engines read each other's checkpoints; Ray's are Tune's own.
+            raise PBAError(f"{args.resume} was searched with{'' if ray else 'out'} Ray, and "
+                           "--engine cannot change that: leave --engine out")
     else:
         ray = args.engine == "ray"
     resources = {k: v for k, v in (("cpus_per_member", args.cpus_per_member),

@@ -65,7 +65,7 @@ class DatasetSpec:
     paper_stats: Stats | None = None  # for the default training subset with PAPER_SEED
 
 
-_CIFAR = {"baseline": Baseline(("crop", "flip", "cutout"), 16)}
+_CIFAR = {"baseline": Baseline(PARTS, 16)}
 # Digits are not mirror-symmetric; the paper's reduced SVHN runs use no baseline at all.
 _SVHN = {"baseline": Baseline(("cutout",), 20)}
 _FULL = {"train_size": None, "val_size": 0}

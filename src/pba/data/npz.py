@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from pba.atomic import atomic_path
-from pba.baseline import Baseline
+from pba.baseline import PARTS, Baseline
 from pba.data.imageset import DatasetSplits, ImageSet, channel_stats
 from pba.errors import PBAError
 
@@ -96,7 +96,7 @@ def _baseline(arrays: dict[str, np.ndarray]) -> Baseline:
     if "baseline" in arrays:
         return Baseline.parse(str(arrays["baseline"]), size)
     # Files from before the baseline had parts: crop and flip together, Cutout always.
-    return Baseline(("crop", "flip", "cutout") if bool(arrays["crop_flip"]) else ("cutout",), size)
+    return Baseline(PARTS if bool(arrays["crop_flip"]) else ("cutout",), size)
 
 
 def _image_set(path: Path, arrays: dict[str, np.ndarray], split: str) -> ImageSet:

@@ -193,8 +193,6 @@ def settle_baseline(
     baseline, check = settle(config.baseline, config.cutout_size, data, model=config.model,
                              recipe=config.recipe(precision), seed=config.seed, device=device,
                              workers=workers, progress=progress)
-    if check is not None and progress:
-        print(check.describe())
     return config.replace(baseline=str(baseline), cutout_size=baseline.cutout_size), check
 
 
