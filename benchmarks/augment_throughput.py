@@ -4,17 +4,20 @@
 
 Policy: the last epoch of the published reduced CIFAR-10 schedule (a realistic strength).
 Paths: per-image Pillow reference (`PBAugment` on PIL images); batched tensor path on one CPU
-thread (batch 256, each image its own ops); the batched path on CUDA when present (batch 256
-and 8192); torchvision's AutoAugment(CIFAR10) per PIL image, and on batches of 256 (where it
-gives the whole batch one op). Figures are medians over --repeats runs.
+thread (batch 256, each image its own ops), grouped (the CPU's default) and sync-free; the
+batched path on CUDA when present (batch 256 and 8192, sync-free and grouped); torchvision's
+AutoAugment(CIFAR10) per PIL image, and on batches of 256 (where it gives the whole batch one
+op). Figures are medians over --repeats rounds in which the paths take turns.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -30,46 +33,60 @@ REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference" / "rcifar10_16_wrn.txt"
 
 
-def rate(fn, n_images: int, repeats: int, sync=lambda: None) -> float:
-    """Median images/s of `fn` (which processes n_images) over `repeats` timed runs."""
-    fn()  # warm-up
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return n_images / statistics.median(times)
+def rates(paths: dict[str, tuple[Callable[[], object], int]], repeats: int,
+          sync: Callable[[], None] = lambda: None) -> dict[str, float]:
+    """Median images/s of each path (a function and the images it processes) over `repeats`
+    rounds. The paths take turns, one run each a round, so that a slow spell of a shared
+    machine touches every path alike and their ratios hold within the run."""
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for round_ in range(repeats + 1):
+        for name, (fn, _) in paths.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            if round_:  # the first round warms up
+                times[name].append(time.perf_counter() - start)
+    return {name: n / statistics.median(times[name]) for name, (_, n) in paths.items()}
+
+
+OURS = "pba batched per sample, CPU, batch 256"
+TV_BATCH = "torchvision AutoAugment, batch 256 (one op a batch)"
 
 
 def measure(images: torch.Tensor, policy: Policy, fill: tuple[int, int, int], repeats: int,
             cuda_batches: tuple[int, ...] = (256, 8192), threads: int = 1) -> dict[str, float]:
-    """Images/s of each path on `images` (uint8, N x 3 x 32 x 32), on `threads` CPU threads."""
+    """Images/s of each path on `images` (uint8, N x 3 x 32 x 32), on `threads` CPU threads;
+    the CUDA paths (when there is a device) both ways, sync-free (their default) and grouped."""
     torch.set_num_threads(threads)
     pil_images = [Image.fromarray(img.permute(1, 2, 0).numpy()) for img in images[:512]]
     g = torch.Generator().manual_seed(0)
-    results = {}
     per_image = PBAugment(policy, fill=fill, seed=0)
-    results["pba Pillow, per image (reference)"] = rate(
-        lambda: [per_image(img) for img in pil_images], len(pil_images), repeats)
     batches = images.split(256)
-    results["pba batched per sample, CPU, batch 256"] = rate(
-        lambda: [apply_policy(b, policy, fill, g) for b in batches], len(images), repeats)
     autoaugment = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10, fill=list(fill))
-    results["torchvision AutoAugment, per PIL image"] = rate(
-        lambda: [autoaugment(img) for img in pil_images], len(pil_images), repeats)
-    # torchvision draws one op for a whole batch tensor: far less work than one per image.
-    results["torchvision AutoAugment, batch 256 (one op a batch)"] = rate(
-        lambda: [autoaugment(b) for b in batches], len(images), repeats)
-    if torch.cuda.is_available():
+    results = rates({
+        "pba Pillow, per image (reference)":
+            (lambda: [per_image(img) for img in pil_images], len(pil_images)),
+        OURS: (lambda: [apply_policy(b, policy, fill, g) for b in batches], len(images)),
+        f"{OURS}, sync-free": (
+            lambda: [apply_policy(b, policy, fill, g, sync_free=True) for b in batches],
+            len(images)),
+        "torchvision AutoAugment, per PIL image":
+            (lambda: [autoaugment(img) for img in pil_images], len(pil_images)),
+        # torchvision draws one op for a whole batch tensor: far less work than one per image.
+        TV_BATCH: (lambda: [autoaugment(b) for b in batches], len(images)),
+    }, repeats)
+    if torch.cuda.is_available() and cuda_batches:
         gpu_g = torch.Generator("cuda").manual_seed(0)
         big = images.repeat(max(1, 65_536 // len(images)), 1, 1, 1).cuda()
-        for batch in cuda_batches:
+        cuda_paths = {}
+        for batch, sync_free in itertools.product(cuda_batches, (True, False)):
             chunks = big.split(batch)
-            results[f"pba batched per sample, CUDA, batch {batch}"] = rate(
-                lambda chunks=chunks: [apply_policy(b, policy, fill, gpu_g) for b in chunks],
-                len(big), repeats, torch.cuda.synchronize)
+            cuda_paths[f"pba batched per sample, CUDA, batch {batch}"
+                       f"{'' if sync_free else ', grouped'}"] = (
+                lambda chunks=chunks, sync_free=sync_free: [
+                    apply_policy(b, policy, fill, gpu_g, sync_free=sync_free) for b in chunks],
+                len(big))
+        results |= rates(cuda_paths, repeats, torch.cuda.synchronize)
     return results
 
 
@@ -78,7 +95,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("PBA_DATA_DIR",
                                                              REPO.parent / "shared" / "data"))
     parser.add_argument("--schedule", default=REFERENCE, type=Path)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--images", type=int, default=2048, help="CIFAR-10 test images")
     args = parser.parse_args()
 
@@ -90,10 +107,10 @@ def main() -> None:
           "CPU paths on 1 thread")
     for name, value in results.items():
         print(f"{name:<52} {value:>12,.0f} images/s")
-    ours = results["pba batched per sample, CPU, batch 256"]
+    ours = results[OURS]
     for other in ("pba Pillow, per image (reference)",
                   "torchvision AutoAugment, per PIL image",
-                  "torchvision AutoAugment, batch 256 (one op a batch)"):
+                  TV_BATCH):
         print(f"pba batched per sample, CPU / {other}: {ours / results[other]:.2f}x")
 
 

@@ -110,8 +110,8 @@ def main() -> None:
                                        sizes.cuda_batches if cuda else ())
     for name, value in rates.items():
         rows.append(("augmentation", name, f"{value:,.0f} img/s"))
-    ours = rates["pba batched per sample, CPU, batch 256"]
-    tv = rates["torchvision AutoAugment, batch 256 (one op a batch)"]
+    ours = rates[augment_throughput.OURS]
+    tv = rates[augment_throughput.TV_BATCH]
     rows.append(("augmentation", "pba per sample / torchvision per batch (CPU, 1 thread)",
                  f"{ours / tv:.2f}x"))
     torch.set_num_threads(os.cpu_count() or 1)

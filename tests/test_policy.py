@@ -105,6 +105,25 @@ def test_walk_stops_after_count_ops():
     assert within((sampled.op[double, 0] == 5).double().mean().item(), 0.5, n=int(double.sum()))
 
 
+def test_the_walk_order_is_uniform_between_entries_of_different_probabilities():
+    # Equalize (slot 0) fires with probability 0.3, Invert (slot 1) always. Count 1 (0.3): the
+    # walk meets Equalize first half the time and applies it with probability 0.3, so
+    # Equalize alone 0.15, Invert alone 0.85. Count 2 (0.5): both when Equalize fires (0.3),
+    # in a uniform order; else Invert alone.
+    policy = (Policy.zeros().replace("Equalize", 0, probability=3)
+              .replace("Invert", 1, probability=10))
+    sampled = sample_ops(policy, DRAWS, torch.Generator().manual_seed(5))
+    equalize, invert = DEFAULT_OPS.index("Equalize"), DEFAULT_OPS.index("Invert")
+    single = (sampled.op[:, 0] >= 0) & (sampled.op[:, 1] < 0)
+    assert within(((sampled.op[:, 0] == equalize) & single).double().mean().item(), 0.3 * 0.15)
+    invert_alone = ((sampled.op[:, 0] == invert) & single).double().mean().item()
+    assert within(invert_alone, 0.3 * 0.85 + 0.5 * 0.7)
+    double = (sampled.op >= 0).all(dim=1)
+    assert within(double.double().mean().item(), 0.5 * 0.3)
+    first = (sampled.op[double, 0] == equalize).double().mean().item()
+    assert within(first, 0.5, n=int(double.sum()))
+
+
 def test_signs_are_fair_and_parameters_signed():
     policy = Policy.zeros().replace("Rotate", 0, probability=10, magnitude=9)
     sampled = sample_ops(policy, DRAWS, torch.Generator().manual_seed(4))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 
 import numpy as np
 import torch
@@ -169,36 +170,40 @@ def sample_ops(
 
     Count 0/1/2 with probabilities (0.2, 0.3, 0.5); the 2 * len(ops) (op, p, m) entries are walked
     in a uniformly random order, each firing with probability p/10, until `count` have fired.
+    The walk is drawn without a sort, in the same distribution, from one uniform number u per
+    entry: the entry fires when u < p/10, and then its key u / (p/10) is uniform on [0, 1) and
+    independent of everything else, so the fired entries in key order are the fired entries in
+    a uniformly random order; the applied ops are the `count` fired entries of smallest key.
     """
     if device is None:
         device = generator.device if generator is not None else torch.device("cpu")
     gen_device = generator.device if generator is not None else device
-    values = torch.tensor(policy.values, dtype=torch.int64).view(-1, 2)  # (entries, [p, m])
-    entries = values.shape[0]
-    entry_op = torch.arange(entries) % len(policy.ops)
+    rate, magnitude, entry_op, count_edges = _entries(policy, torch.device(device))
+    entries = len(rate)
 
-    u = torch.rand(n, generator=generator, device=gen_device)
-    edges = torch.tensor(COUNT_PROBABILITIES[:-1], device=gen_device).cumsum(0)
-    count = torch.bucketize(u, edges, right=True)
-    order = torch.rand(n, entries, generator=generator, device=gen_device).argsort(dim=1)
-    fire_u = torch.rand(n, entries, generator=generator, device=gen_device)
-    sign_u = torch.rand(n, SLOTS, generator=generator, device=gen_device)
-    count, order, fire_u, sign_u = (t.to(device) for t in (count, order, fire_u, sign_u))
-    values, entry_op = values.to(device), entry_op.to(device)
-
-    fired = fire_u * MAX_PROBABILITY < values[order, 0]
-    rank = fired.cumsum(dim=1)
-    op = torch.full((n, SLOTS), -1, dtype=torch.int64, device=device)
-    magnitude = torch.zeros((n, SLOTS), dtype=torch.int64, device=device)
-    for place in range(SLOTS):
-        hit = fired & (rank == place + 1) & (count[:, None] > place)
-        position = hit.to(torch.uint8).argmax(dim=1, keepdim=True)
-        entry = order.gather(1, position).squeeze(1)
-        applied = hit.any(dim=1)
-        op[:, place] = torch.where(applied, entry_op[entry], -1)
-        magnitude[:, place] = torch.where(applied, values[entry, 1], 0)
+    # One draw per image: a number per entry, one for the count and one per place for the sign.
+    u = torch.rand(n, entries + 1 + SLOTS, generator=generator, device=gen_device)
+    entry_u, count_u, sign_u = u.to(device).split([entries, 1, SLOTS], dim=1)
+    # Keys are at most 1: a key of 2 marks an entry that did not fire.
+    key = torch.where(entry_u < rate, entry_u / rate, 2.0)
+    first, entry = key.topk(SLOTS, dim=1, largest=False)
+    # Place p is within the image's count when count_u >= the count's p-th edge.
+    applied = (first < 2.0) & (count_u >= count_edges)
+    op = torch.where(applied, entry_op[entry], -1)
     sign = torch.where(sign_u < 0.5, -1.0, 1.0)
-    return SampledOps(op, magnitude, sign)
+    return SampledOps(op, torch.where(applied, magnitude[entry], 0), sign)
+
+
+@lru_cache(maxsize=64)
+def _entries(policy: Policy, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The policy's entries on `device`: firing probabilities (float32), magnitudes and ops,
+    each (2 * len(ops),), and the edges of the op count's distribution, (SLOTS,); made once
+    per policy and device, not at every batch."""
+    values = torch.tensor(policy.values, dtype=torch.int64).view(-1, 2)
+    rate = values[:, 0].float() / MAX_PROBABILITY
+    entry_op = torch.arange(len(values)) % len(policy.ops)
+    edges = torch.tensor(list(accumulate(COUNT_PROBABILITIES[:-1])), dtype=torch.float32)
+    return tuple(t.to(device) for t in (rate, values[:, 1], entry_op, edges))
 
 
 def explore(policy: Policy, rng: np.random.Generator) -> Policy:

@@ -8,11 +8,15 @@ tensors in [0, 1] which are quantised to 8 bits for the ops (the ops' semantics 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from functools import lru_cache
+
 import numpy as np
 import torch
 from PIL import Image
 
 from pba.errors import PBAError
+from pba.fused import apply_drawn
 from pba.ops import tensor as tensor_ops
 from pba.ops.registry import OpSet
 from pba.policy import SLOTS, Policy, SampledOps, sample_ops
@@ -27,11 +31,17 @@ def apply_policy(
     policy: Policy,
     fill: tuple[int, ...] | torch.Tensor = CIFAR10_FILL,
     generator: torch.Generator | None = None,
+    *,
+    sync_free: bool | None = None,
 ) -> torch.Tensor:
-    """Apply `policy` to a uint8 batch (N, C, H, W), each image its own ops, order and signs."""
+    """Apply `policy` to a uint8 batch (N, C, H, W), each image its own ops, order and signs.
+    `sync_free` as in `apply_sampled`."""
     _check_batch(imgs, fill)
     sampled = sample_ops(policy, imgs.shape[0], generator, device=imgs.device)
-    return apply_sampled(imgs, policy.ops, sampled, fill, generator)
+    candidates = [k for k in range(len(policy.ops))
+                  if any(policy.probability(k, slot) for slot in range(SLOTS))]
+    return apply_sampled(imgs, policy.ops, sampled, fill, generator, sync_free=sync_free,
+                         candidates=candidates)
 
 
 def apply_sampled(
@@ -40,31 +50,23 @@ def apply_sampled(
     sampled: SampledOps,
     fill: tuple[int, ...] | torch.Tensor,
     generator: torch.Generator | None = None,
+    *,
+    sync_free: bool | None = None,
+    candidates: Collection[int] | None = None,
 ) -> torch.Tensor:
-    """Apply already drawn ops to a uint8 batch.
+    """Apply already drawn ops to a uint8 batch, in a few fused passes a place (`pba.fused`).
 
-    In each place the images are sorted by the op they get, so every op runs once, on a
-    contiguous slice; a place costs one gather, one scatter and one host sync (the op counts)
-    whatever the batch size.
+    `sync_free` (None: on any device but the CPU) runs every family of ops over the whole
+    batch, so that nothing waits for the device; otherwise the images are grouped by op, one
+    host synchronisation a place. Both give the same images, except for the random draws of
+    ops that draw (Cutout's centres). `candidates`, the ops `sampled` can hold (None: any),
+    lets the sync-free way skip the others.
     """
-    fill_t = torch.as_tensor(fill, dtype=torch.uint8, device=imgs.device)
-    params = sampled.parameters(ops)
-    out = imgs.clone()
-    for place in range(SLOTS):
-        op = sampled.op[:, place]
-        counts = torch.bincount(op + 1, minlength=len(ops) + 1).tolist()
-        if counts[0] == len(op):
-            continue
-        order = op.argsort()[counts[0] :]  # images with no op in this place (-1) sort first
-        group, group_params = out[order], params[order, place]
-        start = 0
-        for k, n in enumerate(counts[1:]):
-            if n:
-                part = slice(start, start + n)
-                group[part] = ops[k].tensor(group[part], group_params[part], fill_t, generator)
-                start += n
-        out[order] = group
-    return out
+    _check_batch(imgs, fill)
+    if sync_free is None:
+        sync_free = imgs.device.type != "cpu"
+    return apply_drawn(imgs, ops, sampled, fill_tensor(fill, imgs.device), generator,
+                       sync_free=sync_free, candidates=candidates)
 
 
 def apply_policy_pil(
@@ -116,7 +118,7 @@ def random_crop_flip(
     False only crops; the random numbers drawn are the same."""
     _check_batch(imgs, fill)
     n, c, h, w = imgs.shape
-    fill_t = torch.as_tensor(fill, dtype=imgs.dtype, device=imgs.device).view(1, c, 1, 1)
+    fill_t = fill_tensor(fill, imgs.device).view(1, c, 1, 1)
     padded = fill_t.expand(n, c, h + 2 * pad, w + 2 * pad).clone()
     padded[:, :, pad : pad + h, pad : pad + w] = imgs
     u = _rand(generator, imgs.device, n, 3)
@@ -143,8 +145,20 @@ def cutout(
     u = _rand(generator, imgs.device, n, 2)
     centres = torch.stack([(u[:, 0] * w).long(), (u[:, 1] * h).long()], dim=1)
     sizes = torch.full((n,), size, dtype=torch.int64, device=imgs.device)
-    fill_t = torch.as_tensor(fill, dtype=torch.uint8, device=imgs.device)
-    return tensor_ops.cutout(imgs, sizes, centres, fill_t)
+    return tensor_ops.cutout(imgs, sizes, centres, fill_tensor(fill, imgs.device))
+
+
+def fill_tensor(fill: tuple[int, ...] | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The fill colour as uint8 (C,) on `device`. A tuple's is made once per device rather than
+    at every batch: a host-to-device copy in a training step stalls a GPU's queue."""
+    if isinstance(fill, torch.Tensor):
+        return fill.to(device=device, dtype=torch.uint8)
+    return _fill_on(tuple(int(v) for v in fill), torch.device(device))
+
+
+@lru_cache(maxsize=32)
+def _fill_on(fill: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    return torch.tensor(fill, dtype=torch.uint8, device=device)
 
 
 def _rand(generator: torch.Generator | None, device: torch.device, *shape: int) -> torch.Tensor:

@@ -5,17 +5,30 @@ bit for bit: the geometric ops replay Pillow's fixed-point sampling, the ImageEn
 float32 blend, Equalize and AutoContrast its lookup tables. There is no Python loop over images,
 so a batch mixing angles, signs and factors costs one pass. Elementwise work avoids boolean
 masks and `torch.where`, which are many times slower than integer arithmetic on the CPU.
+
+Most ops are one of two kernels with per-image arguments, and say so by their type, which the
+batched policy path (`pba.fused`) reads to apply every image's op of a family in one pass:
+- `Warp` (Rotate, TranslateX/Y, ShearX/Y) moves pixels: its `index` gives each output pixel's
+  source, and `warp` gathers them;
+- `Lookup` (Invert, Posterize, Solarize, Brightness) and `ImageLookup` (Contrast, Equalize,
+  AutoContrast) map each channel value through a table, applied by `lookup`. A `Lookup`'s table
+  and a `Warp`'s index depend on the parameter alone, so that path tabulates them once.
+Color, Sharpness and Cutout are plain functions.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
 from pba.errors import PBAError
 
 Tensor = torch.Tensor
+LEVELS = 256  # 8-bit channel values
 
 
 def _check(imgs: Tensor, params: Tensor, fill: Tensor) -> None:
@@ -55,50 +68,117 @@ def _per_image(params: Tensor, imgs: Tensor, dtype: torch.dtype) -> Tensor:
     return params.to(device=imgs.device, dtype=dtype).view(-1, 1, 1, 1)
 
 
-# --- geometric ops --------------------------------------------------------------------------
+# --- the two kernels ------------------------------------------------------------------------
 
 
-def _gather(imgs: Tensor, index: Tensor, fill: Tensor) -> Tensor:
-    """Output pixel i of each image = pixel index[i] of that image padded by one pixel of fill.
+def warp(imgs: Tensor, index: Tensor, fill: Tensor, out: Tensor | None = None) -> Tensor:
+    """Output pixel i of image n = pixel index[n, i] of that image padded by one pixel of fill.
 
-    `index` is int32 (N, H, W) into the (H + 2) x (W + 2) padded image; callers clamp source
-    coordinates onto that border instead of masking the pixels that fall outside.
+    `index` is int64 (N, H * W) into the (H + 2) x (W + 2) padded image; index builders clamp
+    source coordinates onto that border instead of masking the pixels that fall outside.
+    `out` (contiguous, like `imgs`; may be `imgs` itself) receives the result.
     """
     n, c, h, w = imgs.shape
     padded = _fill_pixel(imgs, fill).expand(n, c, h + 2, w + 2).clone()
     padded[:, :, 1:-1, 1:-1] = imgs
-    index = index.long().view(n, 1, h * w).expand(n, c, h * w)
-    return padded.view(n, c, (h + 2) * (w + 2)).gather(2, index).view(n, c, h, w)
+    index = index.view(n, 1, h * w).expand(n, c, h * w)
+    out = torch.empty_like(imgs) if out is None else out
+    torch.gather(padded.view(n, c, (h + 2) * (w + 2)), 2, index, out=out.view(n, c, h * w))
+    return out
 
 
-def _translate(imgs: Tensor, dx: Tensor, dy: Tensor, fill: Tensor) -> Tensor:
+def lookup(imgs: Tensor, table: Tensor, out: Tensor | None = None) -> Tensor:
+    """Channel value v of image n, channel c becomes table[n, c, v]; `table` is uint8
+    (N, C, 256), or (N, 1, 256) for one table in every channel. `out` (contiguous, like
+    `imgs`; may be `imgs` itself) receives the result."""
+    n, c, h, w = imgs.shape
+    values = imgs.reshape(n, c, h * w).long()
+    out = torch.empty_like(imgs) if out is None else out
+    torch.gather(table.expand(n, c, LEVELS), 2, values, out=out.view(n, c, h * w))
+    return out
+
+
+@dataclass(frozen=True)
+class Warp:
+    """A batched op that moves pixels: `index(params, h, w)` is int64 (N, h * w), each output
+    pixel's source in the image padded by one pixel of fill (see `warp`)."""
+
+    index: Callable[[Tensor, int, int], Tensor]
+
+    def __call__(self, imgs: Tensor, params: Tensor, fill: Tensor,
+                 generator: torch.Generator | None = None) -> Tensor:
+        _check(imgs, params, fill)
+        _, _, h, w = imgs.shape
+        return warp(imgs, self.index(params.to(imgs.device), h, w), fill)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A batched op that maps channel values through a table of its parameter alone:
+    `table(params)` is uint8 (N, 256), the same in every channel."""
+
+    table: Callable[[Tensor], Tensor]
+
+    def __call__(self, imgs: Tensor, params: Tensor, fill: Tensor,
+                 generator: torch.Generator | None = None) -> Tensor:
+        _check(imgs, params, fill)
+        return lookup(imgs, self.table(params.to(imgs.device)).unsqueeze(1))
+
+
+@dataclass(frozen=True)
+class ImageLookup:
+    """A batched op that maps channel values through a table made from each image:
+    `table(imgs, params)` is uint8 (N, C, 256) or (N, 1, 256)."""
+
+    table: Callable[[Tensor, Tensor], Tensor]
+
+    def __call__(self, imgs: Tensor, params: Tensor, fill: Tensor,
+                 generator: torch.Generator | None = None) -> Tensor:
+        _check(imgs, params, fill)
+        return lookup(imgs, self.table(imgs, params.to(imgs.device)))
+
+
+@lru_cache(maxsize=32)
+def _levels(device: torch.device, dtype: torch.dtype) -> Tensor:
+    """The 256 channel values (256,), made once per device and dtype; read-only."""
+    return torch.arange(LEVELS, device=device, dtype=dtype)
+
+
+@lru_cache(maxsize=8)
+def _grey_weights(device: torch.device) -> Tensor:
+    """Pillow's RGB -> L weights in 16.16 fixed point (ITU-R 601-2), (1, 3, 1, 1) int32."""
+    return torch.tensor([19595, 38470, 7471], dtype=torch.int32, device=device).view(1, 3, 1, 1)
+
+
+# --- warps: source indices ------------------------------------------------------------------
+
+
+def _translate_index(dx: Tensor, dy: Tensor, h: int, w: int) -> Tensor:
     # Pillow sends an affine without rotation/shear terms to its float "scale" path: the source
     # of output pixel x is floor(x + 0.5 + offset), negative meaning outside.
-    n, _, h, w = imgs.shape
-    dev = imgs.device
+    n, dev = dx.shape[0], dx.device
     x = torch.arange(w, device=dev, dtype=torch.float64)
     y = torch.arange(h, device=dev, dtype=torch.float64)
-    dx = dx.to(device=dev, dtype=torch.float64).view(n, 1, 1)
-    dy = dy.to(device=dev, dtype=torch.float64).view(n, 1, 1)
-    # +1 for the fill border; clamping onto it also keeps huge offsets from overflowing int32.
-    xin = torch.floor((dx + 0.5) + x.view(1, 1, w)).clamp_(-1, w).add_(1).int()
-    yin = torch.floor((dy + 0.5) + y.view(1, h, 1)).clamp_(-1, h).add_(1).int()
-    return _gather(imgs, yin * (w + 2) + xin, fill)
+    dx = dx.to(torch.float64).view(n, 1, 1)
+    dy = dy.to(torch.float64).view(n, 1, 1)
+    # +1 for the fill border; clamping onto it also keeps huge offsets from overflowing int64.
+    xin = torch.floor((dx + 0.5) + x.view(1, 1, w)).clamp_(-1, w).add_(1).long()
+    yin = torch.floor((dy + 0.5) + y.view(1, h, 1)).clamp_(-1, h).add_(1).long()
+    return (yin * (w + 2) + xin).view(n, h * w)
 
 
 def _fixed(v: Tensor) -> Tensor:
     return torch.floor(v * 65536.0 + 0.5).long()
 
 
-def _affine(imgs: Tensor, coeffs: Tensor, fill: Tensor) -> Tensor:
+def _affine_index(coeffs: Tensor, h: int, w: int) -> Tensor:
     """Pillow's nearest-neighbour affine transform; `coeffs` (N, 6) float64 = (a, b, c, d, e, f).
 
     Pillow evaluates it in 16.16 fixed point from the output pixel centre, so the source index
     of output (x, y) is (A2 + y*A1 + x*A0) >> 16 with each coefficient rounded to 1/65536;
     doing the same 32-bit integer arithmetic here makes every source index identical.
     """
-    _, _, h, w = imgs.shape
-    dev = imgs.device
+    dev = coeffs.device
     a, b, c, d, e, f = (v.view(-1, 1, 1) for v in coeffs.unbind(1))
     x = torch.arange(w, device=dev).view(1, 1, w)
     y = torch.arange(h, device=dev).view(1, h, 1)
@@ -108,12 +188,13 @@ def _affine(imgs: Tensor, coeffs: Tensor, fill: Tensor) -> Tensor:
     # In place from here: fewer fresh buffers, fewer page faults.
     xin = torch.add(row_x, (x * _fixed(a)).int()).bitwise_right_shift_(16).clamp_(0, w + 1)
     yin = torch.add(row_y, (x * _fixed(d)).int()).bitwise_right_shift_(16).clamp_(0, h + 1)
-    return _gather(imgs, yin.mul_(w + 2).add_(xin), fill)
+    return yin.mul_(w + 2).add_(xin).view(-1, h * w).long()
 
 
-def _coeffs(imgs: Tensor, *columns: Tensor | float) -> Tensor:
-    n = imgs.shape[0]
-    cols = [torch.as_tensor(v, device=imgs.device, dtype=torch.float64).expand(n) for v in columns]
+def _coeffs(params: Tensor, *columns: Tensor | float) -> Tensor:
+    n = params.shape[0]
+    cols = [torch.as_tensor(v, device=params.device, dtype=torch.float64).expand(n)
+            for v in columns]
     return torch.stack(cols, dim=1)
 
 
@@ -123,52 +204,45 @@ def _round15(v: Tensor) -> Tensor:
     return torch.round(v * 1e15) / torch.full_like(v, 1e15)
 
 
-def rotate(imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None) -> Tensor:
+def rotate_index(params: Tensor, h: int, w: int) -> Tensor:
     """Rotate counter-clockwise by `params` degrees about the image centre."""
-    _check(imgs, params, fill)
-    _, _, h, w = imgs.shape
     # The matrix is built exactly as `Image.rotate` builds it (angle mod 360, cos/sin rounded
     # to 15 decimals, same operation order), so the fixed-point coefficients match.
-    angle = -(torch.remainder(params.to(imgs.device, torch.float64), 360.0) * (math.pi / 180.0))
+    angle = -(torch.remainder(params.to(torch.float64), 360.0) * (math.pi / 180.0))
     cos = _round15(torch.cos(angle))
     sin = _round15(torch.sin(angle))
     msin = _round15(-torch.sin(angle))
     cx, cy = w / 2, h / 2
     c = cos * -cx + sin * -cy + cx
     f = msin * -cx + cos * -cy + cy
-    return _affine(imgs, torch.stack([cos, sin, c, msin, cos, f], dim=1), fill)
+    return _affine_index(torch.stack([cos, sin, c, msin, cos, f], dim=1), h, w)
 
 
-def translate_x(
-    imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None
-) -> Tensor:
+def translate_x_index(params: Tensor, h: int, w: int) -> Tensor:
     """Affine (1, 0, p, 0, 1, 0): content moves left by p pixels."""
-    _check(imgs, params, fill)
-    return _translate(imgs, params, torch.zeros_like(params), fill)
+    return _translate_index(params, torch.zeros_like(params), h, w)
 
 
-def translate_y(
-    imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None
-) -> Tensor:
+def translate_y_index(params: Tensor, h: int, w: int) -> Tensor:
     """Affine (1, 0, 0, 0, 1, p): content moves up by p pixels."""
-    _check(imgs, params, fill)
-    return _translate(imgs, torch.zeros_like(params), params, fill)
+    return _translate_index(torch.zeros_like(params), params, h, w)
 
 
-def shear_x(
-    imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None
-) -> Tensor:
+def shear_x_index(params: Tensor, h: int, w: int) -> Tensor:
     """Affine (1, s, 0, 0, 1, 0) about the top-left corner."""
-    _check(imgs, params, fill)
-    return _affine(imgs, _coeffs(imgs, 1.0, params, 0.0, 0.0, 1.0, 0.0), fill)
+    return _affine_index(_coeffs(params, 1.0, params, 0.0, 0.0, 1.0, 0.0), h, w)
 
 
-def shear_y(
-    imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None
-) -> Tensor:
+def shear_y_index(params: Tensor, h: int, w: int) -> Tensor:
     """Affine (1, 0, 0, s, 1, 0) about the top-left corner."""
-    _check(imgs, params, fill)
-    return _affine(imgs, _coeffs(imgs, 1.0, 0.0, 0.0, params, 1.0, 0.0), fill)
+    return _affine_index(_coeffs(params, 1.0, 0.0, 0.0, params, 1.0, 0.0), h, w)
+
+
+rotate = Warp(rotate_index)
+translate_x = Warp(translate_x_index)
+translate_y = Warp(translate_y_index)
+shear_x = Warp(shear_x_index)
+shear_y = Warp(shear_y_index)
 
 
 # --- ImageEnhance ---------------------------------------------------------------------------
@@ -181,26 +255,24 @@ def _blend(degenerate: Tensor, values: Tensor, alpha: Tensor) -> Tensor:
     then clips and truncates; the separate multiply and add here round the same way, so the
     result is bit-identical. `values` is overwritten (in place to spare allocations).
     """
-    return values.sub_(degenerate).mul_(alpha).add_(degenerate).clamp_(0.0, 255.0).to(torch.uint8)
+    values.sub_(degenerate).mul_(alpha).add_(degenerate).clamp_(0.0, 255.0)
+    # Both conversions truncate; float -> uint8 in one step is not vectorised on the CPU, and
+    # through int16 it is about 4x faster.
+    return values.to(torch.int16).to(torch.uint8)
 
 
 def _grey(imgs: Tensor) -> Tensor:
     """RGB -> L with Pillow's integer weights (ITU-R 601-2, rounded), as int32 (N, 1, H, W)."""
     if imgs.shape[1] != 3:
         raise PBAError(f"colour ops need 3-channel RGB images, got {imgs.shape[1]} channels")
-    # Per-channel int32 copies and in-place steps: a mixed-dtype add_ takes a slow path.
-    grey = imgs[:, 0].int().mul_(19595)
-    grey.add_(imgs[:, 1].int().mul_(38470)).add_(imgs[:, 2].int().mul_(7471)).add_(0x8000)
-    return grey.bitwise_right_shift_(16).unsqueeze(1)
+    grey = imgs.int().mul_(_grey_weights(imgs.device)).sum(1, keepdim=True, dtype=torch.int32)
+    return grey.add_(0x8000).bitwise_right_shift_(16)
 
 
-def brightness(
-    imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None
-) -> Tensor:
+def brightness_table(params: Tensor) -> Tensor:
     """ImageEnhance.Brightness: blend with black."""
-    _check(imgs, params, fill)
-    alpha = _per_image(params, imgs, torch.float32)
-    return _blend(torch.zeros((), device=imgs.device), imgs.float(), alpha)
+    alpha = params.to(torch.float32).view(-1, 1)
+    return _blend(0.0, _levels(params.device, torch.float32).repeat(len(params), 1), alpha)
 
 
 def color(imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -210,18 +282,16 @@ def color(imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator
     return _blend(_grey(imgs).float(), imgs.float(), alpha)
 
 
-def contrast(
-    imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None
-) -> Tensor:
+def contrast_table(imgs: Tensor, params: Tensor) -> Tensor:
     """ImageEnhance.Contrast: blend with the mean grey level, rounded to an integer."""
-    _check(imgs, params, fill)
-    grey = _grey(imgs)
-    pixels = grey.shape[2] * grey.shape[3]
-    total = grey.sum(dim=(1, 2, 3), dtype=torch.int64).double()
-    # A tensor divisor: CUDA divides by a Python scalar via its reciprocal, off by an ulp.
-    mean = total / torch.full_like(total, pixels)
-    degenerate = torch.floor(mean + 0.5).float().view(-1, 1, 1, 1)
-    return _blend(degenerate, imgs.float(), _per_image(params, imgs, torch.float32))
+    pixels = imgs.shape[2] * imgs.shape[3]
+    total = _grey(imgs).sum(dim=(1, 2, 3), dtype=torch.int64)
+    # Pillow's int(mean + 0.5) of the float64 mean, in integers: the mean is a multiple of
+    # 1 / pixels, never within float64 error of a half-integer unless exactly on it.
+    degenerate = ((2 * total + pixels) // (2 * pixels)).float().view(-1, 1)
+    alpha = params.to(torch.float32).view(-1, 1)
+    levels = _levels(imgs.device, torch.float32).repeat(len(params), 1)
+    return _blend(degenerate, levels, alpha).unsqueeze(1)
 
 
 def sharpness(
@@ -253,77 +323,71 @@ def sharpness(
     alpha = params.to(device=imgs.device, dtype=torch.float32).view(n, 1, 1)
     out = imgs.clone()
     out.view(n, c, size)[:, :, inner] = _blend(smooth, centre, alpha)
-    out[:, :, 1:-1, 0] = imgs[:, :, 1:-1, 0]
-    out[:, :, 1:-1, -1] = imgs[:, :, 1:-1, -1]
+    edges = (slice(None), slice(None), slice(1, -1), slice(None, None, w - 1))  # columns 0, w-1
+    out[edges] = imgs[edges]
     return out
 
 
 # --- point ops ------------------------------------------------------------------------------
 
 
-def invert(imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None) -> Tensor:
-    """255 - pixel."""
-    _check(imgs, params, fill)
-    return torch.bitwise_not(imgs)
+def invert_table(params: Tensor) -> Tensor:
+    """255 - value."""
+    return torch.bitwise_not(_levels(params.device, torch.uint8)).repeat(len(params), 1)
 
 
-def posterize(
-    imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None
-) -> Tensor:
+def posterize_table(params: Tensor) -> Tensor:
     """Keep the `params` high bits of each channel (clamped to 0..8; Pillow accepts 1..8)."""
-    _check(imgs, params, fill)
-    bits = params.to(imgs.device).long().clamp(0, 8)
+    bits = params.long().clamp(0, 8)
     mask = (255 << (8 - bits)) & 255
-    return imgs & mask.to(torch.uint8).view(-1, 1, 1, 1)
+    return _levels(params.device, torch.uint8) & mask.to(torch.uint8).view(-1, 1)
 
 
-def solarize(
-    imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None
-) -> Tensor:
-    """Invert the pixels >= threshold."""
-    _check(imgs, params, fill)
-    # For integer pixels, v >= t  <=>  v >= ceil(t). The sign bit of v - t (int16) gives the
-    # mask arithmetically; comparisons and `torch.where` are much slower on the CPU.
-    threshold = _per_image(torch.ceil(params.float()).clamp(0, 256), imgs, torch.int16)
-    below = ((imgs.short() - threshold) >> 15).to(torch.uint8)  # 255 where v < t, else 0
-    return imgs ^ torch.bitwise_not(below)
+def solarize_table(params: Tensor) -> Tensor:
+    """Invert the values >= threshold."""
+    levels = _levels(params.device, torch.uint8)
+    below = levels < params.to(torch.float64).view(-1, 1)
+    return torch.where(below, levels, torch.bitwise_not(levels))
 
 
-def equalize(
-    imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None
-) -> Tensor:
+def equalize_table(imgs: Tensor, params: Tensor) -> Tensor:
     """ImageOps.equalize, per image and channel."""
-    _check(imgs, params, fill)
     n, c, h, w = imgs.shape
     flat = imgs.reshape(n * c, h * w).long()
-    hist = torch.zeros(n * c, 256, dtype=torch.int32, device=imgs.device)
+    hist = torch.zeros(n * c, LEVELS, dtype=torch.int32, device=imgs.device)
     hist.scatter_add_(1, flat, torch.ones_like(flat, dtype=torch.int32))
     # Pillow: step = (pixels - count of the highest level present) // 255; step 0 (which
     # includes single-level images) leaves the channel unchanged.
-    top = imgs.reshape(n * c, h * w).amax(dim=1, keepdim=True).long()
+    top = flat.amax(dim=1, keepdim=True)
     step = (h * w - hist.gather(1, top)) // 255
-    below = hist.cumsum(dim=1, dtype=torch.int32) - hist
-    lut = ((step // 2 + below) // step.clamp(min=1)).clamp_(max=255)
-    levels = torch.arange(256, device=imgs.device, dtype=torch.int32)
-    # Select the identity for step 0 arithmetically; `torch.where` is slow on the CPU.
-    lut = (lut + (step == 0).int() * (levels - lut)).to(torch.uint8)
-    return lut.gather(1, flat).view(n, c, h, w)
+    below = hist.cumsum(dim=1, dtype=torch.int32).sub_(hist)
+    table = below.add_(step // 2).div_(step.clamp(min=1), rounding_mode="floor").clamp_(max=255)
+    table = torch.where(step == 0, _levels(imgs.device, torch.int32), table)
+    return table.to(torch.uint8).view(n, c, LEVELS)
 
 
-def autocontrast(
-    imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None
-) -> Tensor:
+def autocontrast_table(imgs: Tensor, params: Tensor) -> Tensor:
     """ImageOps.autocontrast (cutoff 0), per image and channel."""
-    _check(imgs, params, fill)
-    lo = imgs.amin(dim=(2, 3), keepdim=True).double()
-    hi = imgs.amax(dim=(2, 3), keepdim=True).double()
-    flat = hi <= lo
-    # Pillow's float64 lut entry int(v * scale + offset); a flat channel is left unchanged.
-    # The numerator is a tensor because torch turns `scalar / tensor` into a multiply by the
-    # reciprocal, which is one ulp off often enough to change the truncated value.
-    scale = torch.where(flat, 1.0, torch.full_like(hi, 255.0) / (hi - lo).clamp(min=1))
-    offset = torch.where(flat, 0.0, -lo * scale)
-    return imgs.double().mul_(scale).add_(offset).clamp_(0, 255).to(torch.uint8)
+    n, c, h, w = imgs.shape
+    flat = imgs.view(n, c, h * w)
+    lo = flat.amin(dim=2, keepdim=True).double()
+    hi = flat.amax(dim=2, keepdim=True).double()
+    # Pillow's float64 table entry int(v * scale + offset). The numerator is a tensor because
+    # torch turns `scalar / tensor` into a multiply by the reciprocal, which is one ulp off
+    # often enough to change the truncated value. A flat channel (hi == lo) is left as it is.
+    scale = torch.full_like(hi, 255.0) / (hi - lo)
+    levels = _levels(imgs.device, torch.float64)
+    table = (levels * scale).add_(-lo * scale).clamp_(0, 255)
+    return torch.where(hi > lo, table, levels).to(torch.uint8)
+
+
+invert = Lookup(invert_table)
+posterize = Lookup(posterize_table)
+solarize = Lookup(solarize_table)
+brightness = Lookup(brightness_table)
+contrast = ImageLookup(contrast_table)
+equalize = ImageLookup(equalize_table)
+autocontrast = ImageLookup(autocontrast_table)
 
 
 # --- cutout ---------------------------------------------------------------------------------
@@ -342,18 +406,14 @@ def cutout(imgs: Tensor, sizes: Tensor, centres: Tensor, fill: Tensor) -> Tensor
             f"cutout needs sizes of shape ({n},) and centres of shape ({n}, 2), got "
             f"{tuple(sizes.shape)} and {tuple(centres.shape)}"
         )
-    dev = imgs.device
-    sizes = sizes.to(dev).long()
-    x0 = centres[:, 0].to(dev).long() - sizes // 2
-    y0 = centres[:, 1].to(dev).long() - sizes // 2
-    x = torch.arange(w, device=dev).view(1, 1, 1, w)
-    y = torch.arange(h, device=dev).view(1, 1, h, 1)
-    x0, y0, sizes = (v.view(n, 1, 1, 1) for v in (x0, y0, sizes))
-    cols = ((x >= x0) & (x < x0 + sizes)).to(torch.uint8)
-    rows = ((y >= y0) & (y < y0 + sizes)).to(torch.uint8)
+    sizes = sizes.to(imgs.device, torch.int64).view(n, 1, 1)
+    start = centres.to(imgs.device, torch.int64).view(n, 2, 1) - sizes // 2  # x0, y0
+    offset = torch.arange(max(h, w), device=imgs.device) - start
+    inside = ((offset >= 0) & (offset < sizes)).to(torch.uint8)  # (N, [x, y], max(h, w))
+    square = inside[:, 1, :h].view(n, 1, h, 1) * inside[:, 0, :w].view(n, 1, 1, w)
     # uint8 arithmetic wraps, so img - (img - fill) * inside is fill inside and img outside;
     # a boolean mask with `torch.where` is much slower on the CPU.
-    return imgs - (imgs - _fill_pixel(imgs, fill)) * (rows * cols)
+    return imgs - (imgs - _fill_pixel(imgs, fill)) * square
 
 
 def cutout_op(
@@ -367,4 +427,4 @@ def cutout_op(
     x = torch.randint(0, w, (n,), generator=generator, device=gen_device)
     y = torch.randint(0, h, (n,), generator=generator, device=gen_device)
     centres = torch.stack([x, y], dim=1).to(imgs.device)
-    return cutout(imgs, params.trunc().long(), centres, fill)
+    return cutout(imgs, params.long(), centres, fill)

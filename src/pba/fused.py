@@ -1,0 +1,232 @@
+"""Drawn ops applied to a batch in a few fused passes, each image with its own op.
+
+An image gets at most one op in each of a policy's two places, so within a place the ops of
+one family can share a pass over the pixels:
+- lookups (`tensor.Lookup`, `tensor.ImageLookup`: Invert, Posterize, Solarize, Brightness,
+  Contrast, Equalize, AutoContrast): every image's table, then one gather;
+- warps (`tensor.Warp`: Rotate, TranslateX/Y, ShearX/Y): every image's source index, then one
+  gather;
+- every other op (Color, Sharpness, Cutout, a user's op) is its own call.
+A `Lookup`'s table and a `Warp`'s index depend on the parameter alone, so `plan` tabulates them
+once per op set, image size and device for every (op, magnitude, sign): a step computes none,
+and looks its images' rows up.
+
+Two ways to pick a family's images out of the batch, with the same results:
+- grouped (the CPU's default): the images are sorted by op, so every family and every op is a
+  contiguous slice, and each image's work is done once. Slicing needs the op counts on the
+  host: one synchronisation a place, which costs nothing on a CPU.
+- sync-free (the default on other devices): every family runs over the whole batch; images
+  outside it look up the identity row or keep their pixels (`torch.where`). No data-dependent
+  shape and no host read, so a GPU never waits for the host in a step; the extra arithmetic is
+  what a GPU has to spare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import accumulate
+
+import torch
+
+from pba.ops import tensor
+from pba.ops.registry import OpSet
+from pba.policy import MAX_MAGNITUDE, SLOTS, SampledOps, parameter_table
+
+Tensor = torch.Tensor
+SIGNS = (-1.0, 1.0)
+SETTINGS = (MAX_MAGNITUDE + 1) * len(SIGNS)  # table rows per op: every magnitude and sign
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How an op set's ops combine, with their tables for one image size and device.
+
+    An image's *setting* in a place is op * SETTINGS + magnitude * 2 + (sign > 0), or
+    `len(ops) * SETTINGS` for no op. Indexed by setting: `param` is the op's parameter (0 for
+    no op), `key` sorts the images of a place (no op first, then the lookups, the warps and
+    the other ops, so that each family is contiguous), and `point_row` and `warp_row` are the
+    rows of `points` (uint8 (rows, 256)) and `indices` (int64 (rows, H * W)), whose last row
+    is the identity.
+    """
+
+    lookups: tuple[int, ...]
+    image_lookups: tuple[int, ...]
+    warps: tuple[int, ...]
+    others: tuple[int, ...]
+    param: Tensor
+    key: Tensor
+    points: Tensor
+    point_row: Tensor
+    indices: Tensor
+    warp_row: Tensor
+
+    @property
+    def sorted_ops(self) -> tuple[int, ...]:
+        """The op of each sort key after 0 (no op)."""
+        return self.lookups + self.image_lookups + self.warps + self.others
+
+    def settings(self, sampled: SampledOps) -> Tensor:
+        """(N, 2) int64: each image's setting in each place."""
+        setting = sampled.op * SETTINGS + sampled.magnitude * 2 + (sampled.sign > 0)
+        return torch.where(sampled.op >= 0, setting, len(self.param) - 1)
+
+
+@lru_cache(maxsize=16)
+def plan(ops: OpSet, height: int, width: int, device: torch.device) -> Plan:
+    """The `Plan` of `ops` for height x width images on `device`, made once."""
+    kinds = [type(op.tensor) for op in ops]
+    lookups, image_lookups, warps = (
+        tuple(k for k, kind in enumerate(kinds) if kind is wanted)
+        for wanted in (tensor.Lookup, tensor.ImageLookup, tensor.Warp))
+    others = tuple(k for k in range(len(ops)) if k not in lookups + image_lookups + warps)
+    signs = torch.tensor(SIGNS, dtype=torch.float64)
+    param = torch.stack([parameter_table(ops)[k].view(-1, 1) * (signs if op.signed else signs.abs())
+                         for k, op in enumerate(ops)]).view(-1)
+    param = torch.cat([param, torch.zeros(1, dtype=torch.float64)])
+    key = torch.zeros(len(param), dtype=torch.int64)
+    for position, k in enumerate(lookups + image_lookups + warps + others):
+        key[k * SETTINGS:(k + 1) * SETTINGS] = position + 1
+    grid = torch.arange(height * width)
+    identity_index = (grid // width + 1) * (width + 2) + grid % width + 1
+    points, point_row = _tabulate(param, lookups, lambda k, p: ops[k].tensor.table(p),
+                                  torch.arange(tensor.LEVELS).to(torch.uint8))
+    indices, warp_row = _tabulate(param, warps, lambda k, p: ops[k].tensor.index(p, height, width),
+                                  identity_index)
+    return Plan(lookups, image_lookups, warps, others,
+                *(t.to(device) for t in (param, key, points, point_row, indices, warp_row)))
+
+
+def _tabulate(param: Tensor, tabulated: tuple[int, ...], rows: Callable[[int, Tensor], Tensor],
+              identity: Tensor) -> tuple[Tensor, Tensor]:
+    """The rows of the ops `tabulated` at each of their settings, the identity row last, and
+    the row of every setting (the identity for the other ops and for no op)."""
+    row = torch.full(param.shape, len(tabulated) * SETTINGS, dtype=torch.int64)
+    blocks = []
+    for i, k in enumerate(tabulated):
+        settings = slice(k * SETTINGS, (k + 1) * SETTINGS)
+        blocks.append(rows(k, param[settings]))
+        row[settings] = torch.arange(i * SETTINGS, (i + 1) * SETTINGS)
+    return torch.cat([*blocks, identity.view(1, -1)]), row
+
+
+def apply_drawn(
+    imgs: Tensor,
+    ops: OpSet,
+    sampled: SampledOps,
+    fill: Tensor,
+    generator: torch.Generator | None,
+    *,
+    sync_free: bool,
+    candidates: Collection[int] | None = None,
+) -> Tensor:
+    """Apply already drawn ops to a uint8 batch, place by place (see the module's docstring).
+
+    `candidates`, the ops `sampled` can hold (None: any), lets the sync-free way skip the
+    families no image can be in without looking at the draws.
+    """
+    _, _, h, w = imgs.shape
+    the_plan = plan(ops, h, w, imgs.device)
+    settings = the_plan.settings(sampled)
+    if sync_free:
+        candidates = None if candidates is None else frozenset(candidates)
+        out = imgs
+        for place in range(SLOTS):
+            setting = settings[:, place]
+            out = _apply_place(out, setting, _Masked(sampled.op[:, place], candidates),
+                               the_plan, ops, fill, generator)
+        return out
+    # Grouped: the images stay sorted from one place to the next; `perm` is their order.
+    x, perm = imgs, None
+    for place in range(SLOTS):
+        setting = settings[:, place] if perm is None else settings[perm, place]
+        key = the_plan.key.index_select(0, setting)
+        counts = torch.bincount(key, minlength=len(the_plan.sorted_ops) + 1).tolist()  # sync
+        if counts[0] == len(key):
+            continue
+        order = key.argsort(stable=True)
+        ends = list(accumulate(counts))  # key i's images end where key i + 1's start
+        spans = {k: slice(ends[i], ends[i + 1])
+                 for i, k in enumerate(the_plan.sorted_ops) if counts[i + 1]}
+        x = _apply_place(x.index_select(0, order), setting[order], _Grouped(spans), the_plan,
+                         ops, fill, generator)
+        perm = order if perm is None else perm[order]
+    return x if perm is None else x.index_select(0, perm.argsort())
+
+
+def _apply_place(x: Tensor, setting: Tensor, selection: _Grouped | _Masked, the_plan: Plan,
+                 ops: OpSet, fill: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One place: each image's op of `selection`, family by family."""
+    param = the_plan.param.index_select(0, setting)
+    span = selection.span(the_plan.lookups + the_plan.image_lookups)
+    if span is not None:
+        rows = the_plan.point_row.index_select(0, setting)
+        table = the_plan.points.index_select(0, rows).unsqueeze(1)
+        if any(selection.has(k) for k in the_plan.image_lookups):
+            table = table.expand(-1, x.shape[1], -1).clone()
+            for k in the_plan.image_lookups:
+                table = selection.put(table, k, ops[k].tensor.table, (x, param))
+        x = selection.write(x, span, lambda out: tensor.lookup(x[span], table[span], out))
+    span = selection.span(the_plan.warps)
+    if span is not None:
+        index = the_plan.indices.index_select(0, the_plan.warp_row.index_select(0, setting[span]))
+        x = selection.write(x, span, lambda out: tensor.warp(x[span], index, fill, out))
+    for k in the_plan.others:
+        x = selection.put(x, k, ops[k].tensor, (x, param), fill, generator)
+    return x
+
+
+@dataclass(frozen=True)
+class _Grouped:
+    """Images sorted by op: op k's images are the slice spans[k] (ops without images absent).
+    Writes go into the sorted copy in place."""
+
+    spans: dict[int, slice]
+
+    def has(self, k: int) -> bool:
+        return k in self.spans
+
+    def span(self, family: tuple[int, ...]) -> slice | None:
+        """The slice of the family's images (its ops are adjacent in the sort order)."""
+        present = [self.spans[k] for k in family if k in self.spans]
+        return slice(present[0].start, present[-1].stop) if present else None
+
+    def put(self, target: Tensor, k: int, fn: Callable[..., Tensor], sliced: tuple[Tensor, ...],
+            *args: object) -> Tensor:
+        """`target` with op k's images set to `fn` of theirs of `sliced`, then `args`."""
+        if k in self.spans:
+            s = self.spans[k]
+            target[s] = fn(*(t[s] for t in sliced), *args)
+        return target
+
+    def write(self, target: Tensor, span: slice, fn: Callable[[Tensor | None], Tensor]
+              ) -> Tensor:
+        """`target` with the span's images set by `fn(out)`, which writes into `out`."""
+        fn(target[span])
+        return target
+
+
+@dataclass(frozen=True)
+class _Masked:
+    """Every image, each op's by mask; `candidates` (None: every op) bounds the ops present."""
+
+    op: Tensor
+    candidates: frozenset[int] | None
+
+    def has(self, k: int) -> bool:
+        return self.candidates is None or k in self.candidates
+
+    def span(self, family: tuple[int, ...]) -> slice | None:
+        return slice(None) if any(self.has(k) for k in family) else None
+
+    def put(self, target: Tensor, k: int, fn: Callable[..., Tensor], sliced: tuple[Tensor, ...],
+            *args: object) -> Tensor:
+        if not self.has(k):
+            return target
+        mask = (self.op == k).view(-1, *([1] * (target.ndim - 1)))
+        return torch.where(mask, fn(*sliced, *args), target)
+
+    def write(self, target: Tensor, span: slice, fn: Callable[[Tensor | None], Tensor]
+              ) -> Tensor:
+        return fn(None)
