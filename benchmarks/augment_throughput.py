@@ -96,7 +96,8 @@ def main() -> None:
                                                              REPO.parent / "shared" / "data"))
     parser.add_argument("--schedule", default=REFERENCE, type=Path)
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--images", type=int, default=2048, help="CIFAR-10 test images")
+    parser.add_argument("--images", type=int, default=8192,
+                        help="CIFAR-10 test images (32 batches: torchvision draws an op a batch)")
     args = parser.parse_args()
 
     data = load_dataset("cifar10", args.data_dir)

@@ -4,8 +4,9 @@ markdown table (`bash benchmarks/gpu_check.sh` runs this and keeps the table in 
     python benchmarks/gpu_check.py [--out FILE]      # on the GPU machine
     python benchmarks/gpu_check.py --dry-run         # the same steps on the CPU at toy sizes
 
-1. augmentation: pba's per-sample batched path at batch 256 and 8,192 (and on one CPU thread
-   beside torchvision's AutoAugment per image and per batch of 256);
+1. augmentation: pba's per-sample batched path at batch 256 and 8,192, sync-free (the GPU's
+   default) and grouped (and on one CPU thread beside torchvision's AutoAugment per image and
+   per batch of 256);
 2. the search: both engines at 16 x WRN-40-2 on reduced CIFAR-10, population images/s and the
    projected wall time of `--preset paper-rcifar10`, with the GPU's utilisation sampled by
    nvidia-smi while they train;

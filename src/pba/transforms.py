@@ -19,7 +19,7 @@ from pba.errors import PBAError
 from pba.fused import apply_drawn
 from pba.ops import tensor as tensor_ops
 from pba.ops.registry import OpSet
-from pba.policy import SLOTS, Policy, SampledOps, sample_ops
+from pba.policy import Policy, SampledOps, sample_ops
 from pba.schedule import Schedule
 
 # CIFAR-10's mean colour: the default fill for pixels the ops uncover (spec section 1).
@@ -38,8 +38,7 @@ def apply_policy(
     `sync_free` as in `apply_sampled`."""
     _check_batch(imgs, fill)
     sampled = sample_ops(policy, imgs.shape[0], generator, device=imgs.device)
-    candidates = [k for k in range(len(policy.ops))
-                  if any(policy.probability(k, slot) for slot in range(SLOTS))]
+    candidates = {i % len(policy.ops) for i, p in enumerate(policy.values[0::2]) if p}
     return apply_sampled(imgs, policy.ops, sampled, fill, generator, sync_free=sync_free,
                          candidates=candidates)
 
@@ -59,8 +58,10 @@ def apply_sampled(
     `sync_free` (None: on any device but the CPU) runs every family of ops over the whole
     batch, so that nothing waits for the device; otherwise the images are grouped by op, one
     host synchronisation a place. Both give the same images, except for the random draws of
-    ops that draw (Cutout's centres). `candidates`, the ops `sampled` can hold (None: any),
-    lets the sync-free way skip the others.
+    ops that draw (Cutout's centres). In the sync-free way an op that is neither a lookup nor
+    a warp (`pba.ops.tensor`) runs on every image, with that image's parameter in the place,
+    and only the images that drew it keep the result. `candidates`, the ops `sampled` can hold
+    (None: any), lets the sync-free way skip the others.
     """
     _check_batch(imgs, fill)
     if sync_free is None:
