@@ -67,6 +67,15 @@ def test_grouped_and_sync_free_give_the_same_images(cifar_images):
     assert not torch.equal(grouped, batch)
 
 
+@pytest.mark.parametrize("sync_free", [False, True])
+def test_the_result_is_a_new_tensor_even_when_no_image_gets_an_op(cifar_images, sync_free):
+    out = apply_policy(cifar_images, Policy.zeros(), FILL, torch.Generator().manual_seed(0),
+                       sync_free=sync_free)
+    assert torch.equal(out, cifar_images)
+    out[0] = 0  # the caller may write into it
+    assert cifar_images[0].any()
+
+
 def test_sync_free_cutout_fills_one_square_in_the_images_that_draw_it(cifar_images):
     cutout = DEFAULT_OPS.index("Cutout")
     policy = Policy.zeros().replace(cutout, 0, probability=5, magnitude=9)  # side 18

@@ -91,7 +91,7 @@ def plan(ops: OpSet, height: int, width: int, device: torch.device) -> Plan:
     grid = torch.arange(height * width)
     identity_index = (grid // width + 1) * (width + 2) + grid % width + 1
     points, point_row = _tabulate(param, lookups, lambda k, p: ops[k].tensor.table(p),
-                                  torch.arange(tensor.LEVELS).to(torch.uint8))
+                                  torch.arange(tensor.LEVELS, dtype=torch.uint8))
     indices, warp_row = _tabulate(param, warps, lambda k, p: ops[k].tensor.index(p, height, width),
                                   identity_index)
     return Plan(lookups, image_lookups, warps, others,
@@ -121,7 +121,8 @@ def apply_drawn(
     sync_free: bool,
     candidates: Collection[int] | None = None,
 ) -> Tensor:
-    """Apply already drawn ops to a uint8 batch, place by place (see the module's docstring).
+    """Apply already drawn ops to a uint8 batch, place by place (see the module's docstring);
+    the result is a new tensor, even when no image gets an op.
 
     `candidates`, the ops `sampled` can hold (None: any), lets the sync-free way skip the
     families no image can be in without looking at the draws.
@@ -133,10 +134,9 @@ def apply_drawn(
         candidates = None if candidates is None else frozenset(candidates)
         out = imgs
         for place in range(SLOTS):
-            setting = settings[:, place]
-            out = _apply_place(out, setting, _Masked(sampled.op[:, place], candidates),
+            out = _apply_place(out, settings[:, place], _Masked(sampled.op[:, place], candidates),
                                the_plan, ops, fill, generator)
-        return out
+        return imgs.clone() if out is imgs else out
     # Grouped: the images stay sorted from one place to the next; `perm` is their order.
     x, perm = imgs, None
     for place in range(SLOTS):
@@ -152,7 +152,7 @@ def apply_drawn(
         x = _apply_place(x.index_select(0, order), setting[order], _Grouped(spans), the_plan,
                          ops, fill, generator)
         perm = order if perm is None else perm[order]
-    return x if perm is None else x.index_select(0, perm.argsort())
+    return imgs.clone() if perm is None else x.index_select(0, perm.argsort())
 
 
 def _apply_place(x: Tensor, setting: Tensor, selection: _Grouped | _Masked, the_plan: Plan,
