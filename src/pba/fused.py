@@ -32,23 +32,20 @@ import torch
 
 from pba.ops import tensor
 from pba.ops.registry import OpSet
-from pba.policy import MAX_MAGNITUDE, SLOTS, SampledOps, parameter_table
+from pba.policy import SETTINGS, SLOTS, SampledOps, setting_parameters
 
 Tensor = torch.Tensor
-SIGNS = (-1.0, 1.0)
-SETTINGS = (MAX_MAGNITUDE + 1) * len(SIGNS)  # table rows per op: every magnitude and sign
 
 
 @dataclass(frozen=True)
 class Plan:
     """How an op set's ops combine, with their tables for one image size and device.
 
-    An image's *setting* in a place is op * SETTINGS + magnitude * 2 + (sign > 0), or
-    `len(ops) * SETTINGS` for no op. Indexed by setting: `param` is the op's parameter (0 for
-    no op), `key` sorts the images of a place (no op first, then the lookups, the warps and
-    the other ops, so that each family is contiguous), and `point_row` and `warp_row` are the
-    rows of `points` (uint8 (rows, 256)) and `indices` (int64 (rows, H * W)), whose last row
-    is the identity.
+    Indexed by an image's setting in a place (`SampledOps.settings`): `param` is the op's
+    parameter (0 for no op), `key` sorts the images of a place (no op first, then the lookups,
+    the warps and the other ops, so that each family is contiguous), and `point_row` and
+    `warp_row` are the rows of `points` (uint8 (rows, 256)) and `indices` (int64 (rows,
+    H * W)), whose last row is the identity.
     """
 
     lookups: tuple[int, ...]
@@ -67,11 +64,6 @@ class Plan:
         """The op of each sort key after 0 (no op)."""
         return self.lookups + self.image_lookups + self.warps + self.others
 
-    def settings(self, sampled: SampledOps) -> Tensor:
-        """(N, 2) int64: each image's setting in each place."""
-        setting = sampled.op * SETTINGS + sampled.magnitude * 2 + (sampled.sign > 0)
-        return torch.where(sampled.op >= 0, setting, len(self.param) - 1)
-
 
 @lru_cache(maxsize=16)
 def plan(ops: OpSet, height: int, width: int, device: torch.device) -> Plan:
@@ -81,10 +73,7 @@ def plan(ops: OpSet, height: int, width: int, device: torch.device) -> Plan:
         tuple(k for k, kind in enumerate(kinds) if kind is wanted)
         for wanted in (tensor.Lookup, tensor.ImageLookup, tensor.Warp))
     others = tuple(k for k in range(len(ops)) if k not in lookups + image_lookups + warps)
-    signs = torch.tensor(SIGNS, dtype=torch.float64)
-    param = torch.stack([parameter_table(ops)[k].view(-1, 1) * (signs if op.signed else signs.abs())
-                         for k, op in enumerate(ops)]).view(-1)
-    param = torch.cat([param, torch.zeros(1, dtype=torch.float64)])
+    param = setting_parameters(ops, torch.device("cpu"))
     key = torch.zeros(len(param), dtype=torch.int64)
     for position, k in enumerate(lookups + image_lookups + warps + others):
         key[k * SETTINGS:(k + 1) * SETTINGS] = position + 1
@@ -129,7 +118,7 @@ def apply_drawn(
     """
     _, _, h, w = imgs.shape
     the_plan = plan(ops, h, w, imgs.device)
-    settings = the_plan.settings(sampled)
+    settings = sampled.settings(ops)
     if sync_free:
         candidates = None if candidates is None else frozenset(candidates)
         out = imgs

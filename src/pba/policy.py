@@ -127,12 +127,21 @@ def parameter_table(ops: OpSet) -> torch.Tensor:
     )
 
 
+SIGNS = (-1.0, 1.0)
+SETTINGS = (MAX_MAGNITUDE + 1) * len(SIGNS)  # an op's settings: every magnitude and sign
+
+
 @lru_cache(maxsize=32)
-def device_tables(ops: OpSet, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """`parameter_table(ops)` and whether each op is signed, on `device`: copied there once,
-    not at every batch (a host-to-device copy per step stalls a GPU's queue)."""
-    return (parameter_table(ops).to(device),
-            torch.tensor([op.signed for op in ops], device=device))
+def setting_parameters(ops: OpSet, device: torch.device) -> torch.Tensor:
+    """(len(ops) * SETTINGS + 1,) float64 on `device`, indexed by setting (see
+    `SampledOps.settings`): the signed parameter of every op at every magnitude and sign, and
+    0 for no op. Made once per device, not at every batch (a host-to-device copy per step
+    stalls a GPU's queue)."""
+    signs = torch.tensor(SIGNS, dtype=torch.float64)
+    unsigned = signs.abs()  # an unsigned op's parameter is the same at both signs
+    table = torch.stack([parameter_table(ops)[k].view(-1, 1) * (signs if op.signed else unsigned)
+                         for k, op in enumerate(ops)])
+    return torch.cat([table.view(-1), torch.zeros(1, dtype=torch.float64)]).to(device)
 
 
 @dataclass(frozen=True)
@@ -151,13 +160,18 @@ class SampledOps:
     def to(self, device: torch.device | str) -> SampledOps:
         return SampledOps(self.op.to(device), self.magnitude.to(device), self.sign.to(device))
 
+    def settings(self, ops: OpSet) -> torch.Tensor:
+        """(N, 2) int64: each applied op's *setting*, op * SETTINGS + magnitude * 2 + (sign >
+        0), and len(ops) * SETTINGS where there is none. A setting fixes the parameter, so
+        everything made from the parameter alone can be made once per setting."""
+        setting = self.op * SETTINGS + self.magnitude * 2 + (self.sign > 0)
+        return torch.where(self.op >= 0, setting, len(ops) * SETTINGS)
+
     def parameters(self, ops: OpSet) -> torch.Tensor:
         """(N, 2) float64: the signed op parameter of each applied op (0 where none)."""
-        table, signed = device_tables(ops, self.op.device)
-        k = self.op.clamp(min=0)
-        value = table[k, self.magnitude]
-        value = torch.where(signed[k], value * self.sign.double(), value)
-        return torch.where(self.op >= 0, value, torch.zeros_like(value))
+        settings = self.settings(ops)
+        table = setting_parameters(ops, settings.device)
+        return table.index_select(0, settings.view(-1)).view(settings.shape)
 
 
 def sample_ops(
