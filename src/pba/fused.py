@@ -129,7 +129,8 @@ def apply_drawn(
     # Grouped: the images stay sorted from one place to the next; `perm` is their order.
     x, perm = imgs, None
     for place in range(SLOTS):
-        setting = settings[:, place] if perm is None else settings[perm, place]
+        setting = settings[:, place]
+        setting = setting if perm is None else setting.index_select(0, perm)
         key = the_plan.key.index_select(0, setting)
         counts = torch.bincount(key, minlength=len(the_plan.sorted_ops) + 1).tolist()  # sync
         if counts[0] == len(key):
@@ -138,9 +139,9 @@ def apply_drawn(
         ends = list(accumulate(counts))  # key i's images end where key i + 1's start
         spans = {k: slice(ends[i], ends[i + 1])
                  for i, k in enumerate(the_plan.sorted_ops) if counts[i + 1]}
-        x = _apply_place(x.index_select(0, order), setting[order], _Grouped(spans), the_plan,
-                         ops, fill, generator)
-        perm = order if perm is None else perm[order]
+        x = _apply_place(x.index_select(0, order), setting.index_select(0, order),
+                         _Grouped(spans), the_plan, ops, fill, generator)
+        perm = order if perm is None else perm.index_select(0, order)
     return imgs.clone() if perm is None else x.index_select(0, perm.argsort())
 
 

@@ -358,7 +358,7 @@ def equalize_table(imgs: Tensor, params: Tensor) -> Tensor:
     hist.scatter_add_(1, flat, torch.ones_like(flat, dtype=torch.int32))
     # Pillow: step = (pixels - count of the highest level present) // 255; step 0 (which
     # includes single-level images) leaves the channel unchanged.
-    top = flat.amax(dim=1, keepdim=True)
+    top = imgs.reshape(n * c, h * w).amax(dim=1, keepdim=True).long()
     step = (h * w - hist.gather(1, top)) // 255
     below = hist.cumsum(dim=1, dtype=torch.int32).sub_(hist)
     table = below.add_(step // 2).div_(step.clamp(min=1), rounding_mode="floor").clamp_(max=255)
