@@ -83,8 +83,8 @@ def plan(ops: OpSet, height: int, width: int, device: torch.device) -> Plan:
                                   torch.arange(tensor.LEVELS, dtype=torch.uint8))
     indices, warp_row = _tabulate(param, warps, lambda k, p: ops[k].tensor.index(p, height, width),
                                   identity_index)
-    return Plan(lookups, image_lookups, warps, others,
-                *(t.to(device) for t in (param, key, points, point_row, indices, warp_row)))
+    return Plan(lookups, image_lookups, warps, others, setting_parameters(ops, device),
+                *(t.to(device) for t in (key, points, point_row, indices, warp_row)))
 
 
 def _tabulate(param: Tensor, tabulated: tuple[int, ...], rows: Callable[[int, Tensor], Tensor],
