@@ -1,6 +1,6 @@
 """Images per second of the augmentation paths on the same real 32x32 CIFAR-10 images.
 
-    python benchmarks/augment_throughput.py [--data-dir DIR] [--repeats 5]
+    python benchmarks/augment_throughput.py [--data-dir DIR] [--repeats 15] [--images 8192]
 
 Policy: the last epoch of the published reduced CIFAR-10 schedule (a realistic strength).
 Paths: per-image Pillow reference (`PBAugment` on PIL images); batched tensor path on one CPU
