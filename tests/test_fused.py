@@ -76,6 +76,19 @@ def test_the_result_is_a_new_tensor_even_when_no_image_gets_an_op(cifar_images, 
     assert cifar_images[0].any()
 
 
+@pytest.mark.parametrize("sync_free", [False, True])
+def test_the_result_is_an_ordinary_tensor_a_model_can_train_on(cifar_images, sync_free):
+    # The passes run in inference mode; what they return must not be an inference tensor,
+    # which could neither be written in place nor saved for a backward pass.
+    out = apply_policy(cifar_images, busy_policy(3), FILL, torch.Generator().manual_seed(0),
+                       sync_free=sync_free)
+    assert not out.is_inference()
+    out[:, :, 0, 0] = 0
+    weight = torch.ones(3, requires_grad=True)
+    (out.float().mean(dim=(0, 2, 3)) * weight).sum().backward()
+    assert torch.allclose(weight.grad, out.float().mean(dim=(0, 2, 3)))
+
+
 def test_sync_free_cutout_fills_one_square_in_the_images_that_draw_it(cifar_images):
     cutout = DEFAULT_OPS.index("Cutout")
     policy = Policy.zeros().replace(cutout, 0, probability=5, magnitude=9)  # side 18

@@ -203,9 +203,9 @@ def sample_ops(
     first, entry = key.topk(SLOTS, dim=1, largest=False)
     # Place p is within the image's count when count_u >= the count's p-th edge.
     applied = (first < 2.0) & (count_u >= count_edges)
-    op = torch.where(applied, entry_op[entry], -1)
+    op = torch.where(applied, entry_op.take(entry), -1)
     sign = torch.where(sign_u < 0.5, -1.0, 1.0)
-    return SampledOps(op, torch.where(applied, magnitude[entry], 0), sign)
+    return SampledOps(op, torch.where(applied, magnitude.take(entry), 0), sign)
 
 
 @lru_cache(maxsize=64)

@@ -37,7 +37,8 @@ def apply_policy(
     """Apply `policy` to a uint8 batch (N, C, H, W), each image its own ops, order and signs.
     `sync_free` as in `apply_sampled`."""
     _check_batch(imgs, fill)
-    sampled = sample_ops(policy, imgs.shape[0], generator, device=imgs.device)
+    with torch.inference_mode():  # the draws stay inside this call (see `pba.fused`)
+        sampled = sample_ops(policy, imgs.shape[0], generator, device=imgs.device)
     candidates = {i % len(policy.ops) for i, p in enumerate(policy.values[0::2]) if p}
     return apply_sampled(imgs, policy.ops, sampled, fill, generator, sync_free=sync_free,
                          candidates=candidates)

@@ -272,7 +272,8 @@ def _grey(imgs: Tensor) -> Tensor:
 def brightness_table(params: Tensor) -> Tensor:
     """ImageEnhance.Brightness: blend with black."""
     alpha = params.to(torch.float32).view(-1, 1)
-    return _blend(0.0, _levels(params.device, torch.float32).repeat(len(params), 1), alpha)
+    return _blend(0.0, _levels(params.device, torch.float32).expand(len(params), -1).clone(),
+                  alpha)
 
 
 def color(imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -290,7 +291,7 @@ def contrast_table(imgs: Tensor, params: Tensor) -> Tensor:
     # 1 / pixels, never within float64 error of a half-integer unless exactly on it.
     degenerate = ((2 * total + pixels) // (2 * pixels)).float().view(-1, 1)
     alpha = params.to(torch.float32).view(-1, 1)
-    levels = _levels(imgs.device, torch.float32).repeat(len(params), 1)
+    levels = _levels(imgs.device, torch.float32).expand(len(params), -1).clone()
     return _blend(degenerate, levels, alpha).unsqueeze(1)
 
 
@@ -374,11 +375,13 @@ def autocontrast_table(imgs: Tensor, params: Tensor) -> Tensor:
     hi = flat.amax(dim=2, keepdim=True).double()
     # Pillow's float64 table entry int(v * scale + offset). The numerator is a tensor because
     # torch turns `scalar / tensor` into a multiply by the reciprocal, which is one ulp off
-    # often enough to change the truncated value. A flat channel (hi == lo) is left as it is.
-    scale = torch.full_like(hi, 255.0) / (hi - lo)
-    levels = _levels(imgs.device, torch.float64)
-    table = (levels * scale).add_(-lo * scale).clamp_(0, 255)
-    return torch.where(hi > lo, table, levels).to(torch.uint8)
+    # often enough to change the truncated value. A flat channel (hi == lo) is left as it is:
+    # scale 1 and offset 0, chosen per channel rather than per table entry.
+    varies = hi > lo
+    scale = torch.where(varies, torch.full_like(hi, 255.0) / (hi - lo), 1.0)
+    offset = torch.where(varies, -lo * scale, 0.0)
+    table = (_levels(imgs.device, torch.float64) * scale).add_(offset).clamp_(0, 255)
+    return table.to(torch.uint8)
 
 
 invert = Lookup(invert_table)
