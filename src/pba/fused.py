@@ -119,34 +119,33 @@ def apply_drawn(
     # Inference mode spares every call autograd's bookkeeping, about a tenth of a CPU step; the
     # result is made outside it, an ordinary tensor that a model may train on.
     with torch.inference_mode():
-        out, order = (_sync_free if sync_free else _grouped)(
-            imgs, ops, sampled, fill, generator, candidates)
+        _, _, h, w = imgs.shape
+        the_plan = plan(ops, h, w, imgs.device)
+        settings = sampled.settings(ops)
+        if sync_free:
+            out, order = _sync_free(imgs, settings, sampled.op, candidates, the_plan, ops, fill,
+                                    generator), None
+        else:
+            out, order = _grouped(imgs, settings, the_plan, ops, fill, generator)
     return out.clone() if order is None else out.index_select(0, order)
 
 
-def _sync_free(imgs: Tensor, ops: OpSet, sampled: SampledOps, fill: Tensor,
-               generator: torch.Generator | None, candidates: Collection[int] | None
-               ) -> tuple[Tensor, None]:
-    """Every family over the whole batch, place by place: the result and no reordering."""
-    _, _, h, w = imgs.shape
-    the_plan = plan(ops, h, w, imgs.device)
-    settings = sampled.settings(ops)
+def _sync_free(imgs: Tensor, settings: Tensor, op: Tensor, candidates: Collection[int] | None,
+               the_plan: Plan, ops: OpSet, fill: Tensor, generator: torch.Generator | None
+               ) -> Tensor:
+    """Every family over the whole batch, place by place."""
     candidates = None if candidates is None else frozenset(candidates)
     out = imgs
     for place in range(SLOTS):
-        out = _apply_place(out, settings[:, place], _Masked(sampled.op[:, place], candidates),
+        out = _apply_place(out, settings[:, place], _Masked(op[:, place], candidates),
                            the_plan, ops, fill, generator)
-    return out, None
+    return out
 
 
-def _grouped(imgs: Tensor, ops: OpSet, sampled: SampledOps, fill: Tensor,
-             generator: torch.Generator | None, candidates: Collection[int] | None
-             ) -> tuple[Tensor, Tensor | None]:
+def _grouped(imgs: Tensor, settings: Tensor, the_plan: Plan, ops: OpSet, fill: Tensor,
+             generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
     """The images sorted by op, place by place: the sorted result and the order that puts
     it back (None when no image gets an op)."""
-    _, _, h, w = imgs.shape
-    the_plan = plan(ops, h, w, imgs.device)
-    settings = sampled.settings(ops)
     # The images stay sorted from one place to the next; `perm` is their order.
     x, perm = imgs, None
     for place in range(SLOTS):
