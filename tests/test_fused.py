@@ -77,6 +77,15 @@ def test_the_result_is_a_new_tensor_even_when_no_image_gets_an_op(cifar_images, 
 
 
 @pytest.mark.parametrize("sync_free", [False, True])
+def test_a_non_contiguous_batch_gets_the_contiguous_batchs_images(cifar_images, sync_free):
+    odd = cifar_images.transpose(2, 3)
+    out, expected = (apply_policy(batch, busy_policy(4), FILL, torch.Generator().manual_seed(0),
+                                  sync_free=sync_free) for batch in (odd, odd.contiguous()))
+    assert torch.equal(out, expected)
+    assert not torch.equal(out, odd)
+
+
+@pytest.mark.parametrize("sync_free", [False, True])
 def test_the_result_is_an_ordinary_tensor_a_model_can_train_on(cifar_images, sync_free):
     # The passes run in inference mode; what they return must not be an inference tensor,
     # which could neither be written in place nor saved for a backward pass.

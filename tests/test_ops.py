@@ -168,6 +168,16 @@ def test_geometric_ops_on_non_square_images_with_any_parameter(name: str) -> Non
 
 
 @pytest.mark.parametrize("name", DEFAULT_OPS.names)
+def test_a_non_contiguous_batch_gets_the_contiguous_batchs_result(name: str, images) -> None:
+    op = DEFAULT_OPS[DEFAULT_OPS.index(name)]
+    odd = images[:16].transpose(2, 3)  # a view whose rows are not contiguous
+    params = torch.from_numpy(np.random.default_rng(5).uniform(0.1, 1.9, len(odd)))
+    expected = op.tensor(odd.contiguous(), params, FILL_T, torch.Generator().manual_seed(0))
+    out = op.tensor(odd, params, FILL_T, torch.Generator().manual_seed(0))
+    assert torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("name", DEFAULT_OPS.names)
 def test_empty_batch(name: str) -> None:
     op = DEFAULT_OPS[DEFAULT_OPS.index(name)]
     empty = torch.zeros((0, 3, 32, 32), dtype=torch.uint8)

@@ -76,26 +76,32 @@ def warp(imgs: Tensor, index: Tensor, fill: Tensor, out: Tensor | None = None) -
 
     `index` is int64 (N, H * W) into the (H + 2) x (W + 2) padded image; index builders clamp
     source coordinates onto that border instead of masking the pixels that fall outside.
-    `out` (contiguous, like `imgs`; may be `imgs` itself) receives the result.
+    `out` (contiguous, shaped like `imgs`; may be `imgs` itself) receives the result.
     """
     n, c, h, w = imgs.shape
     padded = _fill_pixel(imgs, fill).expand(n, c, h + 2, w + 2).clone()
     padded[:, :, 1:-1, 1:-1] = imgs
     index = index.view(n, 1, h * w).expand(n, c, h * w)
-    out = torch.empty_like(imgs) if out is None else out
+    out = _contiguous_result(imgs) if out is None else out
     torch.gather(padded.view(n, c, (h + 2) * (w + 2)), 2, index, out=out.view(n, c, h * w))
     return out
 
 
 def lookup(imgs: Tensor, table: Tensor, out: Tensor | None = None) -> Tensor:
     """Channel value v of image n, channel c becomes table[n, c, v]; `table` is uint8
-    (N, C, 256), or (N, 1, 256) for one table in every channel. `out` (contiguous, like
+    (N, C, 256), or (N, 1, 256) for one table in every channel. `out` (contiguous, shaped like
     `imgs`; may be `imgs` itself) receives the result."""
     n, c, h, w = imgs.shape
     values = imgs.reshape(n, c, h * w).long()
-    out = torch.empty_like(imgs) if out is None else out
+    out = _contiguous_result(imgs) if out is None else out
     torch.gather(table.expand(n, c, LEVELS), 2, values, out=out.view(n, c, h * w))
     return out
+
+
+def _contiguous_result(imgs: Tensor) -> Tensor:
+    # Not `empty_like`, which keeps the strides of a transposed or channels-last batch: the
+    # kernels write the result as one flat run per channel.
+    return torch.empty(imgs.shape, dtype=imgs.dtype, device=imgs.device)
 
 
 @dataclass(frozen=True)
@@ -322,7 +328,7 @@ def sharpness(
     smooth = torch.add(row3[:, :, : size - 2 * w - 2], row3[:, :, w : size - w - 2])
     smooth.add_(row3[:, :, 2 * w :]).add_(centre, alpha=4.0).mul_(1.0 / 13.0).round_()
     alpha = params.to(device=imgs.device, dtype=torch.float32).view(n, 1, 1)
-    out = imgs.clone()
+    out = imgs.clone(memory_format=torch.contiguous_format)  # written as flat rows below
     out.view(n, c, size)[:, :, inner] = _blend(smooth, centre, alpha)
     edges = (slice(None), slice(None), slice(1, -1), slice(None, None, w - 1))  # columns 0, w-1
     out[edges] = imgs[edges]
@@ -369,10 +375,8 @@ def equalize_table(imgs: Tensor, params: Tensor) -> Tensor:
 
 def autocontrast_table(imgs: Tensor, params: Tensor) -> Tensor:
     """ImageOps.autocontrast (cutoff 0), per image and channel."""
-    n, c, h, w = imgs.shape
-    flat = imgs.view(n, c, h * w)
-    lo = flat.amin(dim=2, keepdim=True).double()
-    hi = flat.amax(dim=2, keepdim=True).double()
+    lo = imgs.amin(dim=(2, 3)).double().unsqueeze(2)  # (N, C, 1), against the table's levels
+    hi = imgs.amax(dim=(2, 3)).double().unsqueeze(2)
     # Pillow's float64 table entry int(v * scale + offset). The numerator is a tensor because
     # torch turns `scalar / tensor` into a multiply by the reciprocal, which is one ulp off
     # often enough to change the truncated value. A flat channel (hi == lo) is left as it is:
