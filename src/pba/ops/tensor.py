@@ -150,6 +150,11 @@ def _levels(device: torch.device, dtype: torch.dtype) -> Tensor:
     return torch.arange(LEVELS, device=device, dtype=dtype)
 
 
+def _level_rows(n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """A fresh (n, 256) table of the channel values, one row per image, to work on in place."""
+    return _levels(device, dtype).expand(n, -1).clone()
+
+
 @lru_cache(maxsize=8)
 def _grey_weights(device: torch.device) -> Tensor:
     """Pillow's RGB -> L weights in 16.16 fixed point (ITU-R 601-2), (1, 3, 1, 1) int32."""
@@ -278,8 +283,7 @@ def _grey(imgs: Tensor) -> Tensor:
 def brightness_table(params: Tensor) -> Tensor:
     """ImageEnhance.Brightness: blend with black."""
     alpha = params.to(torch.float32).view(-1, 1)
-    return _blend(0.0, _levels(params.device, torch.float32).expand(len(params), -1).clone(),
-                  alpha)
+    return _blend(0.0, _level_rows(len(params), params.device, torch.float32), alpha)
 
 
 def color(imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -297,7 +301,7 @@ def contrast_table(imgs: Tensor, params: Tensor) -> Tensor:
     # 1 / pixels, never within float64 error of a half-integer unless exactly on it.
     degenerate = ((2 * total + pixels) // (2 * pixels)).float().view(-1, 1)
     alpha = params.to(torch.float32).view(-1, 1)
-    levels = _levels(imgs.device, torch.float32).expand(len(params), -1).clone()
+    levels = _level_rows(len(params), imgs.device, torch.float32)
     return _blend(degenerate, levels, alpha).unsqueeze(1)
 
 
@@ -340,7 +344,7 @@ def sharpness(
 
 def invert_table(params: Tensor) -> Tensor:
     """255 - value."""
-    return torch.bitwise_not(_levels(params.device, torch.uint8)).repeat(len(params), 1)
+    return _level_rows(len(params), params.device, torch.uint8).bitwise_not_()
 
 
 def posterize_table(params: Tensor) -> Tensor:
