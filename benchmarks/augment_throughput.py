@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from pba.data import load_dataset
 from pba.policy import Policy
 from pba.schedule import load_schedule
 from pba.transforms import PBAugment, apply_policy
+from search_speed import interleaved_seconds  # the sibling script
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference" / "rcifar10_16_wrn.txt"
@@ -35,18 +34,10 @@ REFERENCE = REPO.parent / "shared" / "reference" / "rcifar10_16_wrn.txt"
 
 def rates(paths: dict[str, tuple[Callable[[], object], int]], repeats: int,
           sync: Callable[[], None] = lambda: None) -> dict[str, float]:
-    """Median images/s of each path (a function and the images it processes) over `repeats`
-    rounds. The paths take turns, one run each a round, so that a slow spell of a shared
-    machine touches every path alike and their ratios hold within the run."""
-    times: dict[str, list[float]] = {name: [] for name in paths}
-    for round_ in range(repeats + 1):
-        for name, (fn, _) in paths.items():
-            start = time.perf_counter()
-            fn()
-            sync()
-            if round_:  # the first round warms up
-                times[name].append(time.perf_counter() - start)
-    return {name: n / statistics.median(times[name]) for name, (_, n) in paths.items()}
+    """Median images/s of each path (a function and the images it processes), the paths taking
+    turns (`search_speed.interleaved_seconds`) so that their ratios hold within the run."""
+    seconds = interleaved_seconds({name: fn for name, (fn, _) in paths.items()}, repeats, sync)
+    return {name: n / seconds[name] for name, (_, n) in paths.items()}
 
 
 OURS = "pba batched per sample, CPU, batch 256"
