@@ -119,7 +119,7 @@ def test_a_users_lookup_and_warp_ops_join_the_fused_passes(cifar_images):
 
     def mirror(params: torch.Tensor, h: int, w: int) -> torch.Tensor:
         y, x = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-        index = (y + 1) * (w + 2) + (w - x)  # column w - 1 - x, shifted onto the padded image
+        index = y * w + (w - 1 - x)  # the source of column x is column w - 1 - x
         return index.reshape(1, h * w).expand(len(params), h * w).to(params.device)
 
     ops = OpSet(DEFAULT_OPS.ops + (

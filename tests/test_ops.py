@@ -219,3 +219,17 @@ def test_cuda_matches_cpu(name: str, images: torch.Tensor) -> None:
         cpu = op.tensor(batch, params, FILL_T, None)
         gpu = op.tensor(batch.cuda(), params.cuda(), FILL_T.cuda(), None)
     assert torch.equal(gpu.cpu(), cpu)
+
+
+def test_warp_reads_the_fill_colour_after_the_last_pixel(images: torch.Tensor) -> None:
+    # Index h * w is the fill pixel, y * w + x the image's own: the same source everywhere
+    # paints one colour, and the source of (y, x) being (y, w - 1 - x) mirrors the image.
+    n, c, h, w = images.shape
+    fill = FILL_T
+    filled = tensor.warp(images, torch.full((n, h * w), h * w), fill)
+    assert torch.equal(filled, fill.view(1, c, 1, 1).expand_as(images))
+    y, x = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    mirror = tensor.source_index((w - 1 - x).expand(n, h, w), y.expand(n, h, w), h, w)
+    assert torch.equal(tensor.warp(images, mirror, fill), images.flip(3))
+    outside = tensor.source_index(x - w, y, h, w).expand(n, -1)  # every source left of the image
+    assert torch.equal(tensor.warp(images, outside, fill), filled)

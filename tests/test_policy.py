@@ -10,6 +10,7 @@ import torch
 
 from pba.errors import PBAError
 from pba.ops import DEFAULT_OPS
+from pba.ops.registry import Op
 from pba.policy import COUNT_PROBABILITIES, Policy, sample_ops
 
 DRAWS = 40_000
@@ -151,3 +152,26 @@ def test_values_accept_numpy_integers():
     values = np.zeros(60, dtype=np.int64)
     values[0] = 10
     assert Policy(tuple(values)).probability("Rotate") == 10
+
+
+def test_draws_hold_each_places_setting_and_read_back_as_op_magnitude_and_sign():
+    policy = (Policy.zeros().replace("Rotate", 0, probability=10, magnitude=7)
+              .replace("Posterize", 1, probability=10, magnitude=2))
+    sampled = sample_ops(policy, 1000, torch.Generator().manual_seed(9))
+    settings = sampled.settings(DEFAULT_OPS)
+    applied = sampled.op >= 0
+    assert set(sampled.op[applied].tolist()) == {DEFAULT_OPS.index("Rotate"),
+                                                 DEFAULT_OPS.index("Posterize")}
+    # A setting is op * 20 + magnitude * 2 + (sign > 0): the three read back from it.
+    rebuilt = sampled.op * 20 + sampled.magnitude * 2 + (sampled.sign > 0)
+    assert torch.equal(settings[applied], rebuilt[applied])
+    assert (settings[~applied] == 20 * len(DEFAULT_OPS)).all()
+    assert set(sampled.magnitude[sampled.op == DEFAULT_OPS.index("Rotate")].tolist()) == {7}
+
+
+def test_draws_for_one_op_set_are_refused_for_another():
+    sampled = sample_ops(full_policy(), 10, torch.Generator().manual_seed(0))
+    more = DEFAULT_OPS.with_op(Op("Same", lambda m: 0.0, lambda img, *a: img,
+                                  lambda imgs, *a: imgs.clone()))
+    with pytest.raises(PBAError, match="drawn for a policy of 15 ops, not for the 16 given"):
+        sampled.settings(more)

@@ -77,8 +77,7 @@ def plan(ops: OpSet, height: int, width: int, device: torch.device) -> Plan:
     key = torch.zeros(len(param), dtype=torch.int64)
     for position, k in enumerate(lookups + image_lookups + warps + others):
         key[k * SETTINGS:(k + 1) * SETTINGS] = position + 1
-    grid = torch.arange(height * width)
-    identity_index = (grid // width + 1) * (width + 2) + grid % width + 1
+    identity_index = torch.arange(height * width)  # every pixel its own source
     points, point_row = _tabulate(param, lookups, lambda k, p: ops[k].tensor.table(p),
                                   torch.arange(tensor.LEVELS, dtype=torch.uint8))
     indices, warp_row = _tabulate(param, warps, lambda k, p: ops[k].tensor.index(p, height, width),
@@ -153,7 +152,7 @@ def _grouped(imgs: Tensor, settings: Tensor, the_plan: Plan, ops: OpSet, fill: T
         setting = setting if perm is None else setting.index_select(0, perm)
         key = the_plan.key.index_select(0, setting)
         counts = torch.bincount(key, minlength=len(the_plan.sorted_ops) + 1).tolist()  # sync
-        if counts[0] == len(key):
+        if counts[0] == key.shape[0]:
             continue
         order = key.argsort(stable=True)
         ends = list(accumulate(counts))  # key i's images end where key i + 1's start

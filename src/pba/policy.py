@@ -146,26 +146,46 @@ def setting_parameters(ops: OpSet, device: torch.device) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class SampledOps:
-    """The ops each of N images gets, in application order; op -1 means none in that place."""
+    """The ops each of N images gets, in application order, held as each place's *setting*:
+    op * SETTINGS + magnitude * 2 + (sign > 0), or `none` (len(ops) * SETTINGS) where the place
+    has no op. A setting fixes the parameter, so everything made from the parameter alone can
+    be made once per setting (`pba.fused`), and a batch's draws are one small tensor."""
 
-    op: torch.Tensor  # int64 (N, 2)
-    magnitude: torch.Tensor  # int64 (N, 2)
-    sign: torch.Tensor  # float (N, 2), +1 or -1 (only used by signed ops)
+    setting: torch.Tensor  # int64 (N, 2)
+    none: int
+
+    @property
+    def op(self) -> torch.Tensor:
+        """int64 (N, 2): the op of each place, -1 where none."""
+        return torch.where(self.setting == self.none, -1,
+                           self.setting.div(SETTINGS, rounding_mode="floor"))
+
+    @property
+    def magnitude(self) -> torch.Tensor:
+        """int64 (N, 2): the magnitude of each place's op, 0 where none."""
+        return self.setting.remainder(SETTINGS).div_(2, rounding_mode="floor")
+
+    @property
+    def sign(self) -> torch.Tensor:
+        """float (N, 2), +1 or -1 (only used by signed ops; -1 where none)."""
+        return torch.where(self.setting.remainder(2) == 1, 1.0, -1.0)
 
     def __getitem__(self, index: int | slice) -> SampledOps:
         """The draws of some images (an int keeps the batch dimension)."""
         index = slice(index, index + 1) if isinstance(index, int) else index
-        return SampledOps(self.op[index], self.magnitude[index], self.sign[index])
+        return SampledOps(self.setting[index], self.none)
 
     def to(self, device: torch.device | str) -> SampledOps:
-        return SampledOps(self.op.to(device), self.magnitude.to(device), self.sign.to(device))
+        return SampledOps(self.setting.to(device), self.none)
 
     def settings(self, ops: OpSet) -> torch.Tensor:
-        """(N, 2) int64: each applied op's *setting*, op * SETTINGS + magnitude * 2 + (sign >
-        0), and len(ops) * SETTINGS where there is none. A setting fixes the parameter, so
-        everything made from the parameter alone can be made once per setting."""
-        setting = self.op * SETTINGS + self.magnitude * 2 + (self.sign > 0)
-        return torch.where(self.op >= 0, setting, len(ops) * SETTINGS)
+        """(N, 2) int64: each place's setting for `ops`, the op set the draws were made for."""
+        if self.none != len(ops) * SETTINGS:
+            raise PBAError(
+                f"these ops were drawn for a policy of {self.none // SETTINGS} ops, not for "
+                f"the {len(ops)} given"
+            )
+        return self.setting
 
     def parameters(self, ops: OpSet) -> torch.Tensor:
         """(N, 2) float64: the signed op parameter of each applied op (0 where none)."""
@@ -192,32 +212,34 @@ def sample_ops(
     if device is None:
         device = generator.device if generator is not None else torch.device("cpu")
     gen_device = generator.device if generator is not None else device
-    rate, magnitude, entry_op, count_edges = _entries(policy, torch.device(device))
-    entries = len(rate)
+    rate, entry_setting, count_edges = _entries(policy, torch.device(device))
+    entries = rate.shape[0]
 
     # One draw per image: a number per entry, one for the count and one per place for the sign.
     u = torch.rand(n, entries + 1 + SLOTS, generator=generator, device=gen_device)
-    entry_u, count_u, sign_u = u.to(device).split([entries, 1, SLOTS], dim=1)
+    entry_u, count_u, sign_u = u.to(device).split_with_sizes([entries, 1, SLOTS], dim=1)
     # Keys are at most 1: a key of 2 marks an entry that did not fire.
     key = torch.where(entry_u < rate, entry_u / rate, 2.0)
     first, entry = key.topk(SLOTS, dim=1, largest=False)
     # Place p is within the image's count when count_u >= the count's p-th edge.
     applied = (first < 2.0) & (count_u >= count_edges)
-    op = torch.where(applied, entry_op.take(entry), -1)
-    sign = torch.where(sign_u < 0.5, -1.0, 1.0)
-    return SampledOps(op, torch.where(applied, magnitude.take(entry), 0), sign)
+    # The sign is + when sign_u >= 0.5: the last term of the setting.
+    setting = entry_setting.take(entry).add_(sign_u >= 0.5)
+    none = len(policy.ops) * SETTINGS
+    return SampledOps(torch.where(applied, setting, none), none)
 
 
 @lru_cache(maxsize=64)
 def _entries(policy: Policy, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """The policy's entries on `device`: firing probabilities (float32), magnitudes and ops,
-    each (2 * len(ops),), and the edges of the op count's distribution, (SLOTS,); made once
-    per policy and device, not at every batch."""
+    """The policy's entries on `device`: firing probabilities (float32) and settings at sign -
+    (op * SETTINGS + magnitude * 2), each (2 * len(ops),), and the edges of the op count's
+    distribution, (SLOTS,); made once per policy and device, not at every batch."""
     values = torch.tensor(policy.values, dtype=torch.int64).view(-1, 2)
     rate = values[:, 0].float() / MAX_PROBABILITY
     entry_op = torch.arange(len(values)) % len(policy.ops)
+    entry_setting = entry_op * SETTINGS + values[:, 1] * 2
     edges = torch.tensor(list(accumulate(COUNT_PROBABILITIES[:-1])), dtype=torch.float32)
-    return tuple(t.to(device) for t in (rate, values[:, 1], entry_op, edges))
+    return tuple(t.to(device) for t in (rate, entry_setting, edges))
 
 
 def explore(policy: Policy, rng: np.random.Generator) -> Policy:

@@ -19,7 +19,7 @@ from pba.errors import PBAError
 from pba.fused import apply_drawn
 from pba.ops import tensor as tensor_ops
 from pba.ops.registry import OpSet
-from pba.policy import Policy, SampledOps, sample_ops
+from pba.policy import SETTINGS, Policy, SampledOps, sample_ops
 from pba.schedule import Schedule
 
 # CIFAR-10's mean colour: the default fill for pixels the ops uncover (spec section 1).
@@ -39,9 +39,19 @@ def apply_policy(
     _check_batch(imgs, fill)
     with torch.inference_mode():  # the draws stay inside this call (see `pba.fused`)
         sampled = sample_ops(policy, imgs.shape[0], generator, device=imgs.device)
-    candidates = {i % len(policy.ops) for i, p in enumerate(policy.values[0::2]) if p}
+    candidates = _candidates(policy) if _sync_free(sync_free, imgs) else None
     return apply_sampled(imgs, policy.ops, sampled, fill, generator, sync_free=sync_free,
                          candidates=candidates)
+
+
+def _candidates(policy: Policy) -> set[int]:
+    """The ops the policy can apply: those with a non-zero probability in a slot."""
+    return {i % len(policy.ops) for i, p in enumerate(policy.values[0::2]) if p}
+
+
+def _sync_free(sync_free: bool | None, imgs: torch.Tensor) -> bool:
+    """Whether a batch goes the sync-free way: by default on any device but the CPU."""
+    return imgs.device.type != "cpu" if sync_free is None else sync_free
 
 
 def apply_sampled(
@@ -65,10 +75,8 @@ def apply_sampled(
     (None: any), lets the sync-free way skip the others.
     """
     _check_batch(imgs, fill)
-    if sync_free is None:
-        sync_free = imgs.device.type != "cpu"
     return apply_drawn(imgs, ops, sampled, fill_tensor(fill, imgs.device), generator,
-                       sync_free=sync_free, candidates=candidates)
+                       sync_free=_sync_free(sync_free, imgs), candidates=candidates)
 
 
 def apply_policy_pil(
@@ -94,10 +102,11 @@ def apply_sampled_pil(
         raise PBAError(f"expected a PIL image, got {type(img).__name__}")
     if img.mode != "RGB":
         raise PBAError(f"expected an RGB image, got mode {img.mode!r} (use img.convert('RGB'))")
-    params = sampled.parameters(ops)[0].tolist()
-    for place, k in enumerate(sampled.op[0].tolist()):
-        if k >= 0:
-            img = ops[k].pil(img, params[place], tuple(fill), rng)
+    first = sampled[0]
+    settings, params = first.settings(ops)[0].tolist(), first.parameters(ops)[0].tolist()
+    for setting, param in zip(settings, params, strict=True):
+        if setting != sampled.none:
+            img = ops[setting // SETTINGS].pil(img, param, tuple(fill), rng)
     return img
 
 

@@ -72,18 +72,19 @@ def _per_image(params: Tensor, imgs: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 def warp(imgs: Tensor, index: Tensor, fill: Tensor, out: Tensor | None = None) -> Tensor:
-    """Output pixel i of image n = pixel index[n, i] of that image padded by one pixel of fill.
+    """Output pixel i of image n = source pixel index[n, i] of that image.
 
-    `index` is int64 (N, H * W) into the (H + 2) x (W + 2) padded image; index builders clamp
-    source coordinates onto that border instead of masking the pixels that fall outside.
-    `out` (contiguous, shaped like `imgs`; may be `imgs` itself) receives the result.
+    `index` is int64 (N, H * W) into the image's H * W pixels in row-major order followed by
+    one pixel of fill (index H * W), where every output pixel whose source falls outside the
+    image points (`source_index`). `out` (contiguous, shaped like `imgs`; may be `imgs`
+    itself) receives the result.
     """
     n, c, h, w = imgs.shape
-    padded = _fill_pixel(imgs, fill).expand(n, c, h + 2, w + 2).clone()
-    padded[:, :, 1:-1, 1:-1] = imgs
+    fill_column = _fill_pixel(imgs, fill).view(1, c, 1).expand(n, c, 1)
+    source = torch.cat([imgs.reshape(n, c, h * w), fill_column], dim=2)
     index = index.view(n, 1, h * w).expand(n, c, h * w)
     out = _contiguous_result(imgs) if out is None else out
-    torch.gather(padded.view(n, c, (h + 2) * (w + 2)), 2, index, out=out.view(n, c, h * w))
+    torch.gather(source, 2, index, out=out.view(n, c, h * w))
     return out
 
 
@@ -107,7 +108,7 @@ def _contiguous_result(imgs: Tensor) -> Tensor:
 @dataclass(frozen=True)
 class Warp:
     """A batched op that moves pixels: `index(params, h, w)` is int64 (N, h * w), each output
-    pixel's source in the image padded by one pixel of fill (see `warp`)."""
+    pixel's source among the image's pixels and the fill pixel after them (see `warp`)."""
 
     index: Callable[[Tensor, int, int], Tensor]
 
@@ -150,11 +151,6 @@ def _levels(device: torch.device, dtype: torch.dtype) -> Tensor:
     return torch.arange(LEVELS, device=device, dtype=dtype)
 
 
-def _level_rows(n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """A fresh (n, 256) table of the channel values, one row per image, to work on in place."""
-    return _levels(device, dtype).expand(n, -1).clone()
-
-
 @lru_cache(maxsize=8)
 def _grey_weights(device: torch.device) -> Tensor:
     """Pillow's RGB -> L weights in 16.16 fixed point (ITU-R 601-2), (1, 3, 1, 1) int32."""
@@ -162,6 +158,13 @@ def _grey_weights(device: torch.device) -> Tensor:
 
 
 # --- warps: source indices ------------------------------------------------------------------
+
+
+def source_index(xin: Tensor, yin: Tensor, h: int, w: int) -> Tensor:
+    """(N, h * w) int64 `warp` indices from the source column and row of every output pixel
+    (int64, broadcasting to (N, h, w)); a source outside the image becomes the fill pixel."""
+    inside = (xin >= 0) & (xin < w) & (yin >= 0) & (yin < h)
+    return torch.where(inside, yin * w + xin, h * w).view(-1, h * w)
 
 
 def _translate_index(dx: Tensor, dy: Tensor, h: int, w: int) -> Tensor:
@@ -172,10 +175,10 @@ def _translate_index(dx: Tensor, dy: Tensor, h: int, w: int) -> Tensor:
     y = torch.arange(h, device=dev, dtype=torch.float64)
     dx = dx.to(torch.float64).view(n, 1, 1)
     dy = dy.to(torch.float64).view(n, 1, 1)
-    # +1 for the fill border; clamping onto it also keeps huge offsets from overflowing int64.
-    xin = torch.floor((dx + 0.5) + x.view(1, 1, w)).clamp_(-1, w).add_(1).long()
-    yin = torch.floor((dy + 0.5) + y.view(1, h, 1)).clamp_(-1, h).add_(1).long()
-    return (yin * (w + 2) + xin).view(n, h * w)
+    # Clamping just outside the image keeps huge offsets from overflowing int64.
+    xin = torch.floor((dx + 0.5) + x.view(1, 1, w)).clamp_(-1, w).long()
+    yin = torch.floor((dy + 0.5) + y.view(1, h, 1)).clamp_(-1, h).long()
+    return source_index(xin, yin, h, w)
 
 
 def _fixed(v: Tensor) -> Tensor:
@@ -193,13 +196,12 @@ def _affine_index(coeffs: Tensor, h: int, w: int) -> Tensor:
     a, b, c, d, e, f = (v.view(-1, 1, 1) for v in coeffs.unbind(1))
     x = torch.arange(w, device=dev).view(1, 1, w)
     y = torch.arange(h, device=dev).view(1, h, 1)
-    one = 1 << 16  # shifts the index by one pixel, onto the padded image
-    row_x = (_fixed(a * 0.5 + b * 0.5 + c) + one + y * _fixed(b)).int()
-    row_y = (_fixed(d * 0.5 + e * 0.5 + f) + one + y * _fixed(e)).int()
-    # In place from here: fewer fresh buffers, fewer page faults.
-    xin = torch.add(row_x, (x * _fixed(a)).int()).bitwise_right_shift_(16).clamp_(0, w + 1)
-    yin = torch.add(row_y, (x * _fixed(d)).int()).bitwise_right_shift_(16).clamp_(0, h + 1)
-    return yin.mul_(w + 2).add_(xin).view(-1, h * w).long()
+    row_x = (_fixed(a * 0.5 + b * 0.5 + c) + y * _fixed(b)).int()
+    row_y = (_fixed(d * 0.5 + e * 0.5 + f) + y * _fixed(e)).int()
+    # The shift floors, as Pillow's does: a negative coordinate is outside.
+    xin = torch.add(row_x, (x * _fixed(a)).int()).bitwise_right_shift_(16).long()
+    yin = torch.add(row_y, (x * _fixed(d)).int()).bitwise_right_shift_(16).long()
+    return source_index(xin, yin, h, w)
 
 
 def _coeffs(params: Tensor, *columns: Tensor | float) -> Tensor:
@@ -264,9 +266,9 @@ def _blend(degenerate: Tensor, values: Tensor, alpha: Tensor) -> Tensor:
 
     Pillow passes the factor as a C float and evaluates deg + alpha * (img - deg) in float32,
     then clips and truncates; the separate multiply and add here round the same way, so the
-    result is bit-identical. `values` is overwritten (in place to spare allocations).
+    result is bit-identical. `values` is left as it is (it may be a shared or broadcast view).
     """
-    values.sub_(degenerate).mul_(alpha).add_(degenerate).clamp_(0.0, 255.0)
+    values = torch.sub(values, degenerate).mul_(alpha).add_(degenerate).clamp_(0.0, 255.0)
     # Both conversions truncate; float -> uint8 in one step is not vectorised on the CPU, and
     # through int16 it is about 4x faster.
     return values.to(torch.int16).to(torch.uint8)
@@ -283,7 +285,7 @@ def _grey(imgs: Tensor) -> Tensor:
 def brightness_table(params: Tensor) -> Tensor:
     """ImageEnhance.Brightness: blend with black."""
     alpha = params.to(torch.float32).view(-1, 1)
-    return _blend(0.0, _level_rows(len(params), params.device, torch.float32), alpha)
+    return _blend(0.0, _levels(params.device, torch.float32).expand(params.shape[0], -1), alpha)
 
 
 def color(imgs: Tensor, params: Tensor, fill: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -299,10 +301,10 @@ def contrast_table(imgs: Tensor, params: Tensor) -> Tensor:
     total = _grey(imgs).sum(dim=(1, 2, 3), dtype=torch.int64)
     # Pillow's int(mean + 0.5) of the float64 mean, in integers: the mean is a multiple of
     # 1 / pixels, never within float64 error of a half-integer unless exactly on it.
-    degenerate = ((2 * total + pixels) // (2 * pixels)).float().view(-1, 1)
+    degenerate = total.mul(2).add_(pixels).div_(2 * pixels, rounding_mode="floor").float()
+    degenerate = degenerate.view(-1, 1)
     alpha = params.to(torch.float32).view(-1, 1)
-    levels = _level_rows(len(params), imgs.device, torch.float32)
-    return _blend(degenerate, levels, alpha).unsqueeze(1)
+    return _blend(degenerate, _levels(imgs.device, torch.float32), alpha).unsqueeze(1)
 
 
 def sharpness(
@@ -344,7 +346,7 @@ def sharpness(
 
 def invert_table(params: Tensor) -> Tensor:
     """255 - value."""
-    return _level_rows(len(params), params.device, torch.uint8).bitwise_not_()
+    return torch.bitwise_not(_levels(params.device, torch.uint8).expand(params.shape[0], -1))
 
 
 def posterize_table(params: Tensor) -> Tensor:
@@ -370,25 +372,35 @@ def equalize_table(imgs: Tensor, params: Tensor) -> Tensor:
     # Pillow: step = (pixels - count of the highest level present) // 255; step 0 (which
     # includes single-level images) leaves the channel unchanged.
     top = imgs.reshape(n * c, h * w).amax(dim=1, keepdim=True).long()
-    step = (h * w - hist.gather(1, top)) // 255
-    below = hist.cumsum(dim=1, dtype=torch.int32).sub_(hist)
-    table = below.add_(step // 2).div_(step.clamp(min=1), rounding_mode="floor").clamp_(max=255)
-    table = torch.where(step == 0, _levels(imgs.device, torch.int32), table)
-    return table.to(torch.uint8).view(n, c, LEVELS)
+    step = hist.gather(1, top).neg_().add_(h * w).div_(255, rounding_mode="floor")
+    below = hist.cumsum(dim=1, dtype=torch.int32).sub_(hist)  # pixels below each level
+    # (below + step // 2) // step in float64, since integer division is not vectorised: the
+    # terms are integers far below 2**53 and the quotient of two such integers rounds to a
+    # float on the same side of the next integer, so the floor is the same.
+    below = below.add_(step.div(2, rounding_mode="floor")).double()
+    table = below.div_(step.clamp(min=1)).floor_().clamp_(max=255)
+    table = torch.where(step == 0, _levels(imgs.device, torch.float64), table)
+    # float64 -> uint8 through int16 is faster than in one step (see `_blend`).
+    return table.to(torch.int16).to(torch.uint8).view(n, c, LEVELS)
 
 
 def autocontrast_table(imgs: Tensor, params: Tensor) -> Tensor:
     """ImageOps.autocontrast (cutoff 0), per image and channel."""
-    lo = imgs.amin(dim=(2, 3)).double().unsqueeze(2)  # (N, C, 1), against the table's levels
-    hi = imgs.amax(dim=(2, 3)).double().unsqueeze(2)
-    # Pillow's float64 table entry int(v * scale + offset). The numerator is a tensor because
-    # torch turns `scalar / tensor` into a multiply by the reciprocal, which is one ulp off
-    # often enough to change the truncated value. A flat channel (hi == lo) is left as it is:
-    # scale 1 and offset 0, chosen per channel rather than per table entry.
-    varies = hi > lo
-    scale = torch.where(varies, torch.full_like(hi, 255.0) / (hi - lo), 1.0)
-    offset = torch.where(varies, -lo * scale, 0.0)
-    table = (_levels(imgs.device, torch.float64) * scale).add_(offset).clamp_(0, 255)
+    n, c, h, w = imgs.shape
+    values = imgs.reshape(n, c, h * w)
+    # (N, C, 1) each; `aminmax` would be one call, but is several times slower on uint8.
+    lo, hi = values.amin(dim=2, keepdim=True), values.amax(dim=2, keepdim=True)
+    # A flat channel (hi == lo) is left as it is: it gets lo 0 and hi 255, so scale 1 and
+    # offset 0, per channel rather than per table entry.
+    flat = lo == hi
+    lo = lo.masked_fill(flat, 0).double()
+    hi = hi.masked_fill(flat, 255).double()
+    # Pillow's float64 table entry int(v * scale + offset), offset = -lo * scale (adding the
+    # negation is subtracting). The numerator is a tensor because torch turns
+    # `scalar / tensor` into a multiply by the reciprocal, which is one ulp off often enough
+    # to change the truncated value.
+    scale = torch.full_like(hi, 255.0) / (hi - lo)
+    table = (_levels(imgs.device, torch.float64) * scale).sub_(lo * scale).clamp_(0, 255)
     return table.to(torch.uint8)
 
 
@@ -418,7 +430,8 @@ def cutout(imgs: Tensor, sizes: Tensor, centres: Tensor, fill: Tensor) -> Tensor
             f"{tuple(sizes.shape)} and {tuple(centres.shape)}"
         )
     sizes = sizes.to(imgs.device, torch.int64).view(n, 1, 1)
-    start = centres.to(imgs.device, torch.int64).view(n, 2, 1) - sizes // 2  # x0, y0
+    start = centres.to(imgs.device, torch.int64).view(n, 2, 1)
+    start = start - sizes.div(2, rounding_mode="floor")  # x0, y0
     offset = torch.arange(max(h, w), device=imgs.device) - start
     inside = ((offset >= 0) & (offset < sizes)).to(torch.uint8)  # (N, [x, y], max(h, w))
     square = inside[:, 1, :h].view(n, 1, h, 1) * inside[:, 0, :w].view(n, 1, 1, w)
