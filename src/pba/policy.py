@@ -231,13 +231,18 @@ def sample_ops(
 
 @lru_cache(maxsize=64)
 def _entries(policy: Policy, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """The policy's entries on `device`: firing probabilities (float32) and settings at sign -
-    (op * SETTINGS + magnitude * 2), each (2 * len(ops),), and the edges of the op count's
-    distribution, (SLOTS,); made once per policy and device, not at every batch."""
-    values = torch.tensor(policy.values, dtype=torch.int64).view(-1, 2)
-    rate = values[:, 0].float() / MAX_PROBABILITY
-    entry_op = torch.arange(len(values)) % len(policy.ops)
-    entry_setting = entry_op * SETTINGS + values[:, 1] * 2
+    """The policy's entries that can fire on `device`: firing probabilities (float32) and
+    settings at sign - (op * SETTINGS + magnitude * 2), and the edges of the op count's
+    distribution, (SLOTS,); made once per policy and device, not at every batch. Entries of
+    probability 0 never fire, so only enough of them to make SLOTS entries are kept: the draw
+    and the top-k then run over the entries that matter."""
+    probability = policy.values[0::2]
+    firing = [i for i, p in enumerate(probability) if p]
+    idle = [i for i, p in enumerate(probability) if not p]
+    kept = sorted(firing + idle[:max(0, SLOTS - len(firing))])
+    rate = torch.tensor([probability[i] for i in kept]).float() / MAX_PROBABILITY
+    entry_setting = torch.tensor(
+        [(i % len(policy.ops)) * SETTINGS + policy.values[2 * i + 1] * 2 for i in kept])
     edges = torch.tensor(list(accumulate(COUNT_PROBABILITIES[:-1])), dtype=torch.float32)
     return tuple(t.to(device) for t in (rate, entry_setting, edges))
 
