@@ -20,8 +20,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from pba.baseline import Baseline
 from pba.data import normalize
+from pba.fused import plan
 from pba.ops import DEFAULT_OPS, Op, OpSet, tensor
-from pba.policy import Policy, sample_ops
+from pba.policy import SETTINGS, Policy, sample_ops
 from pba.transforms import apply_policy, apply_sampled, apply_sampled_pil
 
 FILL = (125, 123, 114)
@@ -227,3 +228,20 @@ def test_cuda_gives_the_cpus_images(cifar_images, sync_free):
     gpu = apply_sampled(cifar_images.cuda(), policy.ops, sampled.to("cuda"), FILL,
                         sync_free=sync_free)
     assert torch.equal(gpu.cpu(), cpu)
+
+
+def test_a_setting_that_changes_nothing_skips_the_place(cifar_images):
+    # A shift by 0 pixels, an angle of 0 and an enhance factor of 1 tabulate to the identity:
+    # their images sort with those of no op. Ops that are not tabulated always run.
+    the_plan = plan(DEFAULT_OPS, 32, 32, torch.device("cpu"))
+
+    def key(name: str, magnitude: int) -> int:
+        return int(the_plan.key[DEFAULT_OPS.index(name) * SETTINGS + magnitude * 2 + 1])
+
+    assert key("TranslateX", 0) == key("Rotate", 0) == key("Brightness", 5) == 0
+    assert min(key("TranslateX", 5), key("Brightness", 4), key("Contrast", 5)) > 0
+    policy = (Policy.zeros().replace("TranslateX", 0, probability=10, magnitude=0)
+              .replace("Brightness", 1, probability=10, magnitude=5))
+    for sync_free in (False, True):
+        assert torch.equal(apply_policy(cifar_images, policy, FILL, sync_free=sync_free),
+                           cifar_images)

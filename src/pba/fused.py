@@ -82,6 +82,11 @@ def plan(ops: OpSet, height: int, width: int, device: torch.device) -> Plan:
                                   torch.arange(tensor.LEVELS, dtype=torch.uint8))
     indices, warp_row = _tabulate(param, warps, lambda k, p: ops[k].tensor.index(p, height, width),
                                   identity_index)
+    # A setting whose table or index is the identity (a shift by 0 pixels, an enhance factor
+    # of 1) changes nothing: its images sort with those of no op and skip the place.
+    for rows, row in ((points, point_row), (indices, warp_row)):
+        tabulated = row < rows.shape[0] - 1  # the last row is the identity of the other ops
+        key[tabulated & (rows == rows[-1]).all(dim=1).index_select(0, row)] = 0
     return Plan(lookups, image_lookups, warps, others, setting_parameters(ops, device),
                 *(t.to(device) for t in (key, points, point_row, indices, warp_row)))
 
