@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from pba import reproduce
+from pba.atomic import write_text_atomic
 from pba.cli.main import main
 from pba.data import DatasetSplits, ImageSet, channel_stats, load_dataset, save_npz
 from pba.data.datasets import default_baseline
@@ -76,10 +77,11 @@ def test_npz_errors(tmp_path, cifar_images):
 
 
 def _write_resume_points(path: Path) -> None:
-    """A stage's stand-in: a resume point every 0.3 s for 30 s."""
+    """A stage's stand-in: a resume point every 0.3 s for 30 s, written atomically as the
+    stages write theirs (an interrupt between truncating and writing would leave it empty)."""
     for i in range(100):
         time.sleep(0.3)
-        path.write_text(str(i))
+        write_text_atomic(path, str(i))
 
 
 def _fail() -> None:
