@@ -42,10 +42,10 @@ class Plan:
     """How an op set's ops combine, with their tables for one image size and device.
 
     Indexed by an image's setting in a place (`SampledOps.settings`): `param` is the op's
-    parameter (0 for no op), `key` sorts the images of a place (no op first, then the lookups,
-    the warps and the other ops, so that each family is contiguous), and `point_row` and
-    `warp_row` are the rows of `points` (uint8 (rows, 256)) and `indices` (int64 (rows,
-    H * W)), whose last row is the identity.
+    parameter (0 for no op), `key` sorts the images of a place (no op, or a tabulated setting
+    that changes nothing, first; then the lookups, the warps and the other ops, so that each
+    family is contiguous), and `point_row` and `warp_row` are the rows of `points` (uint8
+    (rows, 256)) and `indices` (int64 (rows, H * W)), whose last row is the identity.
     """
 
     lookups: tuple[int, ...]
