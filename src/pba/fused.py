@@ -211,7 +211,7 @@ class _Grouped:
         """`target` with op k's images set to `fn` of theirs of `sliced`, then `args`."""
         if k in self.spans:
             s = self.spans[k]
-            target[s] = fn(*(t[s] for t in sliced), *args)
+            target[s] = fn(*[t[s] for t in sliced], *args)
         return target
 
     def write(self, target: Tensor, span: slice, fn: Callable[[Tensor | None], Tensor]
