@@ -39,7 +39,7 @@ def apply_policy(
     _check_batch(imgs, fill)
     with torch.inference_mode():  # the draws stay inside this call (see `pba.fused`)
         sampled = sample_ops(policy, imgs.shape[0], generator, device=imgs.device)
-    candidates = _candidates(policy) if _sync_free(sync_free, imgs) else None
+    candidates = _candidates(policy) if _is_sync_free(sync_free, imgs) else None
     return apply_sampled(imgs, policy.ops, sampled, fill, generator, sync_free=sync_free,
                          candidates=candidates)
 
@@ -49,7 +49,7 @@ def _candidates(policy: Policy) -> set[int]:
     return {i % len(policy.ops) for i, p in enumerate(policy.values[0::2]) if p}
 
 
-def _sync_free(sync_free: bool | None, imgs: torch.Tensor) -> bool:
+def _is_sync_free(sync_free: bool | None, imgs: torch.Tensor) -> bool:
     """Whether a batch goes the sync-free way: by default on any device but the CPU."""
     return imgs.device.type != "cpu" if sync_free is None else sync_free
 
@@ -76,7 +76,7 @@ def apply_sampled(
     """
     _check_batch(imgs, fill)
     return apply_drawn(imgs, ops, sampled, fill_tensor(fill, imgs.device), generator,
-                       sync_free=_sync_free(sync_free, imgs), candidates=candidates)
+                       sync_free=_is_sync_free(sync_free, imgs), candidates=candidates)
 
 
 def apply_policy_pil(
