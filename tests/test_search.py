@@ -8,6 +8,7 @@ import json
 import math
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from pba.schedule import parse_pbt_log
 from pba.search import PBT, PBTConfig, SearchState, TrainStats, exploit_pairs
 from pba.search.events import Exploit, Explore, Round, Start, Train, from_json, to_json
 from pba.search.lineage import Lineage
-from pba.search.pbt import score, tail_size
+from pba.search.pbt import beyond_noise, score, significant_copies, tail_size
 from pba.search.presets import PRESETS, SearchConfig, preset
 from pba.search.rundir import RunDir
 
@@ -310,6 +311,79 @@ def test_pbt_stops_when_every_member_diverged() -> None:
     config = PBTConfig(population=4, epochs=4, interval=2)
     with pytest.raises(PBAError, match="diverged"):
         run_fake(config, FakeEngine(4, diverge={0: {0, 1, 2, 3}}))
+
+
+def test_beyond_noise_is_two_standard_errors_of_the_difference() -> None:
+    # p = 0.5 on 2,000 images: the difference has a standard error of sqrt(0.5 / 2000) = 0.0158
+    assert not beyond_noise(0.53, 0.50, 2000)  # 1.9 standard errors
+    assert beyond_noise(0.533, 0.50, 2000)  # 2.1
+    assert beyond_noise(0.53, 0.50, 20000)  # ten times the images: 6 standard errors
+    assert not beyond_noise(0.50, 0.53, 20000)  # a worse source is never copied
+    assert not beyond_noise(1.0, 1.0, 100)  # no difference, no copy (even at zero error)
+
+
+def copy_rate(true_accuracy: list[float], selection: str, images: int, draws: int) -> float:
+    """Fraction of exploit pairs whose copy goes ahead when every member's validation accuracy
+    is a binomial draw of `images` images around its true accuracy."""
+    rng = np.random.default_rng(0)
+    copied = paired = 0
+    for _ in range(draws):
+        accuracies = (rng.binomial(images, true_accuracy) / images).tolist()
+        pairs = exploit_pairs(accuracies, 0.25, rng)
+        if selection == "significant":
+            pairs_copied = significant_copies(pairs, accuracies, accuracies, images)
+        else:
+            pairs_copied = pairs
+        copied, paired = copied + len(pairs_copied), paired + len(pairs)
+    return copied / paired
+
+
+def test_significant_selection_copies_on_clear_differences_only() -> None:
+    # Eight equal members: the ranking is noise. Truncation copies every bottom member; the
+    # significant rule copies only where the extremes of eight draws lie 2 standard errors
+    # apart: the gap between the top two and bottom two of eight normals averages 1.6 standard
+    # errors of a difference, so a fifth to a third of pairs (0.22 with these draws).
+    assert copy_rate([0.5] * 8, "truncation", 2000, 500) == 1.0
+    assert 0.1 < copy_rate([0.5] * 8, "significant", 2000, 500) < 0.5
+    # Two members 10 points ahead (6 standard errors on 2,000 images): nearly every pair copies.
+    assert copy_rate([0.5] * 6 + [0.6] * 2, "significant", 2000, 500) > 0.99
+
+
+class NoisyEngine(FakeEngine):
+    """A FakeEngine whose validation accuracies are given per round, scored on `images`."""
+
+    def __init__(self, accuracies: list[list[float]], images: int) -> None:
+        super().__init__(len(accuracies[0]))
+        self.accuracies = accuracies
+        self.data = SimpleNamespace(val=range(images))
+
+    def evaluate(self):
+        return [{"accuracy": a, "loss": 1 - a} for a in self.accuracies[self.rounds - 1]]
+
+
+def test_significant_selection_explores_without_copying_within_noise() -> None:
+    config = PBTConfig(population=4, epochs=4, interval=2, seed=1, selection="significant")
+    # Round 1 within noise (2,000 images: 2 standard errors are 3.2 points), round 2 clear.
+    engine = NoisyEngine([[0.50, 0.51, 0.52, 0.49], [0.30, 0.50, 0.70, 0.50]], 2000)
+    _, rounds = run_fake(config, engine)
+    first = rounds[0]
+    assert not [e for e in first if e["event"] == "exploit"] and engine.copies == []
+    trained = {e["member"]: e["policy"] for e in first if e["event"] == "train"}
+    explores = [e for e in first if e["event"] == "explore"]
+    assert [e["member"] for e in explores] == [3]  # the bottom member explores its own policy
+    assert explores[0]["old_policy"] == trained[3] != explores[0]["new_policy"]
+    # The truncation rule, same draws: the bottom member copies the top one.
+    engine = NoisyEngine([[0.50, 0.51, 0.52, 0.49], [0.30, 0.50, 0.70, 0.50]], 2000)
+    _, rounds = run_fake(config.__class__(**{**config.__dict__, "selection": "truncation"}),
+                         engine)
+    assert [(e["target"], e["source"]) for e in rounds[0] if e["event"] == "exploit"] == [(3, 2)]
+
+
+def test_significant_selection_needs_the_accuracy_metric() -> None:
+    with pytest.raises(PBAError, match="metric accuracy"):
+        PBTConfig(selection="significant", metric="loss")
+    with pytest.raises(PBAError, match="unknown selection"):
+        PBTConfig(selection="tournament")
 
 
 @pytest.mark.parametrize(

@@ -14,13 +14,13 @@ OVERRIDES = {
     "--metric": "metric", "--train-size": "train_size", "--val-size": "val_size",
     "--lr": "lr", "--wd": "weight_decay", "--batch-size": "batch_size", "--baseline": "baseline",
     "--cutout-size": "cutout_size", "--seed": "seed", "--lr-schedule": "lr_schedule",
-    "--ops": "ops",
+    "--ops": "ops", "--selection": "selection",
 }
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from pba.cli.options import add_baseline_arguments
-    from pba.search.pbt import ENGINES, METRICS
+    from pba.search.pbt import ENGINES, METRICS, SELECTION_Z, SELECTIONS
     from pba.search.presets import PRESETS
 
     p = sub.add_parser(
@@ -54,6 +54,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="fraction of members in the top and bottom tails (0 < q <= 0.5)")
     p.add_argument("--metric", choices=list(METRICS),
                    help="validation metric that ranks members (accuracy: max, loss: min)")
+    p.add_argument("--selection", choices=list(SELECTIONS),
+                   help="who copies whom. truncation (the paper's): every bottom-quantile member "
+                   "clones a top-quantile one. significant: only where the top member's "
+                   f"validation accuracy is higher by more than {SELECTION_Z:g} standard errors "
+                   "of the difference (a ranking on so many validation images is mostly noise "
+                   "otherwise); a member not clearly worse keeps its weights and perturbs its "
+                   "own policy. Default: the preset's")
     p.add_argument("--train-size", type=int, help="training images")
     p.add_argument("--val-size", type=int, help="validation images (the metric)")
     p.add_argument("--lr", type=float, help="base learning rate")

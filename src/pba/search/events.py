@@ -1,8 +1,10 @@
 """What a search did, as small typed records (spec section 6's steps).
 
-Each round produces, in order: a `Train` per member, an `Evaluate` per member, then for each
-clone an `Exploit` (the bottom-quantile target copies a top-quantile source) and its `Explore`
-(the target's perturbed policy), and last one `Round` summary. Each process that ran the search
+Each round produces, in order: a `Train` per member, an `Evaluate` per member, then an
+`Exploit` per clone (a bottom-quantile target copies a top-quantile source), an `Explore` per
+bottom-quantile member (its perturbed policy: the source's where it cloned one; under
+`--selection significant` a member that was not clearly worse perturbs its own), and last one
+`Round` summary. Each process that ran the search
 leaves a `Start`. Both backends produce these (`pba.search.pbt.PBT.step`, and
 `pba.search.ray_log.population_events` from Tune's logs); the lineage, the report, the progress
 line, the plots and TensorBoard read them.
@@ -73,7 +75,7 @@ class Explore:
     round: int
     epoch: int
     member: int
-    old_policy: tuple[int, ...]  # the source's, which the target cloned
+    old_policy: tuple[int, ...]  # the source's, which the target cloned (or the member's own)
     new_policy: tuple[int, ...]
 
 

@@ -35,6 +35,14 @@ if TYPE_CHECKING:
 ENGINES = ("auto", "local", "vectorized", "ray")
 # Metric name -> sign that makes larger better (the evaluation dict's keys).
 METRICS = {"accuracy": 1.0, "loss": -1.0}
+# Who copies whom (`pba search --selection`). truncation, the paper's: every bottom-quantile
+# member clones a member drawn from the top quantile. significant: the same draw, but the copy
+# goes ahead only where the source's validation accuracy beats the target's by more than
+# SELECTION_Z standard errors of the difference (as PBT's t-test selection copies only on a
+# significant difference); a target that is not clearly worse keeps its weights and explores
+# its own policy, so the population explores as much as under truncation.
+SELECTIONS = ("truncation", "significant")
+SELECTION_Z = 2.0
 DIVERGED = "every member's loss is nan or infinite: the search diverged (try a lower --lr)"
 
 
@@ -47,6 +55,7 @@ class PBTConfig:
     metric: str = "accuracy"  # validation accuracy (maximised) or loss (minimised)
     seed: int = 0
     ops: OpSet = DEFAULT_OPS  # what the policies are made of
+    selection: str = "truncation"  # one of SELECTIONS
 
     def __post_init__(self) -> None:
         if self.population < 2:
@@ -58,6 +67,12 @@ class PBTConfig:
             raise PBAError(f"quantile must be in (0, 0.5], got {self.quantile}")
         if self.metric not in METRICS:
             raise PBAError(f"unknown metric {self.metric!r}; known: {', '.join(METRICS)}")
+        if self.selection not in SELECTIONS:
+            raise PBAError(f"unknown selection {self.selection!r}; known: "
+                           f"{', '.join(SELECTIONS)}")
+        if self.selection == "significant" and self.metric != "accuracy":
+            raise PBAError("--selection significant tests validation accuracies: it needs "
+                           "--metric accuracy")
 
     @property
     def rounds(self) -> int:
@@ -149,6 +164,27 @@ def exploit_pairs(
     return [(t, int(s)) for t, s in zip(targets, sources, strict=True)]
 
 
+def beyond_noise(source: float, target: float, images: int, z: float = SELECTION_Z) -> bool:
+    """Whether validation accuracy `source` beats `target` by more than `z` standard errors of
+    the difference of two accuracies measured on `images` images each (binomial:
+    sqrt((p_s (1 - p_s) + p_t (1 - p_t)) / n)). The members are scored on the same images, so
+    their errors are correlated and this standard error is on the large side: a copy needs
+    clear evidence."""
+    standard_error = math.sqrt((source * (1 - source) + target * (1 - target)) / images)
+    return source - target > z * standard_error
+
+
+def significant_copies(
+    pairs: Sequence[tuple[int, int]], accuracies: Sequence[float], scores: Sequence[float],
+    images: int,
+) -> list[tuple[int, int]]:
+    """The (target, source) pairs of `exploit_pairs` whose copy goes ahead under the
+    significant selection: those whose source is better beyond noise (`beyond_noise`), and
+    every diverged target (nan score)."""
+    return [(t, s) for t, s in pairs
+            if not math.isfinite(scores[t]) or beyond_noise(accuracies[s], accuracies[t], images)]
+
+
 # ---- the state machine ------------------------------------------------------------------
 
 
@@ -213,8 +249,13 @@ class PBT:
         events += self._evaluate(end, [e.loss for e in events])
         if end < state.config.epochs:
             pairs = exploit_pairs(state.scores, state.config.quantile, state.rng)
-            events += self._exploit(end, pairs)
-            events += self._explore(end, pairs)
+            copies = pairs
+            if state.config.selection == "significant":
+                accuracies = [e.accuracy for e in events if isinstance(e, Evaluate)]
+                copies = significant_copies(pairs, accuracies, state.scores,
+                                            len(self.engine.data.val))
+            events += self._exploit(end, copies)
+            events += self._explore(end, pairs, copies)
         events.append(self._summary(end, events, time.perf_counter() - started))
         state.epoch, state.round = end, state.round + 1
         for event in events:
@@ -243,11 +284,16 @@ class PBT:
         return [Exploit(self.state.round, epoch, target, source, scores[target], scores[source])
                 for target, source in pairs]
 
-    def _explore(self, epoch: int, pairs: list[tuple[int, int]]) -> list[Explore]:
+    def _explore(
+        self, epoch: int, pairs: list[tuple[int, int]], copies: list[tuple[int, int]]
+    ) -> list[Explore]:
+        """Every target of `pairs` perturbs the policy it now holds: its source's where it
+        copied it (`copies`), else its own."""
         policies = self.state.policies
+        copied = set(copies)
         events = []
         for target, source in pairs:
-            old = policies[source]
+            old = policies[source] if (target, source) in copied else policies[target]
             policies[target] = explore(old, self.state.rng)
             events.append(Explore(self.state.round, epoch, target, tuple(old.to_list()),
                                   tuple(policies[target].to_list())))

@@ -37,6 +37,7 @@ class SearchConfig:
     seed: int = 0  # member initialisation and data streams, exploit and explore
     lr_schedule: str = "cosine"  # or "step" (pba.train.LR_SCHEDULES)
     ops: str | None = None  # MODULE:NAME or path/to/file.py:NAME of an OpSet; None: the paper's
+    selection: str = "truncation"  # who copies whom (pba.search.pbt.SELECTIONS)
 
     def __post_init__(self) -> None:
         self.pbt()  # validates the PBT settings (and imports the ops)
@@ -47,7 +48,7 @@ class SearchConfig:
 
     def pbt(self) -> PBTConfig:
         return PBTConfig(self.population, self.epochs, self.interval, self.quantile,
-                         self.metric, self.seed, self.op_set())
+                         self.metric, self.seed, self.op_set(), self.selection)
 
     def recipe(self, precision: str = "fp32") -> Recipe:
         """Every member's recipe: the learning rate decays over the whole search. `precision`
