@@ -5,6 +5,7 @@ comes split into train/ and test/ (and val/) used as given."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
+from pba.cli.main import main
 from pba.data import load_dataset
 from pba.data.formats import MAX_LISTED, to_rgb
 from pba.errors import PBAError
+from pba.schedule import load_schedule
 from pba.search import preset
 from pba.search.runner import run_search
 
@@ -112,3 +115,31 @@ def test_a_search_records_what_it_skipped(tmp_path: Path, cifar_images) -> None:
     doc = json.loads((tmp_path / "run" / "config.json").read_text())
     assert doc["skip_unreadable"] is True and doc["images"]["skipped"] == 1
     assert "1 unreadable files skipped" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_every_command_a_folder_search_suggests_runs_as_printed(tmp_path: Path,
+                                                                cifar_images) -> None:
+    # The baseline is decided on the data ('auto'); the suggested final model has no
+    # validation split, so it must train with the baseline the schedule was searched with.
+    root = tmp_path / "imgs"
+    for i, image in enumerate(cifar_images[:120]):
+        (root / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(root / f"c{i % 2}" / f"{i}.png")
+    config = preset("smoke").replace(dataset=f"folder:{root}", train_size=64, val_size=16,
+                                     epochs=2)
+    run_search(config, tmp_path / "run", precision="fp32", progress=False)
+    settled = json.loads((tmp_path / "run" / "config.json").read_text())["search"]
+    schedule = load_schedule(tmp_path / "run" / "schedule.json")
+    assert (schedule.baseline, schedule.cutout_size) == (settled["baseline"],
+                                                         settled["cutout_size"])
+    assert schedule.image_size == (32, 32)
+    commands = [line.strip() for line in (tmp_path / "run" / "summary.md").read_text()
+                .splitlines() if line.startswith("    pba ")]
+    assert commands
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        assert main([*argv, "--no-progress"]) == 0, command
+        out = Path(argv[argv.index("--out") + 1])
+        trained = json.loads((out / "config.json").read_text())
+        assert trained["baseline"] == settled["baseline"]
+        assert json.loads((out / "result.json").read_text())["test_error"] >= 0

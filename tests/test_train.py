@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import shutil
@@ -20,7 +21,8 @@ from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 from pba.policy import Policy
 from pba.recipes import Recipe, cosine_lr, default_recipe, learning_rate
-from pba.schedule import Schedule
+from pba.run import new_config
+from pba.schedule import Schedule, load_schedule
 
 MODEL = "wrn_10_1"
 TIME_KEYS = ("images_per_s", "time_s")
@@ -321,3 +323,21 @@ def test_cli_errors_are_one_line_with_exit_2(finished_run, image_folder, tmp_pat
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (argv, err)
     assert not any((tmp_path / name).exists() for name in "abcdef")  # nothing written
+
+
+def test_a_schedule_brings_the_baseline_it_was_searched_with(tmp_path):
+    searched = dataclasses.replace(random_schedule(10, seed=3), baseline="flip", cutout_size=8,
+                                   image_size=(32, 32))
+    searched.save(tmp_path / "schedule.json")
+    assert load_schedule(tmp_path / "schedule.json") == searched
+    given = {"dataset": "reduced_cifar10", "model": MODEL, "schedule": tmp_path / "schedule.json"}
+    config = new_config(given)
+    assert (config["augment"], config["baseline"], config["cutout_size"]) == ("pba", "flip", 8)
+    # Told otherwise, the flags win; a schedule that does not say (a PBT log) keeps the
+    # dataset's default.
+    config = new_config(given | {"baseline": "crop,cutout", "cutout_size": 12})
+    assert (config["baseline"], config["cutout_size"]) == ("crop,cutout", 12)
+    assert new_config(given | {"cutout_size": 12})["baseline"] == "flip"
+    searched.save_pbt_log(tmp_path / "log.txt")
+    config = new_config(given | {"schedule": tmp_path / "log.txt", "schedule_epochs": 10})
+    assert config["baseline"] is None and config["cutout_size"] is None

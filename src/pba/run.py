@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import warnings
 from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
@@ -80,9 +81,17 @@ def new_config(
     defaults |= {"augment": augment, "schedule": None, "schedule_epochs": None, "seed": 0,
                  "train_size": None, "val_size": None, "eval_every": 0, "ops": None}
     config = defaults | given
-    load_op_set(config["ops"])  # an unknown module fails now, before anything is written
+    ops = load_op_set(config["ops"])  # an unknown module fails now, before anything is written
     if config["schedule"] is not None:
         config["schedule"] = str(Path(config["schedule"]).resolve())
+        if given.get("baseline") is None:
+            # A schedule is searched on top of a baseline: train with that one unless told not
+            # to (the dataset's default may be 'auto', which needs a validation split).
+            searched = _load_schedule(Path(config["schedule"]), config, ops)
+            if searched.baseline is not None:
+                config["baseline"] = searched.baseline
+                if given.get("cutout_size") is None:
+                    config["cutout_size"] = searched.cutout_size
     config["precision"] = resolve_precision(given.get("precision", "auto"),
                                             resolve_device(device))
     return config | {"data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
@@ -169,6 +178,12 @@ def fit(
                             train_size=config["train_size"], val_size=config["val_size"],
                             download=download,
                             skip_unreadable=config.get("skip_unreadable", False))
+    size = tuple(data.train.images.shape[-2:])
+    if schedule is not None and schedule.image_size not in (None, size):
+        warnings.warn(f"the schedule was searched on {_pixels(schedule.image_size)} images and "
+                      f"is applied to {_pixels(size)} ones: its geometric magnitudes are "
+                      "pixels, so its translations and Cutout act more weakly on larger "
+                      "images", stacklevel=2)
     if not resume and config["augment"] != "none":
         # Settled on the data (a check on image folders), then recorded in config.json.
         baseline, check = settle(config["baseline"], config["cutout_size"], data,
@@ -239,6 +254,8 @@ def fit(
             "epochs": recipe.epochs,
             "precision": recipe.precision,
             "skipped_unreadable": len(data.skipped),
+            "train_images": len(data.train),
+            "test_images": len(data.test),
             "train_time_s": sum(m["time_s"] for m in history),
         }
         write_text_atomic(out / RESULT, json.dumps(result, indent=2) + "\n")
@@ -259,6 +276,10 @@ def _load_schedule(path: Path, config: dict, ops: OpSet):
         # A PBT policy log does not record its search's length: assume the paper's search.
         search_epochs = default_recipe(config["dataset"], SEARCH_MODEL).epochs
     return load_schedule(path, search_epochs, ops)
+
+
+def _pixels(size: tuple[int, ...]) -> str:
+    return " x ".join(map(str, size))
 
 
 def epoch_line(metrics: dict, epochs: int) -> str:

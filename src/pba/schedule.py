@@ -3,7 +3,12 @@
 Our JSON format (version 1)::
 
     {"format": "pba.schedule", "version": 1, "ops": ["Rotate", ...],
-     "policies": [[p0, m0, ..., p14', m14'], ...]}   # one 4*len(ops) vector per search epoch
+     "policies": [[p0, m0, ..., p14', m14'], ...],   # one 4*len(ops) vector per search epoch
+     "baseline": "crop,flip,cutout", "cutout_size": 16, "image_size": [32, 32]}
+
+The last three, written by `pba search` (absent from older files and from PBT logs), say what
+the schedule was searched with: the baseline its policies were applied before, and the size of
+the images. `pba train --schedule` trains with that baseline unless told otherwise.
 
 A file may name its ops in any order and may omit ops of the op set in use (their entries are
 zero): a schedule learned with the 15 paper ops stays valid after a user registers a new op.
@@ -12,6 +17,7 @@ zero): a schedule learned with the 15 paper ops stays valid after a user registe
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import warnings
 from collections.abc import Iterator, Sequence
@@ -30,9 +36,12 @@ VERSION = 1
 
 @dataclass(frozen=True)
 class Schedule:
-    """One policy per search epoch."""
+    """One policy per search epoch, and what the search applied it with (None: not known)."""
 
     policies: tuple[Policy, ...]
+    baseline: str | None = None  # the baseline's parts after the policy, as `Baseline` prints
+    cutout_size: int | None = None  # its Cutout side in pixels
+    image_size: tuple[int, int] | None = None  # (height, width) of the searched images
 
     def __post_init__(self) -> None:
         if not self.policies:
@@ -40,6 +49,8 @@ class Schedule:
         if len({p.ops for p in self.policies}) != 1:
             raise PBAError("all policies of a schedule must use the same op set")
         object.__setattr__(self, "policies", tuple(self.policies))
+        if self.image_size is not None:
+            object.__setattr__(self, "image_size", tuple(self.image_size))
 
     def __len__(self) -> int:
         return len(self.policies)
@@ -72,14 +83,18 @@ class Schedule:
         """The same schedule resampled to `epochs` epochs."""
         if epochs < 1:
             raise PBAError(f"cannot stretch a schedule to {epochs} epochs")
-        return Schedule(tuple(self.policy_at(e, epochs) for e in range(epochs)))
+        return dataclasses.replace(
+            self, policies=tuple(self.policy_at(e, epochs) for e in range(epochs)))
 
     def to_dict(self) -> dict:
+        searched = {"baseline": self.baseline, "cutout_size": self.cutout_size,
+                    "image_size": None if self.image_size is None else list(self.image_size)}
         return {
             "format": FORMAT,
             "version": VERSION,
             "ops": list(self.ops.names),
             "policies": [p.to_list() for p in self.policies],
+            **{key: value for key, value in searched.items() if value is not None},
         }
 
     def save(self, path: str | Path) -> None:
@@ -182,7 +197,9 @@ def load_schedule(
         if not isinstance(policies, list) or not policies:
             raise PBAError(f"{path} holds no policies")
         schedule = _in_file(
-            path, lambda: Schedule(tuple(policy_from_named(v, doc["ops"], ops) for v in policies))
+            path, lambda: Schedule(tuple(policy_from_named(v, doc["ops"], ops) for v in policies),
+                                   doc.get("baseline"), doc.get("cutout_size"),
+                                   doc.get("image_size"))
         )
         if search_epochs is not None and search_epochs != len(schedule):
             raise PBAError(f"{path} has {len(schedule)} epochs, not {search_epochs}")

@@ -55,7 +55,13 @@ from pba.search.ray_log import (
     read_log,
 )
 from pba.search.rundir import RunDir
-from pba.search.runner import SearchResult, load_search_data, settle_baseline, write_outputs
+from pba.search.runner import (
+    SearchResult,
+    images_record,
+    load_search_data,
+    settle_baseline,
+    write_outputs,
+)
 
 INSTALL_HINT = "the Ray backend needs Ray Tune: pip install 'pba[ray]'"
 
@@ -105,6 +111,9 @@ def run_ray_search(
     `gpus_per_member` GPUs (0.25: four members share a GPU; 0: members train on CPUs) and
     trains in `precision`, resolved where it trains (`pba.precision.resolve_precision`)."""
     started = time.time()
+    if config.selection != "truncation":
+        raise PBAError(f"--engine ray selects with Tune's PBT scheduler, which truncates: give "
+                       f"--selection truncation (not {config.selection}) or another engine")
     settings = RaySettings(address, cpus_per_member, gpus_per_member, precision)
     RunDir.check_new(out)
     _require_ray(settings)
@@ -124,8 +133,7 @@ def run_ray_search(
             "engine": "ray", "precision": precision,
             "data_dir": None if data_dir is None else str(data_dir),
             "skip_unreadable": skip_unreadable,
-            "images": {"train": len(data.train), "val": len(data.val),
-                       "skipped": len(data.skipped)},
+            "images": images_record(data),
             "baseline_check": None if check is None else check.to_dict(),
         })
         write_text_atomic(run.path / EXPERIMENT / SETTINGS, json.dumps(asdict(settings)) + "\n")

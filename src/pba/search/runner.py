@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,8 +84,7 @@ def run_search(
             "engine": engine, "precision": precision,
             "data_dir": None if data_dir is None else str(data_dir),
             "skip_unreadable": skip_unreadable,
-            "images": {"train": len(data.train), "val": len(data.val),
-                       "skipped": len(data.skipped)},
+            "images": images_record(data),
             "baseline_check": None if check is None else check.to_dict(),
         })
         return _run(run, config, settings.build(config, data), settings.device, started,
@@ -167,6 +167,13 @@ def load_search_data(
                         skip_unreadable=skip_unreadable)
     require_validation(data)
     return data
+
+
+def images_record(data: DatasetSplits) -> dict:
+    """config.json's "images": how many the search trains and ranks on, how many unreadable
+    files it left out, and their size (height, width), which schedule.json records too."""
+    return {"train": len(data.train), "val": len(data.val), "skipped": len(data.skipped),
+            "size": list(data.train.images.shape[-2:])}
 
 
 @dataclass(frozen=True)
@@ -253,8 +260,15 @@ def _run(
 
 
 def write_outputs(run: RunDir, state: SearchState, schedule: Schedule, best: int) -> None:
+    """schedule.json (with the baseline and image size it was searched with), the PBT policy
+    log, the plots and summary.md."""
     from pba.report import summary_markdown
 
+    doc = run.config()
+    baseline = SearchConfig.from_dict(doc["search"]).settled_baseline()
+    schedule = dataclasses.replace(schedule, baseline=str(baseline),
+                                   cutout_size=baseline.cutout_size,
+                                   image_size=doc["images"].get("size"))
     schedule.save(run.path / rundir.SCHEDULE)
     write_text_atomic(run.path / rundir.PBT_LOG, state.lineage.pbt_log(best))
     plot_schedule(schedule, run.path / rundir.PLOT,
