@@ -1,6 +1,7 @@
 """`pba demo` at smoke size on real CIFAR-10: the search, final models of every arm in worker
-processes, the report with its verdict, both plots, and a demo killed among its final models
-that continues where it stopped. Also the verdict and summary sentences on their own."""
+processes, the report with its verdicts and recommendation, results.json, both plots, a demo
+killed among its final models that continues where it stopped, and another set of seeds on the
+same search. Also the verdicts, the recommendation and the summary sentences on their own."""
 
 from __future__ import annotations
 
@@ -18,19 +19,16 @@ from pba.cli.main import main
 from pba.demo import DemoConfig, run_demo
 from pba.errors import PBAError
 from pba.policy import Policy
-from pba.report import (
-    THIS_SEARCH,
-    FinalRun,
-    comparisons,
-    schedule_notes,
-    verdict,
-)
+from pba.report import THIS_SEARCH, FinalRun, comparisons, schedule_notes, verdict
 from pba.schedule import Schedule
+from pba.verdict import BEATS, UNCLEAR, WORSE, Comparison, recommend
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "rcifar10_16_wrn.txt"
 SMOKE_DEMO = DemoConfig(preset="smoke", model="wrn_10_1", epochs=2, lr=0.1, weight_decay=5e-4,
-                        seeds={"pba": 2, "baseline": 2, "published": 1})
-ARM_DIRS = {"pba-seed1", "pba-seed2", "baseline-seed1", "baseline-seed2", "published-seed1"}
+                        seeds={"pba": 2, "baseline": 2, "trivialaugment": 2, "published": 1,
+                               "none": 1})
+ARM_DIRS = {"pba-seed1", "pba-seed2", "baseline-seed1", "baseline-seed2",
+            "trivialaugment-seed1", "trivialaugment-seed2", "published-seed1", "none-seed1"}
 DEMO_SCRIPT = (
     "import sys; from pba.demo import DemoConfig, run_demo; "
     "run_demo(DemoConfig(**eval(sys.argv[1])), sys.argv[2], reference=sys.argv[3], "
@@ -73,20 +71,52 @@ def test_killed_demo_continues_and_reports(tmp_path: Path, capsys) -> None:
     for plot in ("schedule.png", "population.png"):
         assert (out / "search" / plot).read_bytes().startswith(b"\x89PNG")
     assert (out / "summary.md").read_text() == text
-    assert f"| {THIS_SEARCH} | 2 | 2 |" in text and "| baseline | 2 | 2 |" in text
-    assert "| pba (rcifar10_16_wrn.txt) | 2 | 1 |" in text
-    assert "This search's schedule" in text and "the baseline" in text
+    assert "| the searched schedule | 2 |" in text and "| the baseline | 2 |" in text
+    assert "| TrivialAugment | 2 |" in text and "| the published schedule | 1 |" in text
+    assert "| no augmentation | 1 |" in text
+    assert "- against the baseline: **" in text and "- against TrivialAugment: **" in text
+    assert "**Recommended: " in text
     assert "member-epochs" in text  # the search's cost
     configs = [json.loads((out / "final" / d / "config.json").read_text()) for d in ARM_DIRS]
     assert {c["seed"] for c in configs} == {1, 2} and {c["train_size"] for c in configs} == {256}
     assert {c["precision"] for c in configs} == {"fp32"}
 
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["arms"]) == {"pba", "baseline", "trivialaugment", "published", "none"}
+    assert results["arms"]["pba"]["seeds"] == [1, 2] == results["arms"]["trivialaugment"]["seeds"]
+    errors = {arm: a["test_errors"] for arm, a in results["arms"].items()}
+    for arm, a in results["arms"].items():
+        assert len(a["test_errors"]) == len(a["seeds"]) and a["mean"] == pytest.approx(
+            sum(a["test_errors"]) / len(a["test_errors"]))
+        assert a["test_errors"] == [json.loads((out / "final" / f"{arm}-seed{s}" / "result.json")
+                                               .read_text())["test_error"] for s in a["seeds"]]
+    assert results["recommended"] == recommend(errors)
+    assert list(results["verdicts"])[:2] == ["baseline", "trivialaugment"]
+    assert {v["outcome"] for v in results["verdicts"].values()} <= {BEATS, UNCLEAR, WORSE}
+    assert [s["first_seed"] for s in results["seed_sets"]] == [1]
+    assert results["plan"]["search"]["population"] == 4 and results["times"]["search_s"] > 0
+
     assert main(["report", str(out)]) == 0
     assert capsys.readouterr().out == text
     # A finished demo is only reported again; another demo's settings cannot take it over.
-    assert run_demo(SMOKE_DEMO, out, progress=False) == text
+    assert run_demo(SMOKE_DEMO, out, progress=False).split("## The search")[1] == \
+        text.split("## The search")[1]
     assert main(["demo", "--out", str(out / "search"), "--no-progress"]) == 2
     assert "holds no demo" in capsys.readouterr().err
+
+    # Another set of seeds: the same search, new final models beside the first ones.
+    search_log = (out / "search" / "population.jsonl").read_text()
+    text = run_demo(SMOKE_DEMO, out, first_seed=11, precision="fp32", workers=2,
+                    progress=False)
+    assert (out / "search" / "population.jsonl").read_text() == search_log
+    assert first.read_text() == kept
+    assert {"pba-seed11", "pba-seed12", "none-seed11"} <= {p.name for p in
+                                                          (out / "final").iterdir()}
+    results = json.loads((out / "results.json").read_text())
+    assert results["arms"]["pba"]["seeds"] == [1, 2, 11, 12]
+    assert [s["first_seed"] for s in results["seed_sets"]] == [1, 11]
+    assert results["seed_sets"][1]["arms"]["baseline"]["seeds"] == [11, 12]
+    assert "## By set of seeds" in text and "| 11-12 |" in text and "| 1-2 |" in text
 
 
 def runs(errors: dict[str, list[float]], epochs: int = 100) -> list[FinalRun]:
@@ -97,25 +127,56 @@ def runs(errors: dict[str, list[float]], epochs: int = 100) -> list[FinalRun]:
 def test_verdict_says_plainly_whether_the_schedule_beats_the_baseline() -> None:
     wins = runs({THIS_SEARCH: [44.0, 44.5, 45.0], "baseline": [48.0, 48.5, 47.5],
                  "trivialaugment": [45.0, 44.6, 45.2]})
-    (vs_ta, vs_base) = comparisons(wins)
-    assert vs_base.other == "baseline" and vs_base.gain == pytest.approx(3.5)
+    found = comparisons(wins)[("reduced_cifar10", "wrn_10_1")]
+    assert list(found) == ["trivialaugment", "baseline"]  # the table's order
+    vs_base, vs_ta = found["baseline"], found["trivialaugment"]
+    assert vs_base.gain == pytest.approx(3.5)
     # sd 0.5 on both sides, 3 seeds each: the standard error is sqrt(0.25/3 + 0.25/3).
     assert vs_base.standard_error == pytest.approx((0.5 / 3) ** 0.5)
-    assert vs_base.significant and not vs_ta.significant
+    assert vs_base.outcome == BEATS and vs_ta.outcome == UNCLEAR
     lines = verdict(wins)
     assert lines[0].startswith("**This search's schedule beats the baseline**: 44.50% against "
                                "48.00% test error, 3.50 points better, more than two standard")
-    assert lines[1].startswith("Against trivialaugment: ") and "no clear difference" in lines[1]
+    assert lines[1].startswith("Against trivialaugment: no clear difference, ")
+    # As good as TrivialAugment, which needs no search: that is the recommendation.
+    assert lines[2].startswith("**Recommended: TrivialAugment.**")
 
     noisy = runs({THIS_SEARCH: [44.0, 47.0, 45.0], "baseline": [46.0, 45.0, 47.5]})
     assert "does not beat the baseline" in " ".join(verdict(noisy))
-    loses = runs({THIS_SEARCH: [50.0, 50.5], "baseline": [48.0, 48.2]})
+    assert "**Recommended: the baseline.**" in " ".join(verdict(noisy))
+    loses = runs({THIS_SEARCH: [50.0, 50.5], "baseline": [48.0, 48.2], "none": [49.0]})
+    text = " ".join(verdict(loses))
     assert "does not beat the baseline**: 50.25% against 48.10% test error, 2.15 points worse" \
-        in " ".join(verdict(loses))
+        in text
+    assert "**Recommended: the baseline.** The searched schedule is worse than the baseline" \
+        in text
     single = runs({THIS_SEARCH: [44.0], "baseline": [48.0]})
     assert "too few for a standard error" in " ".join(verdict(single))
     # Runs of another length are not compared.
-    assert comparisons(runs({THIS_SEARCH: [44.0]}) + runs({"baseline": [40.0]}, 50)) == []
+    assert comparisons(runs({THIS_SEARCH: [44.0]}) + runs({"baseline": [40.0]}, 50)) == {}
+
+
+def test_a_single_seed_borrows_the_other_sides_variance() -> None:
+    c = Comparison((50.0,), (44.0, 45.0, 46.0))
+    # variance 1 from the three seeds, standing for both sides: sqrt(1/1 + 1/3)
+    assert c.standard_error == pytest.approx((4 / 3) ** 0.5)
+    assert c.outcome == WORSE and c.gain == pytest.approx(-5.0)
+    assert Comparison((50.0,), (44.0,)).outcome is None
+
+
+def test_recommendation_is_the_cheapest_arm_that_nothing_beats() -> None:
+    clear = {"none": [60.0], "baseline": [50.0, 50.5, 49.5], "trivialaugment": [49.0, 49.5, 50.0],
+             "pba": [45.0, 45.5, 44.5]}
+    assert recommend(clear) == "pba"
+    # The schedule within noise of TrivialAugment: TrivialAugment, which needs no search.
+    assert recommend(clear | {"pba": [48.5, 49.5, 48.0]}) == "trivialaugment"
+    # Everything within noise of no augmentation: none (never worse than doing nothing).
+    assert recommend({"none": [50.0], "baseline": [49.0, 51.0, 50.5],
+                      "pba": [49.5, 50.0, 52.0]}) == "none"
+    # A schedule that hurts is never recommended, even when it is the only augmentation.
+    assert recommend({"none": [40.0, 40.5, 39.5], "pba": [45.0, 44.0, 46.0]}) == "none"
+    with pytest.raises(ValueError):
+        recommend({"pba": []})
 
 
 def test_schedule_notes_flag_a_schedule_that_never_augments() -> None:

@@ -9,7 +9,6 @@ model, with the paper's PBA error where it published one.
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,13 +21,11 @@ from pba.search import rundir
 from pba.search.events import Round, Start, Train
 from pba.search.presets import SearchConfig
 from pba.search.rundir import RunDir
+from pba.verdict import ARM_NAMES, BEATS, EFFORT, Comparison, advice, recommend
 
 FINAL = "final"  # DIR/final/NAME: where summary.md suggests training final models
 THIS_SEARCH = "pba (this search)"
 BASELINE = "baseline"
-# A `pba demo` directory: DEMO_FILE, the search in DEMO_SEARCH/, final models in FINAL/.
-DEMO_FILE = "demo.json"
-DEMO_SEARCH = "search"
 
 # Test error (%) of the paper's PBA schedules (spec section 9), by (dataset, model).
 PAPER_PBA_ERROR = {
@@ -192,40 +189,12 @@ def results_table(runs: Sequence[FinalRun]) -> str:
                            "test error %", "paper PBA %"], rows)
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """This search's schedule against another augmentation: test errors of the same dataset,
-    model and epochs, over the seeds each has."""
-
-    other: str
-    ours: tuple[float, ...]
-    theirs: tuple[float, ...]
-
-    @property
-    def gain(self) -> float:
-        """Test-error points this search's schedule is better by (negative: worse)."""
-        return statistics.mean(self.theirs) - statistics.mean(self.ours)
-
-    @property
-    def standard_error(self) -> float | None:
-        """Of the difference of the means; None with fewer than two seeds on either side."""
-        if len(self.ours) < 2 or len(self.theirs) < 2:
-            return None
-        return math.sqrt(statistics.variance(self.ours) / len(self.ours)
-                         + statistics.variance(self.theirs) / len(self.theirs))
-
-    @property
-    def significant(self) -> bool:
-        """The difference is larger than two standard errors (either way)."""
-        se = self.standard_error
-        return se is not None and abs(self.gain) > 2 * se
-
-
-def comparisons(runs: Sequence[FinalRun]) -> list[Comparison]:
+def comparisons(runs: Sequence[FinalRun]) -> dict[tuple[str, str], dict[str, Comparison]]:
     """This search's schedule against every other augmentation trained on the same dataset and
-    model for the same epochs (finished runs only), in the table's order."""
+    model for the same epochs (finished runs only): by (dataset, model), then by augmentation
+    in the table's order."""
     groups = group_runs([r for r in runs if r.test_error is not None])
-    out = []
+    out: dict[tuple[str, str], dict[str, Comparison]] = {}
     for (dataset, model, augment), members in groups.items():
         if augment == THIS_SEARCH:
             continue
@@ -233,37 +202,35 @@ def comparisons(runs: Sequence[FinalRun]) -> list[Comparison]:
         ours = [r.test_error for r in ours if r.epochs == members[0].epochs]
         theirs = [r.test_error for r in members if r.epochs == members[0].epochs]
         if ours:
-            out.append(Comparison(augment, tuple(ours), tuple(theirs)))
+            out.setdefault((dataset, model), {})[augment] = Comparison(tuple(ours), tuple(theirs))
     return out
 
 
 def verdict(runs: Sequence[FinalRun]) -> list[str]:
-    """Plain sentences: does this search's schedule beat the baseline (first), and where does it
-    stand against the other augmentations; what to try when it does not win."""
+    """Plain sentences for each dataset and model: does this search's schedule beat the
+    baseline (first), where does it stand against the other augmentations, and which
+    augmentation to train with: never one that another trained here clearly beats
+    (`pba.verdict.recommend`)."""
+    groups = comparisons(runs)
     lines = []
-    for c in sorted(comparisons(runs), key=lambda c: c.other != BASELINE):
-        se = c.standard_error
-        gap = (f"{statistics.mean(c.ours):.2f}% against {statistics.mean(c.theirs):.2f}% test "
-               f"error, {abs(c.gain):.2f} points {'better' if c.gain > 0 else 'worse'}")
-        seeds = f"{len(c.ours)} vs {len(c.theirs)} seeds"
-        if se is None:
-            stand = f"{gap} ({seeds}: too few for a standard error; train more seeds)"
-        elif c.significant:
-            stand = (f"{gap}, more than two standard errors of the difference (2 x {se:.2f}; "
-                     f"{seeds})")
-        else:
-            stand = (f"{gap}, within two standard errors of the difference (2 x {se:.2f}; "
-                     f"{seeds}): no clear difference")
-        if c.other != BASELINE:
-            lines.append(f"Against {c.other}: {stand}.")
-        elif c.significant and c.gain > 0:
-            lines.append(f"**This search's schedule beats the baseline**: {stand}.")
-        else:
-            lines.append(
-                f"**This search's schedule does not beat the baseline**: {stand}. "
-                "Augmentation pays off where the model overfits: try fewer training images or "
-                "more epochs (as `pba demo` does), a longer search (more rounds, so that "
-                "lineages mix), or more seeds to settle it.")
+    for (dataset, model), found in groups.items():
+        where = f" ({model} on {dataset})" if len(groups) > 1 else ""
+        for other, c in sorted(found.items(), key=lambda item: item[0] != BASELINE):
+            if other != BASELINE:
+                lines.append(f"Against {other}{where}: {c.outcome or 'no verdict'}, "
+                             f"{c.describe()}.")
+            elif c.outcome == BEATS:
+                lines.append(f"**This search's schedule beats the baseline**{where}: "
+                             f"{c.describe()}.")
+            else:
+                lines.append(f"**This search's schedule does not beat the baseline**{where}: "
+                             f"{c.describe()}.")
+        errors = {"pba": next(iter(found.values())).ours}
+        errors |= {arm: c.theirs for arm, c in found.items() if arm in EFFORT}
+        chosen = recommend(errors)
+        vs_baseline = found[BASELINE].outcome if BASELINE in found else None
+        lines.append(f"**Recommended{where}: {ARM_NAMES[chosen]}.** "
+                     f"{advice(chosen, vs_baseline)}")
     return lines
 
 
@@ -391,11 +358,9 @@ def cost_line(cost: SearchCost) -> str:
 
 
 def report(run_dir: str | Path, extra: Sequence[str | Path] = ()) -> str:
-    """What `pba report` prints: for a search, its summary and its final models' test errors;
-    for a `pba demo` directory, the verdict and table first, then the search's summary."""
+    """What `pba report` prints for a search: its summary, then its final models' test errors
+    and the verdicts. (A `pba demo` directory has its own report: `pba.demo.demo_report`.)"""
     path = Path(run_dir)
-    if (path / DEMO_FILE).is_file():
-        return demo_report(path, extra)
     text = summary_markdown(path)
     runs = final_runs(path, extra)
     if runs:
@@ -405,27 +370,6 @@ def report(run_dir: str | Path, extra: Sequence[str | Path] = ()) -> str:
         text += (f"\nNo final models yet: `pba train` runs under {path / FINAL}/ or "
                  "named after DIR are shown here.\n")
     return text
-
-
-def demo_report(demo_dir: Path, extra: Sequence[str | Path] = ()) -> str:
-    """A `pba demo` directory's report: the verdict, the test errors of every arm, then the
-    search that produced the schedule."""
-    search_dir = demo_dir / DEMO_SEARCH
-    runs = final_runs(search_dir, extra, also=[demo_dir / FINAL])
-    lines = [f"# PBA demo {demo_dir}", ""]
-    for line in verdict(runs) or ["No final models have finished yet: run the same `pba demo` "
-                                  "command again to continue."]:
-        lines += [line, ""]
-    seconds = sum(r.train_time_s for r in runs if r.test_error is not None)
-    lines += ["## Test error of the final models (on the dataset's test split)", "",
-              results_table(runs) if runs else "(none yet)", "",
-              f"{sum(r.test_error is not None for r in runs)} final models, "
-              f"{duration(seconds)} of training in all (on a CPU several train at once).", "",
-              "## The search"]
-    lines += summary_markdown(search_dir).splitlines()[1:]  # without its title
-    lines += ["", f"Plots: `{search_dir / rundir.PLOT}` (the schedule), "
-              f"`{search_dir / rundir.POPULATION_PLOT}` (the population)."]
-    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _mean_sd(values: list[float]) -> str:

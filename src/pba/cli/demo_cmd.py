@@ -10,28 +10,39 @@ DEFAULT_OUT = Path("runs/demo")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from pba.demo import ARMS, DEMO
+    from pba.demo import ARMS, DEFAULT_FIRST_SEED, DEMO, DEMO_TIME
     from pba.search.presets import PRESETS
 
     search = PRESETS[DEMO.preset]
     arms = ", ".join(f"{arm} x{DEMO.seeds[arm]}" for arm in ARMS if arm in DEMO.seeds)
     p = sub.add_parser(
         "demo",
-        help="the main job: search a schedule and show it beats the baseline (CPU, minutes)",
+        help="the main job: search a schedule and show whether it beats the baseline and "
+        "TrivialAugment (CPU, minutes)",
         description=f"Search a PBA schedule (preset {DEMO.preset}: {search.population} x "
         f"{search.model}, {search.train_size} reduced CIFAR-10 training images, "
-        f"{search.epochs} epochs, a round every {search.interval}), then train final models "
-        f"({DEMO.model}, {DEMO.epochs} epochs, same images) with it and with the usual "
-        f"baselines on seeds the search did not use ({arms}), and report their test errors "
-        "on the 10,000 test images, mean +- standard deviation, with a plain verdict. "
-        "About 15 minutes on 2 CPU cores. Stop it at any time: the same command continues "
-        "where it stopped. `pba report DIR` prints the report again.",
+        f"{search.epochs} epochs, a round every {search.interval}, {search.selection} "
+        f"selection), then train final models ({DEMO.model}, {DEMO.epochs} epochs, same "
+        f"images) with it and with the usual augmentations on seeds the search did not use "
+        f"({arms}), and report their test errors on the 10,000 test images, mean +- "
+        "standard deviation: whether the searched schedule beats the baseline and "
+        "TrivialAugment (by more than two standard errors of the difference), and which "
+        "augmentation to train with (never one that another arm clearly beats, no "
+        "augmentation included). Writes DIR/summary.md and DIR/results.json. "
+        f"{DEMO_TIME} Stop it at any time: the same command continues where it stopped. "
+        "`pba report DIR` prints the report again.",
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help=f"demo directory, new or to continue (default: {DEFAULT_OUT})")
     p.add_argument("--reference", type=Path, metavar="FILE",
                    help="the published reduced CIFAR-10 schedule (rcifar10_16_wrn.txt, a PBT "
                    "policy log) for the 'published' arm; left out without it")
+    p.add_argument("--first-seed", type=int, metavar="N",
+                   help=f"the final models' seeds start at N (default {DEFAULT_FIRST_SEED}; the "
+                   "search uses seed 0). On a demo directory that has its search, another N "
+                   "reuses the search, trains that set of seeds beside the earlier ones and "
+                   "reports the verdicts per set and over all: a check on seeds the verdict "
+                   "has never seen")
     p.add_argument("--device", default="auto",
                    help="auto (GPU if any, default), cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
@@ -54,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise PBAError(f"--workers must be >= 1, got {args.workers}")
     started = time.monotonic()
-    text = run_demo(DEMO, args.out, reference=args.reference, device=args.device,
+    if args.first_seed is not None and args.first_seed < 1:
+        raise PBAError(f"--first-seed must be >= 1 (seed 0 is the search's), got "
+                       f"{args.first_seed}")
+    text = run_demo(DEMO, args.out, reference=args.reference, first_seed=args.first_seed,
+                    device=args.device,
                     precision=args.precision, data_dir=args.data_dir, download=args.download,
                     workers=args.workers, progress=not args.no_progress)
     print()

@@ -1,0 +1,133 @@
+"""A demo's results: every arm's test errors, over all seeds and per set of seeds, the verdicts of
+the searched schedule against the other arms (first the baseline and TrivialAugment), and the
+augmentation to recommend (`pba.verdict`). `results` builds results.json's document from the
+finished final models; `render` turns it into the report's text.
+
+    {"data": {...}, "arms": {ARM: {"seeds": [...], "test_errors": [...], "mean": m, "std": s}},
+     "verdicts": {ARM: {"outcome": "beats", "gain": g, "standard_error": se, "text": ...}},
+     "recommended": ARM, "advice": "...",
+     "seed_sets": [{"first_seed": 1, "arms": ..., "verdicts": ..., "recommended": ...}, ...],
+     "plan": {...}, "times": {...}}
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+
+from pba.report import duration, markdown_table
+from pba.verdict import ARM_NAMES, EFFORT, Comparison, advice, recommend
+
+OURS = "pba"  # the arm trained with the search's own schedule
+# The verdicts in the order they are read: the two that decide whether the search paid off first.
+VERDICT_ORDER = ("baseline", "trivialaugment", "none", "published")
+
+
+def judge(errors: Mapping[str, Sequence[float]]) -> dict:
+    """The arms' summaries, the searched schedule's verdict against each other arm, and the
+    recommendation, for test errors by arm (arms without any are left out)."""
+    errors = {arm: list(values) for arm, values in errors.items() if values}
+    verdicts = {}
+    if errors.get(OURS):
+        for other in sorted(set(errors) - {OURS}, key=_verdict_rank):
+            c = Comparison(errors[OURS], errors[other])
+            verdicts[other] = {"outcome": c.outcome, "gain": c.gain,
+                               "standard_error": c.standard_error, "text": c.describe()}
+    doc = {"verdicts": verdicts, "recommended": None, "advice": None}
+    if any(arm in EFFORT for arm in errors):
+        chosen = recommend(errors)
+        doc |= {"recommended": chosen,
+                "advice": advice(chosen, verdicts.get("baseline", {}).get("outcome"))}
+    return doc
+
+
+def results(
+    finished: Mapping[str, Mapping[int, float]], sets: Sequence[Mapping[str, Sequence[int]]],
+    first_seeds: Sequence[int], *, data: dict, plan: dict, times: dict,
+) -> dict:
+    """results.json's document. `finished` is the test error by arm and seed of every finished
+    final model; `sets[i]` the seeds of each arm of the set that starts at `first_seeds[i]`."""
+    def summaries(seeds: Mapping[str, Sequence[int]]) -> dict:
+        out = {}
+        for arm in seeds:
+            done = [s for s in seeds[arm] if s in finished.get(arm, {})]
+            if done:
+                out[arm] = summary(done, [finished[arm][s] for s in done])
+        return out
+
+    every = {arm: sorted({s for seeds in sets for s in seeds.get(arm, ())}) for arm in finished}
+    arms = summaries(every)
+    doc = {"data": data, "arms": arms,
+           **judge({arm: a["test_errors"] for arm, a in arms.items()})}
+    doc["seed_sets"] = []
+    for first, seeds in zip(first_seeds, sets, strict=True):
+        part = summaries(seeds)
+        doc["seed_sets"].append({"first_seed": first, "arms": part,
+                                 **judge({arm: a["test_errors"] for arm, a in part.items()})})
+    return doc | {"plan": plan, "times": times}
+
+
+def summary(seeds: Sequence[int], errors: Sequence[float]) -> dict:
+    return {"seeds": list(seeds), "test_errors": list(errors), "mean": statistics.mean(errors),
+            "std": statistics.stdev(errors) if len(errors) > 1 else None}
+
+
+def render(doc: dict, title: str) -> str:
+    """The report's text of a results.json document, up to the search's part."""
+    lines = [f"# {title}", ""]
+    if doc["recommended"] is None:
+        return "\n".join([*lines, "No final models have finished yet: run the same `pba demo` "
+                          "command again to continue.", ""])
+    arms = doc["arms"]
+    seeds = ", ".join(_span(s["first_seed"], s["arms"]) for s in doc["seed_sets"])
+    lines += [f"**Recommended: {ARM_NAMES[doc['recommended']]}.** {doc['advice']}", ""]
+    if doc["verdicts"]:
+        lines += [f"The searched schedule (seeds {seeds}):", ""]
+        for other, v in doc["verdicts"].items():
+            outcome = v["outcome"] or "no verdict"
+            lines.append(f"- against {ARM_NAMES[other]}: **{outcome}**, {v['text']}")
+        lines.append("")
+    if len(doc["seed_sets"]) > 1:
+        shown = [o for o in VERDICT_ORDER if o in doc["verdicts"]]
+        rows = [[_span(s["first_seed"], s["arms"]),
+                 *(_short(s["verdicts"].get(o)) for o in shown),
+                 ARM_NAMES.get(s["recommended"], "-")] for s in doc["seed_sets"]]
+        lines += ["## By set of seeds (each set on its own, then all together above)", "",
+                  markdown_table(["seeds", *(f"pba vs {o}" for o in shown), "recommended"],
+                                 rows), ""]
+    data = doc["data"]
+    lines += [f"## Test error of the final models ({data['model']}, {data['epochs']} epochs, "
+              f"{data['dataset']}, {data['train_images']} training images; tested on "
+              f"{data['test_split']})", ""]
+    rows = [[ARM_NAMES.get(arm, arm), str(len(a["seeds"])), _mean_sd(a),
+             ", ".join(f"{e:.2f}" for e in a["test_errors"])] for arm, a in arms.items()]
+    lines += [markdown_table(["augmentation", "seeds", "test error %", "per seed"], rows), ""]
+    times = doc["times"]
+    lines.append(f"{sum(len(a['seeds']) for a in arms.values())} final models, "
+                 f"{duration(times['final_models_s'])} of training in all (on a CPU several "
+                 f"train at once); the search {duration(times['search_s'])}; the demo's "
+                 f"processes {duration(times['demo_wall_s'])} of wall time.")
+    return "\n".join(lines) + "\n"
+
+
+def _verdict_rank(arm: str) -> tuple[int, str]:
+    return (VERDICT_ORDER.index(arm) if arm in VERDICT_ORDER else len(VERDICT_ORDER)), arm
+
+
+def _span(first: int, arms: dict) -> str:
+    seeds = sorted({s for a in arms.values() for s in a["seeds"]}) or [first]
+    return f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
+
+
+def _short(verdict: dict | None) -> str:
+    if verdict is None:
+        return "-"
+    se = verdict["standard_error"]
+    spread = "" if se is None else f" (2 SE {2 * se:.2f})"
+    return f"{verdict['outcome'] or 'no verdict'}: {verdict['gain']:+.2f}{spread}"
+
+
+def _mean_sd(arm: dict) -> str:
+    if arm["std"] is None:
+        return f"{arm['mean']:.2f}"
+    return f"{arm['mean']:.2f} ± {arm['std']:.2f}"
