@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from pba.cli.main import main
-from pba.demo import DemoConfig, run_demo
+from pba.demo import DEMO, DemoConfig, run_demo, seed_set
+from pba.demo_results import render, results
 from pba.errors import PBAError
 from pba.policy import Policy
 from pba.report import THIS_SEARCH, FinalRun, comparisons, schedule_notes, verdict
@@ -195,3 +196,30 @@ def test_demo_refuses_a_config_without_the_comparison() -> None:
     with pytest.raises(PBAError, match="unknown arm"):
         DemoConfig(preset="smoke", model="wrn_10_1", epochs=2, lr=0.1, weight_decay=0,
                    seeds={"pba": 1, "baseline": 1, "mixup": 1})
+
+
+def test_results_judge_each_set_of_seeds_and_all_together() -> None:
+    finished = {"pba": {1: 44.0, 2: 44.5, 3: 45.0, 11: 44.2, 12: 44.8, 13: 45.1},
+                "baseline": {1: 48.0, 2: 48.5, 3: 47.5, 11: 47.9, 12: 48.4, 13: 48.8},
+                "trivialaugment": {1: 44.1, 2: 44.9, 3: 44.4},  # set 11's not trained yet
+                "none": {1: 58.0, 11: 57.5}}
+    data = {"dataset": "reduced_cifar10", "model": "wrn_10_2", "epochs": 80,
+            "train_images": 1000, "test_split": "the dataset's test split (10,000 images)"}
+    times = {"search_s": 600.0, "final_models_s": 1200.0, "demo_wall_s": 1500.0}
+    doc = results(finished, [seed_set(DEMO, 1), seed_set(DEMO, 11)], [1, 11], data=data,
+                  plan={}, times=times)
+    assert doc["arms"]["pba"]["seeds"] == [1, 2, 3, 11, 12, 13]
+    assert doc["arms"]["trivialaugment"]["seeds"] == [1, 2, 3]
+    assert doc["arms"]["none"] == {"seeds": [1, 11], "test_errors": [58.0, 57.5],
+                                   "mean": 57.75, "std": pytest.approx(0.3536, abs=1e-4)}
+    assert doc["verdicts"]["baseline"]["outcome"] == BEATS
+    assert doc["verdicts"]["trivialaugment"]["outcome"] == UNCLEAR
+    assert doc["recommended"] == "trivialaugment"  # as good, and no search needed
+    first, second = doc["seed_sets"]
+    assert first["arms"]["pba"]["seeds"] == [1, 2, 3] and first["recommended"] == "trivialaugment"
+    assert "trivialaugment" not in second["verdicts"] and second["recommended"] == "pba"
+    text = render(doc, "PBA demo x")
+    assert text.startswith("# PBA demo x\n\n**Recommended: TrivialAugment.**")
+    assert "- against the baseline: **beats**" in text
+    assert "| 1-3 | beats: +3.50" in text and "| 11-13 | beats: " in text
+    assert "| TrivialAugment | 3 | 44.47 ± 0.40 | 44.10, 44.90, 44.40 |" in text

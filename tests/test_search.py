@@ -540,6 +540,11 @@ def test_paper_presets() -> None:
     old = {k: v for k, v in preset("quick").to_dict().items() if k != "lr_schedule"}
     assert SearchConfig.from_dict(old) == preset("quick")
     assert set(PRESETS) == {"paper-rcifar10", "paper-rsvhn", "quick", "smoke"}
+    # The paper presets select as the paper did; a search from before --selection truncated.
+    assert preset("paper-rcifar10").selection == c.selection == "truncation"
+    assert preset("quick").selection == "significant"
+    old = {k: v for k, v in preset("quick").to_dict().items() if k != "selection"}
+    assert SearchConfig.from_dict(old).selection == "truncation"
     assert SearchConfig.from_dict(c.to_dict()) == c
     with pytest.raises(PBAError, match="unknown preset"):
         preset("paper")

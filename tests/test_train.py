@@ -21,7 +21,7 @@ from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 from pba.policy import Policy
 from pba.recipes import Recipe, cosine_lr, default_recipe, learning_rate
-from pba.run import new_config
+from pba.run import fit, new_config
 from pba.schedule import Schedule, load_schedule
 
 MODEL = "wrn_10_1"
@@ -341,3 +341,14 @@ def test_a_schedule_brings_the_baseline_it_was_searched_with(tmp_path):
     searched.save_pbt_log(tmp_path / "log.txt")
     config = new_config(given | {"schedule": tmp_path / "log.txt", "schedule_epochs": 10})
     assert config["baseline"] is None and config["cutout_size"] is None
+
+
+def test_a_schedule_searched_at_another_image_size_is_flagged(cifar, tmp_path):
+    searched = dataclasses.replace(random_schedule(2, seed=3), image_size=(64, 64))
+    searched.save(tmp_path / "schedule.json")
+    config = new_config({"dataset": "cifar10", "model": MODEL, "schedule": tmp_path /
+                         "schedule.json", "epochs": 1, "batch_size": 64, "precision": "fp32"})
+    small = dataclasses.replace(cifar, train=subset(cifar.train, 64), val=None,
+                                test=subset(cifar.test, 64))
+    with pytest.warns(UserWarning, match="searched on 64 x 64 images and is applied to 32 x 32"):
+        fit(config, tmp_path / "run", data=small, progress=False)

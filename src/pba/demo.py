@@ -84,8 +84,9 @@ class DemoConfig:
 # on 1,000 images, the final models a WRN-10-2 on the same images ("search small, train large",
 # as the paper did): the larger model overfits more, so a searched schedule pays off beyond the
 # seeds' noise, where a WRN-10-1 final model gains little or nothing over the baseline. The
-# schedule (50 search epochs) is stretched to the final models' 80.
-DEMO = DemoConfig(preset="quick", model="wrn_10_2", epochs=80, lr=0.1, weight_decay=5e-4,
+# schedule (50 search epochs) is stretched to the final models' 64. The published schedule's
+# arm trains only when `reference` names it (one model more).
+DEMO = DemoConfig(preset="quick", model="wrn_10_2", epochs=64, lr=0.1, weight_decay=5e-4,
                   seeds={THIS_SCHEDULE: 3, "baseline": 3, "trivialaugment": 3, PUBLISHED: 1,
                          "none": 1})
 # How long `DEMO` takes, measured (README, "The main job").

@@ -96,8 +96,8 @@ def render(doc: dict, title: str) -> str:
                   markdown_table(["seeds", *(f"pba vs {o}" for o in shown), "recommended"],
                                  rows), ""]
     data = doc["data"]
-    lines += [f"## Test error of the final models ({data['model']}, {data['epochs']} epochs, "
-              f"{data['dataset']}, {data['train_images']} training images; tested on "
+    lines += [f"## Test error of the final models ({data['model']}, {data['epochs']} epochs on "
+              f"{data['train_images']:,} {data['dataset']} training images; tested on "
               f"{data['test_split']})", ""]
     rows = [[ARM_NAMES.get(arm, arm), str(len(a["seeds"])), _mean_sd(a),
              ", ".join(f"{e:.2f}" for e in a["test_errors"])] for arm, a in arms.items()]
