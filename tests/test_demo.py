@@ -32,16 +32,16 @@ ARM_DIRS = {"pba-seed1", "pba-seed2", "baseline-seed1", "baseline-seed2",
             "trivialaugment-seed1", "trivialaugment-seed2", "published-seed1", "none-seed1"}
 DEMO_SCRIPT = (
     "import sys; from pba.demo import DemoConfig, run_demo; "
-    "run_demo(DemoConfig(**eval(sys.argv[1])), sys.argv[2], reference=sys.argv[3], "
-    "precision='fp32', workers=2, progress=False)"
+    "run_demo(DemoConfig(**eval(sys.argv[1])), sys.argv[2], precision='fp32', workers=2, "
+    "progress=False)"
 )
 
 
 def start_demo(out: Path, log: Path) -> subprocess.Popen:
     config = repr(SMOKE_DEMO.to_dict())
     with log.open("w") as stderr:
-        return subprocess.Popen([sys.executable, "-c", DEMO_SCRIPT, config, str(out),
-                                 str(REFERENCE)], stdout=subprocess.DEVNULL, stderr=stderr,
+        return subprocess.Popen([sys.executable, "-c", DEMO_SCRIPT, config, str(out)],
+                                stdout=subprocess.DEVNULL, stderr=stderr,
                                 start_new_session=True)
 
 
@@ -64,6 +64,7 @@ def test_killed_demo_continues_and_reports(tmp_path: Path, capsys) -> None:
     kept = first.read_text()
     assert len(list((out / "final").glob("*/result.json"))) < len(ARM_DIRS)
 
+    # Started without the published schedule, continued with it: its arm joins.
     text = run_demo(SMOKE_DEMO, out, reference=REFERENCE, precision="fp32", workers=2,
                     progress=False)
     assert {p.name for p in (out / "final").iterdir()} == ARM_DIRS
@@ -118,6 +119,10 @@ def test_killed_demo_continues_and_reports(tmp_path: Path, capsys) -> None:
     assert [s["first_seed"] for s in results["seed_sets"]] == [1, 11]
     assert results["seed_sets"][1]["arms"]["baseline"]["seeds"] == [11, 12]
     assert "## By set of seeds" in text and "| 11-12 |" in text and "| 1-2 |" in text
+    other = tmp_path / "other.txt"
+    other.write_text(REFERENCE.read_text())
+    with pytest.raises(PBAError, match="cannot take"):
+        run_demo(SMOKE_DEMO, out, reference=other, progress=False)
 
 
 def runs(errors: dict[str, list[float]], epochs: int = 100) -> list[FinalRun]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pba.atomic import write_text_atomic
+from pba.data.datasets import data_root
 from pba.errors import PBAError
 from pba.lock import LOCK, owned
 from pba.parallel import default_workers, map_parallel
@@ -164,8 +165,10 @@ def _run_demo(
             _say(progress, f"pba demo 1/2: searching a schedule ({search.population} x "
                            f"{search.model}, {search.epochs} epochs, {search.train_size} "
                            "training images)")
+            # Where the data was found is recorded, so that a later `--first-seed` finds it
+            # without the environment that located it.
             run_search(search, search_dir, preset=demo.preset, device=device,
-                       precision=precision, **options)
+                       precision=precision, **options | {"data_dir": data_root(data_dir)})
     doc = RunDir.open(search_dir).config()
     search = SearchConfig.from_dict(doc["search"])  # as it ran, whatever the preset is now
     data_dir = data_dir or doc.get("data_dir")
@@ -324,23 +327,27 @@ def _demo_config(
     demo: DemoConfig, out: Path, reference: str | Path | None, first_seed: int | None
 ) -> tuple[DemoConfig, Path | None, list[int]]:
     """The demo in `out`, its published schedule and the first seed of each set of final
-    models: those it started with (plus `first_seed` when new), or `demo` and `reference` for a
-    new directory."""
+    models: those it started with (plus `first_seed` and `reference` when they are new), or
+    `demo` and `reference` for a new directory."""
     _check_demo_dir(out)
     path = out / DEMO_FILE
-    if path.is_file():
-        doc = _read_demo_file(out)
-        stored = DemoConfig.from_dict(doc["demo"])
-        reference = None if doc["reference"] is None else Path(doc["reference"])
-        first_seeds = doc["first_seeds"]
-        if first_seed is not None and first_seed not in first_seeds:
-            first_seeds = [*first_seeds, first_seed]
-            _write_demo_file(out, doc | {"first_seeds": first_seeds})
-        return stored, reference, first_seeds
     if reference is not None:
         reference = Path(reference).resolve()
         if not reference.is_file():
             raise PBAError(f"no published schedule at {reference}")
+    if path.is_file():
+        doc = _read_demo_file(out)
+        stored = DemoConfig.from_dict(doc["demo"])
+        first_seeds = doc["first_seeds"]
+        if first_seed is not None and first_seed not in first_seeds:
+            first_seeds = [*first_seeds, first_seed]
+        if reference is not None and doc["reference"] not in (None, str(reference)):
+            raise PBAError(f"{out} compares with the published schedule {doc['reference']}; "
+                           f"it cannot take {reference} as well")
+        reference = reference if doc["reference"] is None else Path(doc["reference"])
+        _write_demo_file(out, doc | {"first_seeds": first_seeds, "reference": None if
+                                     reference is None else str(reference)})
+        return stored, reference, first_seeds
     first_seeds = [DEFAULT_FIRST_SEED if first_seed is None else first_seed]
     _write_demo_file(out, {"demo": demo.to_dict(), "reference": None if reference is None
                            else str(reference), "first_seeds": first_seeds, "wall_s": 0.0})
