@@ -329,7 +329,9 @@ def test_a_schedule_brings_the_baseline_it_was_searched_with(tmp_path):
     searched = dataclasses.replace(random_schedule(10, seed=3), baseline="flip", cutout_size=8,
                                    image_size=(32, 32))
     searched.save(tmp_path / "schedule.json")
-    assert load_schedule(tmp_path / "schedule.json") == searched
+    loaded = load_schedule(tmp_path / "schedule.json")
+    assert loaded == searched and (loaded.baseline, loaded.cutout_size, loaded.image_size) == (
+        "flip", 8, (32, 32))
     given = {"dataset": "reduced_cifar10", "model": MODEL, "schedule": tmp_path / "schedule.json"}
     config = new_config(given)
     assert (config["augment"], config["baseline"], config["cutout_size"]) == ("pba", "flip", 8)

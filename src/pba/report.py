@@ -329,7 +329,7 @@ def next_command(run_dir: Path, doc: dict, config: SearchConfig, cost: SearchCos
     else:
         model, epochs = config.model, config.epochs
         flags = (f" --train-size {train_images} --val-size 0 --epochs {epochs} --lr {config.lr}"
-                 f" --wd {config.weight_decay}")
+                 f" --wd {config.weight_decay} --batch-size {config.batch_size}")
     if config.ops is not None:
         flags += f" --ops {config.ops}"
     command = (f"    pba train --dataset {config.dataset} --model {model} --augment pba "

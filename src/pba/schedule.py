@@ -21,7 +21,7 @@ import dataclasses
 import json
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pba.atomic import write_text_atomic
@@ -36,12 +36,14 @@ VERSION = 1
 
 @dataclass(frozen=True)
 class Schedule:
-    """One policy per search epoch, and what the search applied it with (None: not known)."""
+    """One policy per search epoch, and what the search applied it with (None: not known).
+    Two schedules are equal when their policies are: the rest says where one came from."""
 
     policies: tuple[Policy, ...]
-    baseline: str | None = None  # the baseline's parts after the policy, as `Baseline` prints
-    cutout_size: int | None = None  # its Cutout side in pixels
-    image_size: tuple[int, int] | None = None  # (height, width) of the searched images
+    # the baseline's parts after the policy, as `Baseline` prints them, and its Cutout side
+    baseline: str | None = field(default=None, compare=False)
+    cutout_size: int | None = field(default=None, compare=False)
+    image_size: tuple[int, int] | None = field(default=None, compare=False)  # (height, width)
 
     def __post_init__(self) -> None:
         if not self.policies:
