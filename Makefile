@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 
 # The main job: search a schedule, train final models with it and with the baseline,
 # TrivialAugment and no augmentation, report which to train with (runs/demo/summary.md,
-# results.json). About 13 minutes on 2 CPU cores with native bf16, 35 on 2 without (README).
+# results.json). About 12 minutes on 2 CPU cores with native bf16 (estimated), 38 without (README).
 # Run again to continue an interrupted demo. Data: $$PBA_DATA_DIR if set, else ../shared/data
 # when it is there, else CIFAR-10 downloaded into ./data on first use. The published schedule
 # joins with `.venv/bin/pba demo --out runs/demo --reference FILE` (one model more).
