@@ -15,7 +15,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 
-from pba.report import duration, markdown_table
+from pba.report import duration, markdown_table, mean_sd
 from pba.verdict import ARM_NAMES, EFFORT, Comparison, advice, recommend
 
 OURS = "pba"  # the arm trained with the search's own schedule
@@ -99,7 +99,7 @@ def render(doc: dict, title: str) -> str:
     lines += [f"## Test error of the final models ({data['model']}, {data['epochs']} epochs on "
               f"{data['train_images']:,} {data['dataset']} training images; tested on "
               f"{data['test_split']})", ""]
-    rows = [[ARM_NAMES.get(arm, arm), str(len(a["seeds"])), _mean_sd(a),
+    rows = [[ARM_NAMES.get(arm, arm), str(len(a["seeds"])), mean_sd(a["test_errors"]),
              ", ".join(f"{e:.2f}" for e in a["test_errors"])] for arm, a in arms.items()]
     lines += [markdown_table(["augmentation", "seeds", "test error %", "per seed"], rows), ""]
     times = doc["times"]
@@ -125,9 +125,3 @@ def _short(verdict: dict | None) -> str:
     se = verdict["standard_error"]
     spread = "" if se is None else f" (2 SE {2 * se:.2f})"
     return f"{verdict['outcome'] or 'no verdict'}: {verdict['gain']:+.2f}{spread}"
-
-
-def _mean_sd(arm: dict) -> str:
-    if arm["std"] is None:
-        return f"{arm['mean']:.2f}"
-    return f"{arm['mean']:.2f} ± {arm['std']:.2f}"

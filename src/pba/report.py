@@ -184,7 +184,7 @@ def results_table(runs: Sequence[FinalRun]) -> str:
         epochs = ", ".join(sorted({str(r.epochs) for r in members}))
         rows.append([dataset, model, augment, epochs,
                      f"{len(errors)}{f' (+{unfinished} unfinished)' if unfinished else ''}",
-                     _mean_sd(errors), "" if paper is None else f"{paper:.2f}"])
+                     mean_sd(errors), "" if paper is None else f"{paper:.2f}"])
     return markdown_table(["dataset", "model", "augmentation", "epochs", "seeds",
                            "test error %", "paper PBA %"], rows)
 
@@ -372,7 +372,8 @@ def report(run_dir: str | Path, extra: Sequence[str | Path] = ()) -> str:
     return text
 
 
-def _mean_sd(values: list[float]) -> str:
+def mean_sd(values: list[float]) -> str:
+    """'47.11 ± 0.52' (one value: itself; none: '-')."""
     if not values:
         return "-"
     if len(values) == 1:
