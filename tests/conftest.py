@@ -34,3 +34,18 @@ def cifar_images() -> torch.Tensor:
     """256 real CIFAR-10 test images, uint8 (N, 3, 32, 32)."""
     data = np.asarray(_test_batch()["data"][:256], dtype=np.uint8)
     return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
+
+
+@pytest.fixture(scope="session")
+def cifar_folder(tmp_path_factory) -> str:
+    """640 real CIFAR-10 test images as PNG files, one subfolder per class (`folder:PATH`):
+    a user-style folder whose held-out 20% (128 images) keeps runs short."""
+    from PIL import Image
+
+    batch = _test_batch()
+    images = np.asarray(batch["data"][:640], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    root = tmp_path_factory.mktemp("cifar_folder")
+    for i, (image, label) in enumerate(zip(images, batch["labels"][:640], strict=True)):
+        (root / f"class_{label}").mkdir(exist_ok=True)
+        Image.fromarray(image.transpose(1, 2, 0)).save(root / f"class_{label}" / f"{i}.png")
+    return f"folder:{root}"

@@ -5,6 +5,7 @@ same search. Also the verdicts, the recommendation and the summary sentences on 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -37,8 +38,8 @@ DEMO_SCRIPT = (
 )
 
 
-def start_demo(out: Path, log: Path) -> subprocess.Popen:
-    config = repr(SMOKE_DEMO.to_dict())
+def start_demo(demo: DemoConfig, out: Path, log: Path) -> subprocess.Popen:
+    config = repr(demo.to_dict())
     with log.open("w") as stderr:
         return subprocess.Popen([sys.executable, "-c", DEMO_SCRIPT, config, str(out)],
                                 stdout=subprocess.DEVNULL, stderr=stderr,
@@ -46,11 +47,14 @@ def start_demo(out: Path, log: Path) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_killed_demo_continues_and_reports(tmp_path: Path, capsys) -> None:
+def test_killed_demo_on_a_folder_continues_and_reports(tmp_path: Path, capsys,
+                                                       cifar_folder: str) -> None:
     if not REFERENCE.is_file():
         pytest.skip(f"no published schedule at {REFERENCE}")
+    # A user's folder (its baseline named, to skip the check: test_baseline covers it).
+    demo = dataclasses.replace(SMOKE_DEMO, dataset=cifar_folder, search={"baseline": "crop,flip"})
     out = tmp_path / "demo"
-    proc = start_demo(out, tmp_path / "stderr.txt")
+    proc = start_demo(demo, out, tmp_path / "stderr.txt")
     deadline = time.monotonic() + 300
     first = None
     while first is None:
@@ -65,7 +69,7 @@ def test_killed_demo_continues_and_reports(tmp_path: Path, capsys) -> None:
     assert len(list((out / "final").glob("*/result.json"))) < len(ARM_DIRS)
 
     # Started without the published schedule, continued with it: its arm joins.
-    text = run_demo(SMOKE_DEMO, out, reference=REFERENCE, precision="fp32", workers=2,
+    text = run_demo(demo, out, reference=REFERENCE, precision="fp32", workers=2,
                     progress=False)
     assert {p.name for p in (out / "final").iterdir()} == ARM_DIRS
     assert all((out / "final" / d / "result.json").is_file() for d in ARM_DIRS)
@@ -97,19 +101,22 @@ def test_killed_demo_continues_and_reports(tmp_path: Path, capsys) -> None:
     assert {v["outcome"] for v in results["verdicts"].values()} <= {BEATS, UNCLEAR, WORSE}
     assert [s["first_seed"] for s in results["seed_sets"]] == [1]
     assert results["plan"]["search"]["population"] == 4 and results["times"]["search_s"] > 0
+    assert results["data"]["dataset"] == cifar_folder and results["data"]["image_size"] == [32, 32]
+    assert results["data"]["test_split"] == ("20% of the folder's images held out before any "
+                                             "training (128 images)")
+    assert f"{cifar_folder} training images (32x32); tested on 20% of the folder's" in text
 
     assert main(["report", str(out)]) == 0
     assert capsys.readouterr().out == text
     # A finished demo is only reported again; another demo's settings cannot take it over.
-    assert run_demo(SMOKE_DEMO, out, progress=False).split("## The search")[1] == \
+    assert run_demo(demo, out, progress=False).split("## The search")[1] == \
         text.split("## The search")[1]
     assert main(["demo", "--out", str(out / "search"), "--no-progress"]) == 2
     assert "holds no demo" in capsys.readouterr().err
 
     # Another set of seeds: the same search, new final models beside the first ones.
     search_log = (out / "search" / "population.jsonl").read_text()
-    text = run_demo(SMOKE_DEMO, out, first_seed=11, precision="fp32", workers=2,
-                    progress=False)
+    text = run_demo(demo, out, first_seed=11, precision="fp32", workers=2, progress=False)
     assert (out / "search" / "population.jsonl").read_text() == search_log
     assert first.read_text() == kept
     assert {"pba-seed11", "pba-seed12", "none-seed11"} <= {p.name for p in
@@ -122,7 +129,9 @@ def test_killed_demo_continues_and_reports(tmp_path: Path, capsys) -> None:
     other = tmp_path / "other.txt"
     other.write_text(REFERENCE.read_text())
     with pytest.raises(PBAError, match="cannot take"):
-        run_demo(SMOKE_DEMO, out, reference=other, progress=False)
+        run_demo(demo, out, reference=other, progress=False)
+    with pytest.raises(PBAError, match="--epochs differ"):
+        run_demo(demo, out, given={"epochs": 9}, progress=False)
 
 
 def runs(errors: dict[str, list[float]], epochs: int = 100) -> list[FinalRun]:

@@ -4,9 +4,12 @@ usual baselines on seeds the search did not use, and report whether it wins. `pb
     from pba.demo import DEMO, run_demo
     table = run_demo(DEMO, "runs/demo", reference="rcifar10_16_wrn.txt")
     run_demo(DEMO, "runs/demo", first_seed=11)    # the same search, judged on seeds 11, 12, ...
+    mine = dataclasses.replace(DEMO, dataset="folder:photos")
+    run_demo(mine, "runs/mine", budget=900)        # sized to 15 minutes here (pba.budget)
 
     DIR/demo.json            what the demo runs (DemoConfig), the published schedule's path, the
-                             first seed of every set of final models, the processes' wall time
+                             first seed of every set of final models, the processes' wall time,
+                             the budget's plan and measurements and the final models' refit
     DIR/search/              the search's run directory (`pba.search.rundir`): schedule.json,
                              schedule.png, population.png, summary.md, ...
     DIR/final/ARM-seedK/     one `pba.run` directory per final model
@@ -24,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,9 +37,10 @@ from pba.data.datasets import data_root
 from pba.errors import PBAError
 from pba.lock import LOCK, owned
 from pba.parallel import default_workers, map_parallel
-from pba.report import FINAL
+from pba.report import FINAL, duration
 
 if TYPE_CHECKING:
+    from pba.budget import Plan, Regime
     from pba.search import SearchConfig
 
 THIS_SCHEDULE = "pba"  # the arm trained with the search's own schedule
@@ -53,7 +57,8 @@ DEFAULT_FIRST_SEED = 1  # the search's members derive their seeds from its seed 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """What the demo runs: the search preset, then every arm's final models in one recipe."""
+    """What the demo runs: the search (a preset, its data and the changes to it), then every
+    arm's final models in one recipe."""
 
     preset: str  # the search (pba.search.PRESETS)
     model: str  # of the final models
@@ -61,6 +66,8 @@ class DemoConfig:
     lr: float
     weight_decay: float
     seeds: dict[str, int]  # arm -> final models in a set of seeds (first, first + 1, ...)
+    dataset: str | None = None  # None: the preset's
+    search: dict = dataclasses.field(default_factory=dict)  # SearchConfig fields to change
 
     def __post_init__(self) -> None:
         unknown = set(self.seeds) - set(ARMS)
@@ -68,6 +75,16 @@ class DemoConfig:
             raise PBAError(f"unknown arm(s) {sorted(unknown)}; known: {', '.join(ARMS)}")
         if self.seeds.get(THIS_SCHEDULE, 0) < 1 or self.seeds.get("baseline", 0) < 1:
             raise PBAError("the demo compares its schedule with the baseline: both need seeds")
+
+    def search_config(self) -> SearchConfig:
+        from pba.search import preset
+
+        dataset = {} if self.dataset is None else {"dataset": self.dataset}
+        return preset(self.preset).replace(**self.search | dataset)
+
+    def final_models(self, reference: bool) -> int:
+        """Final models in one set of seeds."""
+        return sum(n for arm, n in self.seeds.items() if arm != PUBLISHED or reference)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -112,6 +129,8 @@ def run_demo(
     *,
     reference: str | Path | None = None,
     first_seed: int | None = None,
+    budget: float | None = None,
+    given: Mapping[str, int | str] | None = None,
     device: str = "auto",
     precision: str = "auto",
     data_dir: str | Path | None = None,
@@ -126,16 +145,19 @@ def run_demo(
     'published' arm, which is left out without it. `first_seed` starts a set of final models'
     seeds (default DEFAULT_FIRST_SEED): on a demo directory that has a search, another first
     seed reuses the search and trains that set beside the earlier ones, and the report judges
-    each set and all together. `workers` members of the search, and final models, train at once
-    (default: one per CPU core on a CPU, one on a GPU).
+    each set and all together. `budget` (seconds) sizes a new demo's regime to end within it
+    on this device (`pba.budget`), keeping the values of `given` (`pba.budget.PLANNED` names);
+    without it the regime is `demo`'s with `given`, its images capped to the data's pool.
+    A demo that exists continues as it was planned. `workers` members of the search, and
+    final models, train at once (default: one per CPU core on a CPU, one on a GPU).
     """
     out = Path(out)
     _check_demo_dir(out)  # before the lock creates anything
     started = time.monotonic()
     with owned(out, "pba demo"):
         try:
-            _run_demo(demo, out, reference, first_seed, device, precision, data_dir, download,
-                      workers, progress)
+            _run_demo(demo, out, reference, first_seed, budget, dict(given or {}), started,
+                      device, precision, data_dir, download, workers, progress)
         finally:
             if (out / DEMO_FILE).is_file():
                 _add_wall_time(out, time.monotonic() - started)
@@ -144,17 +166,24 @@ def run_demo(
 
 def _run_demo(
     demo: DemoConfig, out: Path, reference: str | Path | None, first_seed: int | None,
-    device: str, precision: str, data_dir: str | Path | None, download: bool,
-    workers: int | None, progress: bool,
+    budget: float | None, given: dict, started: float, device: str, precision: str,
+    data_dir: str | Path | None, download: bool, workers: int | None, progress: bool,
 ) -> None:
     from pba import run as training_run
     from pba.search import SearchConfig, rundir
-    from pba.search import preset as search_preset
     from pba.search.rundir import RunDir
     from pba.search.runner import resume_search, run_search
 
-    demo, reference, first_seeds = _demo_config(demo, out, reference, first_seed)
-    search = search_preset(demo.preset)
+    plan = None
+    if (out / DEMO_FILE).is_file():
+        _check_unchanged(_read_demo_file(out), demo, given, budget, progress)
+    else:
+        demo, plan = _new_demo(demo, budget, given, reference is not None, started,
+                               device=device, precision=precision, data_dir=data_dir,
+                               download=download, workers=workers, progress=progress)
+    demo, reference, first_seeds = _demo_config(demo, out, reference, first_seed, plan,
+                                                sorted(given))
+    search = demo.search_config()
     search_dir = out / DEMO_SEARCH
     options = {"data_dir": data_dir, "download": download, "progress": progress,
                **({} if workers is None else {"workers": workers})}
@@ -165,14 +194,16 @@ def _run_demo(
         else:
             _say(progress, f"pba demo 1/2: searching a schedule ({search.population} x "
                            f"{search.model}, {search.epochs} epochs, {search.train_size} "
-                           "training images)")
+                           f"training images of {search.dataset})")
             # Where the data was found is recorded, so that a later `--first-seed` finds it
             # without the environment that located it.
             run_search(search, search_dir, preset=demo.preset, device=device,
-                       precision=precision, **options | {"data_dir": data_root(data_dir)})
+                       precision=precision, budget=None if plan is None else plan.to_dict(),
+                       **options | {"data_dir": data_root(data_dir)})
     doc = RunDir.open(search_dir).config()
     search = SearchConfig.from_dict(doc["search"])  # as it ran, whatever the preset is now
     data_dir = data_dir or doc.get("data_dir")
+    demo = _refit(out, demo, started, progress)
     jobs = final_jobs(demo, search, out, reference, first_seeds, device=device,
                       precision=precision, data_dir=data_dir)
     todo = [job for job in jobs if training_run.read_result(job.out) is None]
@@ -183,6 +214,98 @@ def _run_demo(
                      workers=workers, progress=progress)
 
 
+def _new_demo(
+    demo: DemoConfig, budget: float | None, given: dict, reference: bool, started: float, *,
+    device: str, precision: str, data_dir: str | Path | None, download: bool,
+    workers: int | None, progress: bool,
+) -> tuple[DemoConfig, Plan | None]:
+    """A new demo's regime: planned for `budget` on this device, or `demo`'s with `given`
+    (its images capped to the data's pool), and the plan."""
+    from pba.budget import PLANNED, Regime, batch_for, data_facts, plan_budget, split_sizes
+    from pba.data import load_dataset
+
+    if "model" in given:  # the searched model is chosen, not planned
+        demo = dataclasses.replace(demo, search=demo.search | {"model": given["model"]})
+    given = {name: value for name, value in given.items() if name in PLANNED}
+    search = demo.search_config()
+    if budget is not None:
+        plan = plan_budget(search, budget, started, final_model=demo.model,
+                           final_models=demo.final_models(reference), given=given,
+                           device=device, precision=precision, workers=workers,
+                           data_dir=data_dir, download=download, progress=progress)
+        return _with_regime(demo, plan.regime), plan
+    data = load_dataset(search.dataset, data_dir, download=download)
+    facts = data_facts(search, data, demo.final_models(reference))
+    sizes = split_sizes(int(given.get("train_size", search.train_size or facts.pool)), facts)
+    if sizes is None:
+        raise PBAError(f"{search.dataset} has too few images for a search")
+    values = {"population": search.population, "epochs": search.epochs,
+              "interval": search.interval, "train_size": sizes[0], "val_size": sizes[1],
+              "batch_size": batch_for(sizes[0], search.batch_size),
+              "final_model": demo.model, "final_epochs": demo.epochs} | given
+    regime = Regime(model=search.model, final_models=facts.final_models, **values)
+    return _with_regime(demo, regime), None
+
+
+def _with_regime(demo: DemoConfig, regime: Regime) -> DemoConfig:
+    return dataclasses.replace(demo, model=regime.final_model, epochs=regime.final_epochs,
+                               search=demo.search | regime.search_changes())
+
+
+def _check_unchanged(
+    doc: dict, demo: DemoConfig, given: dict, budget: float | None, progress: bool
+) -> None:
+    """A demo that exists continues as it was planned: refuse values that differ from it."""
+    stored = DemoConfig.from_dict(doc["demo"])
+    search = stored.search_config()
+    values = {"population": search.population, "epochs": search.epochs,
+              "interval": search.interval, "train_size": search.train_size,
+              "val_size": search.val_size, "batch_size": search.batch_size,
+              "final_model": stored.model,
+              "final_epochs": stored.epochs, "model": search.model}
+    differ = [name for name, value in given.items() if values.get(name) != value]
+    if demo.dataset not in (None, search.dataset):
+        differ.append("dataset")
+    if differ:
+        flags = ", ".join("--" + name.replace("_", "-") for name in differ)
+        raise PBAError(f"this demo exists and continues as it was planned; {flags} differ "
+                       "from it: drop them, or choose another --out")
+    if budget is not None and doc.get("plan") is None:
+        _say(progress, "pba demo: this demo was started without a budget; --budget is ignored")
+
+
+def _refit(out: Path, demo: DemoConfig, started: float, progress: bool) -> DemoConfig:
+    """Before the first final model of a budgeted demo: its epochs fitted to the time left,
+    the search's own pace taken into account (`pba.budget.refit_final_epochs`)."""
+    from pba import run as training_run
+    from pba.budget import REFIT_RANGE, Facts, Rates, Regime, refit_final_epochs
+
+    doc = _read_demo_file(out)
+    plan = doc.get("plan")
+    if (plan is None or "refit" in doc or "final_epochs" in doc.get("given", ())
+            or any((path / training_run.CONFIG).is_file()
+                   for path in (out / FINAL).glob("*"))):
+        return demo
+    elapsed = doc["wall_s"] + time.monotonic() - started
+    predicted = plan["seconds"]["search"] + plan["seconds"].get("baseline_check", 0.0)
+    low, high = REFIT_RANGE
+    slowdown = min(1 / low, max(1 / high, (elapsed - plan["spent_before_plan_s"]) / predicted))
+    regime = Regime(**plan["regime"])
+    rates = {r["model"]: Rates(**r | {"image_size": tuple(r["image_size"])})
+             for r in plan["rates"]}
+    left = plan["budget_s"] - elapsed
+    epochs = refit_final_epochs(regime, Facts(**plan["facts"]), rates, left, slowdown)
+    if epochs != demo.epochs:
+        _say(progress, f"pba demo: the search took {slowdown:.2f} x its predicted time; "
+                       f"{duration(max(left, 0))} of the budget left, so the final "
+                       f"models train {epochs} epochs instead of {demo.epochs}")
+    demo = dataclasses.replace(demo, epochs=epochs)
+    _write_demo_file(out, doc | {"demo": demo.to_dict(), "refit": {
+        "planned_epochs": regime.final_epochs, "epochs": epochs, "search_slowdown": slowdown,
+        "left_s": left}})
+    return demo
+
+
 def final_jobs(
     demo: DemoConfig, search: SearchConfig, out: Path, reference: Path | None,
     first_seeds: Sequence[int] = (DEFAULT_FIRST_SEED,), *, device: str, precision: str,
@@ -191,12 +314,14 @@ def final_jobs(
     """Every final model of the demo, set by set of seeds, seeds interleaved within a set so
     that each arm's first seeds come first: a demo stopped early has the comparison's core."""
     from pba import run as training_run
+    from pba.data.datasets import has_own_val
     from pba.search import rundir
 
     schedules = {THIS_SCHEDULE: out / DEMO_SEARCH / rundir.SCHEDULE, PUBLISHED: reference}
     jobs: dict[Path, FinalJob] = {}
     for arm, seed in (pair for first in first_seeds for pair in _set_order(demo, first)):
-        if arm == PUBLISHED and reference is None:
+        if (arm == PUBLISHED and reference is None) or (arm == "none" and _baseline_is_none(
+                search)):
             continue
         run_out = out / FINAL / f"{arm}-seed{seed}"
         if run_out in jobs:  # in two overlapping sets
@@ -205,8 +330,10 @@ def final_jobs(
         if resume:
             config = training_run.resumed_config(run_out)
         else:
+            # The search's training images; a folder's own val/ comes along, unused.
+            val_size = None if has_own_val(search.dataset) else 0
             given = {"dataset": search.dataset, "model": demo.model, "augment": ARMS[arm],
-                     "seed": seed, "train_size": search.train_size, "val_size": 0,
+                     "seed": seed, "train_size": search.train_size, "val_size": val_size,
                      "epochs": demo.epochs, "lr": demo.lr,
                      "weight_decay": demo.weight_decay, "batch_size": search.batch_size,
                      "baseline": search.baseline, "cutout_size": search.cutout_size,
@@ -244,26 +371,36 @@ def demo_report(out: str | Path) -> str:
     doc = _read_demo_file(out)
     demo, first_seeds = DemoConfig.from_dict(doc["demo"]), doc["first_seeds"]
     search_dir = out / DEMO_SEARCH
-    search = SearchConfig.from_dict(RunDir.open(search_dir).config()["search"])
+    config = RunDir.open(search_dir).config()
+    search = SearchConfig.from_dict(config["search"])
     finished: dict[str, dict[int, float]] = {}
-    train_s, sizes = 0.0, {}
+    train_s, sizes, trained = 0.0, {}, 0
     for arm, seed in (pair for first in first_seeds for pair in _set_order(demo, first)):
         result = read_result(out / FINAL / f"{arm}-seed{seed}")
         if result is not None:
             finished.setdefault(arm, {})[seed] = result["test_error"]
             train_s += result.get("train_time_s", 0.0)
+            trained += 1
             sizes = {"train_images": result.get("train_images", search.train_size),
                      "test_images": result.get("test_images")}
-    test = sizes.get("test_images")
+    sets = [seed_set(demo, first) for first in first_seeds]
+    if _baseline_is_none(search):
+        # The baseline decided on the data is no augmentation: its models are that arm's.
+        finished["none"] = finished.get("baseline", {})
+        sets = [s | {"none": s["baseline"]} for s in sets]
+    size = config.get("images", {}).get("size")
     data = {"dataset": search.dataset, "model": demo.model, "epochs": demo.epochs,
             "train_images": sizes.get("train_images", search.train_size),
-            "test_split": f"the dataset's test split ({test:,} images)" if test else
-            "the dataset's test split"}
+            "image_size": size, "baseline": search.settled_baseline().describe(),
+            "test_split": test_split(search.dataset, sizes.get("test_images"))}
     times = {"search_s": report.search_cost(search_dir).wall_s, "final_models_s": train_s,
-             "demo_wall_s": doc.get("wall_s", 0.0)}
-    plan = {"demo": demo.to_dict(), "search": search.to_dict(), "reference": doc["reference"]}
-    document = results(finished, [seed_set(demo, first) for first in first_seeds], first_seeds,
-                       data=data, plan=plan, times=times)
+             "final_models": trained, "demo_wall_s": doc.get("wall_s", 0.0)}
+    if doc.get("plan"):
+        times |= {"budget_s": doc["plan"]["budget_s"],
+                  "expected_s": doc["plan"]["expected_s"]}
+    plan = {"demo": demo.to_dict(), "search": search.to_dict(), "reference": doc["reference"],
+            "budget": doc.get("plan"), "refit": doc.get("refit")}
+    document = results(finished, sets, first_seeds, data=data, plan=plan, times=times)
     write_text_atomic(out / RESULTS, json.dumps(document, indent=2) + "\n")
     lines = render(document, f"PBA demo {out}").splitlines()
     lines += ["", "## The search"]
@@ -273,6 +410,23 @@ def demo_report(out: str | Path) -> str:
     text = "\n".join(lines).rstrip("\n") + "\n"
     write_text_atomic(out / rundir.SUMMARY, text)
     return text
+
+
+def _baseline_is_none(search: SearchConfig) -> bool:
+    return not search.settled_baseline().parts
+
+
+def test_split(dataset: str, images: int | None) -> str:
+    """Which images the final models are tested on, in words."""
+    from pba.data.datasets import FOLDER_PREFIX, FOLDER_TEST_FRACTION
+
+    count = "" if images is None else f" ({images:,} images)"
+    if not dataset.startswith(FOLDER_PREFIX):
+        return f"the dataset's test split{count}"
+    if (Path(dataset[len(FOLDER_PREFIX):]) / "test").is_dir():
+        return f"the folder's test/{count}"
+    return (f"{FOLDER_TEST_FRACTION:.0%} of the folder's images held out before any "
+            f"training{count}")
 
 
 def is_demo_dir(path: str | Path) -> bool:
@@ -325,11 +479,13 @@ def train_finals(
 
 
 def _demo_config(
-    demo: DemoConfig, out: Path, reference: str | Path | None, first_seed: int | None
+    demo: DemoConfig, out: Path, reference: str | Path | None, first_seed: int | None,
+    plan: Plan | None = None, given: Sequence[str] = (),
 ) -> tuple[DemoConfig, Path | None, list[int]]:
     """The demo in `out`, its published schedule and the first seed of each set of final
     models: those it started with (plus `first_seed` and `reference` when they are new), or
-    `demo` and `reference` for a new directory."""
+    `demo` and `reference` for a new directory (recorded with its `plan` and the names of the
+    values the user `given`)."""
     _check_demo_dir(out)
     path = out / DEMO_FILE
     if reference is not None:
@@ -351,7 +507,9 @@ def _demo_config(
         return stored, reference, first_seeds
     first_seeds = [DEFAULT_FIRST_SEED if first_seed is None else first_seed]
     _write_demo_file(out, {"demo": demo.to_dict(), "reference": None if reference is None
-                           else str(reference), "first_seeds": first_seeds, "wall_s": 0.0})
+                           else str(reference), "first_seeds": first_seeds, "wall_s": 0.0,
+                           "plan": None if plan is None else plan.to_dict(),
+                           "given": list(given)})
     return demo, reference, first_seeds
 
 

@@ -96,17 +96,25 @@ def render(doc: dict, title: str) -> str:
                   markdown_table(["seeds", *(f"pba vs {o}" for o in shown), "recommended"],
                                  rows), ""]
     data = doc["data"]
+    size = data.get("image_size")
+    pixels = "" if not size else f" ({size[0]}x{size[1]})"
     lines += [f"## Test error of the final models ({data['model']}, {data['epochs']} epochs on "
-              f"{data['train_images']:,} {data['dataset']} training images; tested on "
+              f"{data['train_images']:,} {data['dataset']} training images{pixels}; tested on "
               f"{data['test_split']})", ""]
     rows = [[ARM_NAMES.get(arm, arm), str(len(a["seeds"])), mean_sd(a["test_errors"]),
              ", ".join(f"{e:.2f}" for e in a["test_errors"])] for arm, a in arms.items()]
     lines += [markdown_table(["augmentation", "seeds", "test error %", "per seed"], rows), ""]
+    if data.get("baseline") == "none":
+        lines += ["The baseline decided on the data is no augmentation: its final models are "
+                  "also the no-augmentation arm's.", ""]
     times = doc["times"]
-    lines.append(f"{sum(len(a['seeds']) for a in arms.values())} final models, "
+    models = times.get("final_models", sum(len(a["seeds"]) for a in arms.values()))
+    lines.append(f"{models} final models, "
                  f"{duration(times['final_models_s'])} of training in all (on a CPU several "
                  f"train at once); the search {duration(times['search_s'])}; the demo's "
-                 f"processes {duration(times['demo_wall_s'])} of wall time.")
+                 f"processes {duration(times['demo_wall_s'])} of wall time"
+                 + (f" for a budget of {duration(times['budget_s'])} (planned: "
+                    f"{duration(times['expected_s'])})." if times.get("budget_s") else "."))
     return "\n".join(lines) + "\n"
 
 

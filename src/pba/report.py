@@ -242,7 +242,7 @@ def schedule_notes(schedule) -> list[str]:
                 "augmentation at any epoch, so training with it is training without PBA. In "
                 "this regime augmentation did not pay off during the search (the models "
                 "underfit, or no lineage had time to mix). Try fewer training images or more "
-                "epochs per image (`pba demo` searches 1,000 images for 100 epochs), or more "
+                "epochs per image (`pba demo` searches 1,000 images for 50 epochs), or more "
                 "rounds (a smaller --interval)."]
     strengths = [p.strength for p in schedule.policies]
     half = len(strengths) // 2

@@ -7,6 +7,11 @@ import time
 from pathlib import Path
 
 DEFAULT_OUT = Path("runs/demo")
+# flag -> pba.budget.PLANNED name (and "model", the searched one), values the user may fix
+PLANNED_FLAGS = {"--model": "model", "--population": "population", "--epochs": "epochs",
+                 "--interval": "interval", "--train-size": "train_size",
+                 "--val-size": "val_size", "--final-model": "final_model",
+                 "--final-epochs": "final_epochs"}
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -24,16 +29,45 @@ def add_parser(sub) -> argparse.ArgumentParser:
         f"{search.epochs} epochs, a round every {search.interval}, {search.selection} "
         f"selection), then train final models ({DEMO.model}, {DEMO.epochs} epochs, same "
         f"images) with it and with the usual augmentations on seeds the search did not use "
-        f"({arms}), and report their test errors on the 10,000 test images, mean +- "
+        f"({arms}), and report their test errors on the data's test split, mean +- "
         "standard deviation: whether the searched schedule beats the baseline and "
         "TrivialAugment (by more than two standard errors of the difference), and which "
         "augmentation to train with (never one that another arm clearly beats, no "
         "augmentation included). Writes DIR/summary.md and DIR/results.json. "
-        f"{DEMO_TIME} Stop it at any time: the same command continues where it stopped. "
+        f"{DEMO_TIME} --budget sizes the whole run to a wall-clock time on this machine "
+        "instead: it measures how fast the models train here, prints the regime it chose "
+        "with a line of why per choice, and ends within about 15% of the budget. "
+        "Stop it at any time: the same command continues where it stopped. "
         "`pba report DIR` prints the report again.",
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help=f"demo directory, new or to continue (default: {DEFAULT_OUT})")
+    p.add_argument("--dataset", metavar="SOURCE",
+                   help="what to search and test on: reduced_cifar10 (default), cifar10, "
+                   "reduced_svhn, folder:PATH (one subfolder per class; or train/ and test/ "
+                   "subfolders, else 20%% of the images are held out as the test split), "
+                   "npz:PATH. The baseline is decided on the data (image folders)")
+    p.add_argument("--budget", metavar="DURATION",
+                   help="wall-clock time for the whole demo, e.g. 90s, 15m, 1h: the "
+                   "training images, validation images, population, epochs, interval and "
+                   "the final models' model and epochs are chosen to end within it on this "
+                   "machine (flags below win over the plan). A budget too small to learn "
+                   "anything is refused with the smallest that works")
+    g = p.add_argument_group("the regime (each fixes what --budget would choose)")
+    g.add_argument("--model", help=f"the searched model (default {search.model})")
+    g.add_argument("--final-model",
+                   help=f"the final models' model (default {DEMO.model}: search small, train "
+                   "large, as the paper did)")
+    g.add_argument("--final-epochs", type=int, help=f"the final models' epochs ({DEMO.epochs})")
+    g.add_argument("--population", type=int, help=f"search members ({search.population})")
+    g.add_argument("--epochs", type=int, help=f"search epochs ({search.epochs})")
+    g.add_argument("--interval", type=int,
+                   help=f"epochs between exploit/explore rounds ({search.interval})")
+    g.add_argument("--train-size", type=int,
+                   help=f"training images of the search and the final models ({search.train_size}"
+                   ", at most 3/4 of the data's training pool)")
+    g.add_argument("--val-size", type=int, help="validation images the search ranks on "
+                   f"({search.val_size}, at most the rest of the pool)")
     p.add_argument("--reference", type=Path, metavar="FILE",
                    help="the published reduced CIFAR-10 schedule (rcifar10_16_wrn.txt, a PBT "
                    "policy log) for the 'published' arm; left out without it")
@@ -59,6 +93,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from pba.budget import parse_duration
     from pba.demo import DEMO, run_demo
     from pba.errors import PBAError
 
@@ -68,13 +105,21 @@ def run(args: argparse.Namespace) -> int:
     if args.first_seed is not None and args.first_seed < 1:
         raise PBAError(f"--first-seed must be >= 1 (seed 0 is the search's), got "
                        f"{args.first_seed}")
-    text = run_demo(DEMO, args.out, reference=args.reference, first_seed=args.first_seed,
-                    device=args.device,
+    given = {name: getattr(args, name) for name in PLANNED_FLAGS.values()
+             if getattr(args, name) is not None}
+    for flag, name in PLANNED_FLAGS.items():
+        if isinstance(given.get(name), int) and given[name] < 1:
+            raise PBAError(f"{flag} must be >= 1, got {given[name]}")
+    budget = None if args.budget is None else parse_duration(args.budget)
+    demo = DEMO if args.dataset is None else dataclasses.replace(DEMO, dataset=args.dataset)
+    text = run_demo(demo, args.out, reference=args.reference, first_seed=args.first_seed,
+                    budget=budget, given=given, device=args.device,
                     precision=args.precision, data_dir=args.data_dir, download=args.download,
                     workers=args.workers, progress=not args.no_progress)
     print()
     print(text, end="")
     minutes, seconds = divmod(round(time.monotonic() - started), 60)
-    print(f"\npba demo: this run took {minutes}m {seconds:02d}s; the report is "
+    of = "" if budget is None else f" (budget {args.budget})"
+    print(f"\npba demo: this run took {minutes}m {seconds:02d}s{of}; the report is "
           f"{args.out / 'summary.md'}")
     return 0

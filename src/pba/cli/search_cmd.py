@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pba.budget import Plan
+    from pba.search import SearchConfig
 
 DEFAULT_PRESET = "quick"
 # flag -> SearchConfig field, for every flag that overrides a preset's value
@@ -45,6 +50,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        help="continue the killed search in DIR from its last complete round")
     p.add_argument("--preset", choices=list(PRESETS), default=None,
                    help=f"what to search (default: {DEFAULT_PRESET})")
+    p.add_argument("--budget", metavar="DURATION",
+                   help="wall-clock time for the search, e.g. 90s, 12m, 1h: measures how fast "
+                   "this machine trains the model at the data's image size, then chooses "
+                   "the training and validation images, population, epochs and interval to "
+                   "end within it (about 15%%), printing the plan with a line of why per "
+                   "choice (recorded in config.json); flags given win over the plan. Not "
+                   "with the paper presets, whose regime is the paper's")
     p.add_argument("--dataset", help="e.g. reduced_cifar10, reduced_svhn, cifar10")
     p.add_argument("--model", help="e.g. wrn_40_2, wrn_10_1")
     p.add_argument("--population", type=int, help="number of members")
@@ -119,6 +131,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
     from pba.errors import PBAError
     from pba.search.presets import preset
     from pba.search.runner import resume_search, run_search
@@ -132,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
     local_only = {"tensorboard": True} if args.tensorboard else {}
     local_only |= {"compile": True} if args.compile else {}
     workers = {} if args.workers is None else {"workers": args.workers}
+    if args.budget is not None and args.resume is not None:
+        raise PBAError("--resume continues a search as it was planned; drop --budget")
     if args.resume is not None:
         from pba.search.ray_log import is_ray_run
 
@@ -172,16 +187,46 @@ def run(args: argparse.Namespace) -> int:
         name = args.preset or DEFAULT_PRESET
         config = preset(name).replace(**changes)
         out = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        budget = {}
+        if args.budget is not None:
+            config, plan = _planned(config, name, args, changes, ray, started)
+            budget = {"budget": plan.to_dict()}
         if ray:
             result = run_ray_search(config, out, preset=name, address=args.address,
                                     **resources, **precision, **new_only, **options)
         else:
             result = run_search(config, out, preset=name, device=args.device or "auto",
                                 engine=args.engine or "auto", **precision, **workers,
-                                **local_only, **new_only, **options)
+                                **local_only, **new_only, **budget, **options)
     from pba.report import next_steps
 
+    if args.budget is not None:
+        minutes, seconds = divmod(round(time.monotonic() - started), 60)
+        print(f"the search took {minutes}m {seconds:02d}s of a budget of {args.budget}")
     print(f"best member {result.best_member}: validation accuracy {result.best_accuracy:.4f}")
     print(f"schedule ({len(result.schedule)} epochs): {result.run_dir / 'schedule.json'}")
     print("\n".join(["", *next_steps(result.run_dir)]))
     return 0
+
+
+def _planned(config: SearchConfig, name: str, args: argparse.Namespace, changes: dict,
+             ray: bool, started: float) -> tuple[SearchConfig, Plan]:
+    """`config` sized to --budget on this machine (pba.budget), and the plan."""
+    from pba.budget import PLANNED, parse_duration, plan_budget
+    from pba.errors import PBAError
+
+    if name.startswith("paper-"):
+        raise PBAError(f"the {name} preset runs the paper's regime (population, epochs, images): "
+                       "--budget does not size it; leave --budget out, or search with "
+                       "--preset quick --budget ...")
+    if ray:
+        raise PBAError("--budget measures and plans for this machine, not a Ray cluster: size "
+                       "a Ray search with --population, --epochs and --train-size")
+    budget = parse_duration(args.budget)
+    given = {field: value for field, value in changes.items() if field in PLANNED}
+    plan = plan_budget(config, budget, started,
+                       given=given, device=args.device or "auto",
+                       precision=args.precision or "auto", workers=args.workers,
+                       data_dir=args.data_dir, download=args.download,
+                       progress=not args.no_progress)
+    return config.replace(**plan.regime.search_changes()), plan

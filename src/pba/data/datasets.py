@@ -109,6 +109,11 @@ def default_baseline(name: str) -> Baseline:
     return folder_baseline(32) if spec is None else spec.baseline
 
 
+def has_own_val(name: str) -> bool:
+    """Whether `name` is an image folder with a val/ split of its own (kept as it is)."""
+    return name.startswith(FOLDER_PREFIX) and (Path(name[len(FOLDER_PREFIX):]) / "val").is_dir()
+
+
 def data_root(root: str | Path | None = None) -> Path:
     """Where datasets live: `root` if given, else $PBA_DATA_DIR, else ./data."""
     if root is not None:

@@ -60,13 +60,15 @@ def run_search(
     progress: bool = True,
     tensorboard: bool = False,
     compile: bool = False,
+    budget: dict | None = None,
 ) -> SearchResult:
     """Search from scratch into the new run directory `out`. `engine` is one of ENGINES,
     `precision` one of `pba.precision.PRECISIONS`; `workers` members train at once with the
     local engine (default: one per CPU core, one on a GPU); `skip_unreadable` leaves an image
     folder's unreadable files out (their count goes into config.json); `tensorboard` also logs
     every round to DIR/tensorboard (`pba.tensorboard`); `compile` hands the vectorized engine's
-    network and step to `torch.compile` (CUDA only)."""
+    network and step to `torch.compile` (CUDA only). `budget` is the plan that sized `config`
+    (`pba.budget.Plan.to_dict`), recorded in config.json."""
     started = time.time()
     RunDir.check_new(out)  # before minutes of data loading
     if tensorboard:
@@ -86,6 +88,7 @@ def run_search(
             "skip_unreadable": skip_unreadable,
             "images": images_record(data),
             "baseline_check": None if check is None else check.to_dict(),
+            **({} if budget is None else {"budget": budget}),
         })
         return _run(run, config, settings.build(config, data), settings.device, started,
                     progress, tensorboard)

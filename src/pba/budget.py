@@ -1,0 +1,487 @@
+"""Sizing a search, or the whole demo, to a wall-clock budget: `--budget 15m`.
+
+    rates = {m: measure_rates(m, image_size=32, ...) for m in ("wrn_10_1", "wrn_10_2")}
+    plan = plan_run(Budget(900, 40), data_facts, rates, demo=True)
+    print(plan.describe())
+
+The planner measures how fast this device trains and scores the models at the data's image size
+(a few steps of each, as many models at once as the run trains: `measure_rates`), predicts the
+time of a regime from those rates (`Regime.seconds`), and picks the richest regime of a short
+ladder (`TIERS`) whose epochs the budget can fill to at least GOOD_EPOCHS, filling the budget
+with epochs. The ladder starts from the regime the demo was measured in (8 x WRN-10-1 on 1,000
+images, final models a larger WRN): few training images, so that the model fits them and
+augmentation matters, and a validation split large enough that the selection has signal. A
+budget that cannot fit the leanest tier at MIN_EPOCHS is refused with the smallest that can.
+Every value the user gave stays as given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import statistics
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from pba.baseline import AUTO
+from pba.baseline_check import CHECK_EPOCHS
+from pba.data.datasets import FOLDER_PREFIX, has_own_val
+from pba.errors import PBAError
+from pba.parallel import map_parallel
+from pba.report import duration
+
+if TYPE_CHECKING:
+    from pba.data import DatasetSplits
+    from pba.search import SearchConfig
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(s|sec|secs|m|min|mins|h|hr|hrs)?\s*$")
+_UNIT = {"s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60, "h": 3600, "hr": 3600,
+         "hrs": 3600}
+
+MIN_EPOCHS = 16  # of a search: 8 rounds of 2 epochs, below which PBT has nothing to select on
+GOOD_EPOCHS = 40  # a richer tier is taken only where the budget gives it this many
+MAX_EPOCHS = 200  # the paper's search length
+FINAL_EPOCH_RATIO = 64 / 50  # final models train longer than the search, as the demo measured
+ROUNDS = 17  # rounds a search aims at (the quick preset's 50 epochs / 3)
+MAX_VAL = 2000  # validation images: a member's accuracy within about 1 point (1 SE)
+VAL_FRACTION = 4  # at least 1/4 of a small pool validates
+MAX_VAL_FRACTION_OF_TRAIN = 2  # and never more than twice the training images
+SAFETY = 0.95  # of the budget planned: the predictions err by a few percent either way
+OVERHEAD_S = 3.0  # a stage's fixed cost: checkpoints, plots, summaries
+# The final models train slower than the measured rate: TrivialAugment's per-image ops (its
+# arm took 12% longer than the others in the 15-minute CIFAR demo) and a last wave that may
+# run alone. Measured: 10 final models took 10% longer than predicted from the rates.
+FINAL_SLOWER = 1.1
+# The final models' epochs, refitted to the time the search left, stay within these multiples
+# of the planned ones (the schedule stretches to them), as does the search's pace
+# taken to predict theirs.
+REFIT_RANGE = (0.5, 1.6)
+MEASURE_STEPS = 8
+EVAL_IMAGES = 1024
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of "90s", "12m", "1.5h" or a bare number of seconds."""
+    match = _DURATION.match(str(text).lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise PBAError(f"a budget is a positive duration such as 90s, 12m or 1h; got {text!r}")
+    return float(match.group(1)) * _UNIT[match.group(2) or "s"]
+
+
+@dataclass(frozen=True)
+class Rates:
+    """How fast one model trains and scores on this device, `workers` models at once."""
+
+    model: str
+    image_size: tuple[int, int]
+    workers: int
+    train: float  # images/s of one model, augmentation included
+    evaluate: float  # images/s of one model, forward only
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def measure_rates(
+    model: str, *, image_size: tuple[int, int], num_classes: int, batch_size: int,
+    device: torch.device, precision: str, workers: int, steps: int = MEASURE_STEPS,
+) -> Rates:
+    """Train `workers` fresh `model`s at once for 2 + `steps` batches of random images (a
+    PBA policy and the CIFAR baseline on them, as a search member trains) and take the median
+    step of the last `steps` (a step stalled by another process does not count); then time
+    scoring EVAL_IMAGES images twice (one batch of `pba.train.evaluate`'s, slower per image
+    than training's small batches on a CPU), the second, warm, time. About ten seconds."""
+    from pba.augment import make_augment
+    from pba.baseline import PARTS, Baseline
+    from pba.data import DatasetSplits, ImageSet
+    from pba.ops.registry import DEFAULT_OPS
+    from pba.policy import SLOTS, Policy
+    from pba.recipes import Recipe
+    from pba.train import evaluate, init_state, train
+
+    height, width = image_size
+    generator = torch.Generator().manual_seed(0)
+    n = batch_size * (2 + steps)
+    images = ImageSet(torch.randint(0, 256, (n, 3, height, width), dtype=torch.uint8,
+                                    generator=generator),
+                      torch.randint(0, num_classes, (n,), generator=generator))
+    norm = {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+    data = DatasetSplits("measure", images, None, images, num_classes, **norm,
+                         baseline=Baseline(PARTS, max(1, min(height, width) // 2)))
+    recipe = Recipe(epochs=1, lr=0.1, weight_decay=5e-4, batch_size=batch_size,
+                    precision=precision)
+    # Every op at probability 0.1 and magnitude 5 in both slots: about as busy as a searched
+    # policy midway (the baseline-only and TrivialAugment arms cost about as much).
+    policy = Policy((1, 5) * (SLOTS * len(DEFAULT_OPS)))
+    augment = make_augment("pba", data, recipe, schedule=policy)
+    scored = ImageSet(torch.randint(0, 256, (EVAL_IMAGES, 3, height, width), dtype=torch.uint8,
+                                    generator=generator),
+                      torch.randint(0, num_classes, (EVAL_IMAGES,), generator=generator)).to(device)
+
+    def one(_: int) -> tuple[float, float]:
+        state = init_state(model, num_classes, recipe, seed=0, device=device)
+        ticks: list[float] = []
+        train(state, images.to(device), 1, augment, recipe, **norm,
+              progress=lambda _: ticks.append(_sync(device)))
+        step = statistics.median(b - a for a, b in zip(ticks[1:], ticks[2:], strict=False))
+        times = []
+        for _ in range(2):
+            begin = _sync(device)
+            evaluate(state.model, scored, **norm, precision=precision)  # 1,024 a batch
+            times.append(_sync(device) - begin)
+        return batch_size / step, len(scored) / times[-1]
+
+    results = map_parallel(one, range(workers), workers)
+    return Rates(model, (height, width), workers,
+                 statistics.fmean(r[0] for r in results), statistics.fmean(r[1] for r in results))
+
+
+def plan_budget(
+    search: SearchConfig, budget_s: float, started: float, *, final_model: str | None = None,
+    final_models: int = 0, given: Mapping[str, int | str] | None = None, device: str = "auto",
+    precision: str = "auto", workers: int | None = None, data_dir: str | Path | None = None,
+    download: bool = False, progress: bool = True,
+) -> Plan:
+    """Load `search`'s data, measure this device on its models and plan a run of `budget_s`
+    seconds counted from `started` (`time.monotonic()`): the search and, with `final_model`,
+    `final_models` final models (`plan_run`). The plan is printed with `progress`."""
+    from pba.data import load_dataset
+    from pba.device import resolve_device
+    from pba.parallel import default_workers
+    from pba.precision import resolve_precision
+
+    data = load_dataset(search.dataset, data_dir, download=download)
+    facts = data_facts(search, data, final_models if final_model else 0)
+    resolved = resolve_device(device)
+    measure = {"image_size": tuple(data.train.images.shape[-2:]),
+               "num_classes": data.num_classes, "batch_size": search.batch_size,
+               "device": resolved, "precision": resolve_precision(precision, resolved),
+               "workers": workers or default_workers(search.population, resolved)}
+    models = [search.model]
+    if final_model is not None and final_models:
+        final_model = str((given or {}).get("final_model", final_model))
+        models.append(final_model)
+    if progress:
+        print(f"measuring how fast this device trains {' and '.join(dict.fromkeys(models))} "
+              f"at {measure['image_size'][0]}x{measure['image_size'][1]} ...", flush=True)
+    rates = {m: measure_rates(m, **measure) for m in dict.fromkeys(models)}
+    plan = plan_run(budget_s, time.monotonic() - started, facts, rates, model=search.model,
+                    final_model=final_model, given=given)
+    if progress:
+        print(plan.describe(), flush=True)
+    return plan
+
+
+def data_facts(search: SearchConfig, data: DatasetSplits, final_models: int) -> Facts:
+    """What the planner knows of `data` (loaded with its default split) for `search`."""
+    own_val = len(data.val) if has_own_val(search.dataset) and data.val is not None else None
+    pool = len(data.train) + (0 if own_val is not None or data.val is None else len(data.val))
+    checked = search.baseline == AUTO or (search.baseline is None and
+                                          search.dataset.startswith(FOLDER_PREFIX))
+    # none, each part alone, then the helpful parts together (pba.baseline_check)
+    arms = 2 + len(data.baseline.parts) if checked else 0
+    return Facts(pool, len(data.test), own_val, search.batch_size, arms, final_models)
+
+
+def _sync(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the planner knows of the data and the run before choosing."""
+
+    pool: int  # images to cut training and validation from
+    test: int  # test images every final model scores
+    own_val: int | None  # a folder's val/ split, fixed; None: cut from the pool
+    batch_size: int  # the largest batch a run may take (the preset's or the user's)
+    check_arms: int  # arms of the baseline check (pba.baseline_check), 0 when none runs
+    final_models: int  # of the demo; 0 for a search alone
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One rung of the ladder: what the epochs then fill."""
+
+    population: int
+    train_size: int
+    final_large: bool  # the final models are the larger model (search small, train large)
+
+
+# From the leanest to the richest. The fourth is the demo's measured regime.
+TIERS = (Tier(4, 500, False), Tier(8, 500, False), Tier(8, 1000, False), Tier(8, 1000, True),
+         Tier(8, 2000, True), Tier(16, 4000, True), Tier(16, 8000, True))
+PLANNED = ("population", "epochs", "interval", "train_size", "val_size", "batch_size",
+           "final_model", "final_epochs")
+MIN_STEPS = 7  # batches an epoch at least (the demo's 1,000 images in batches of 128)
+
+
+@dataclass(frozen=True)
+class Regime:
+    """What a budgeted run trains: the search, and for the demo its final models."""
+
+    population: int
+    epochs: int
+    interval: int
+    train_size: int
+    val_size: int
+    model: str  # searched
+    batch_size: int = 128
+    final_model: str | None = None  # None: no final models (a search alone)
+    final_epochs: int = 0
+    final_models: int = 0
+
+    def seconds(self, facts: Facts, rates: Mapping[str, Rates]) -> dict[str, float]:
+        """Predicted seconds of each stage from the measured rates."""
+        from pba.train import images_per_epoch
+
+        per_epoch = images_per_epoch(self.train_size, self.batch_size)
+        search = rates[self.model]
+        workers = search.workers
+        waves = math.ceil(self.population / workers)
+        rounds = math.ceil(self.epochs / self.interval)
+        times = {"search": OVERHEAD_S + waves * (
+            self.epochs * per_epoch / search.train + rounds * self.val_size / search.evaluate)}
+        if facts.check_arms:
+            # The arms run `workers` at once; the parts together, when they run, alone.
+            check_waves = math.ceil((facts.check_arms - 1) / workers) + 1
+            times["baseline_check"] = check_waves * (
+                min(self.epochs, CHECK_EPOCHS) * per_epoch / search.train
+                + self.val_size / search.evaluate)
+        if self.final_model is not None and self.final_models:
+            final = rates[self.final_model]
+            one = self.final_epochs * per_epoch / final.train + facts.test / final.evaluate
+            times["final_models"] = OVERHEAD_S + FINAL_SLOWER * math.ceil(
+                self.final_models / workers) * one
+        return times
+
+    def search_changes(self) -> dict:
+        """The `SearchConfig` fields this regime sets."""
+        return {"model": self.model, "population": self.population, "epochs": self.epochs,
+                "interval": self.interval, "train_size": self.train_size,
+                "val_size": self.val_size, "batch_size": self.batch_size}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A regime chosen for a budget, why, and what it should take."""
+
+    budget_s: float
+    spent_s: float  # before the plan: data loading and measuring
+    facts: Facts
+    regime: Regime
+    seconds: dict[str, float]  # predicted, per stage
+    reasons: tuple[str, ...]  # one line per choice
+    rates: tuple[Rates, ...]
+
+    @property
+    def expected_s(self) -> float:
+        return self.spent_s + sum(self.seconds.values())
+
+    def to_dict(self) -> dict:
+        return {"budget_s": self.budget_s, "spent_before_plan_s": self.spent_s,
+                "expected_s": self.expected_s, "facts": dataclasses.asdict(self.facts),
+                "regime": self.regime.to_dict(),
+                "seconds": self.seconds, "reasons": list(self.reasons),
+                "rates": [r.to_dict() for r in self.rates]}
+
+    def describe(self) -> str:
+        rates = "; ".join(f"{r.model} {r.train:.0f} img/s training, {r.evaluate:.0f} scoring "
+                          f"({r.workers} at once, {r.image_size[0]}x{r.image_size[1]})"
+                          for r in self.rates)
+        stages = ", ".join(f"{name.replace('_', ' ')} {duration(s)}"
+                           for name, s in self.seconds.items())
+        return "\n".join([
+            f"plan for a budget of {duration(self.budget_s)} (measured: {rates})",
+            *(f"  {line}" for line in self.reasons),
+            f"  expected: {duration(self.expected_s)} ({stages}, "
+            f"{duration(self.spent_s)} already spent loading and measuring)",
+        ])
+
+
+def plan_run(
+    budget_s: float, spent_s: float, facts: Facts, rates: Mapping[str, Rates], *, model: str,
+    final_model: str | None = None, given: Mapping[str, int | str] | None = None,
+) -> Plan:
+    """The regime for a run of `budget_s` seconds of which `spent_s` are spent: a search of
+    `model` and, when `final_model` is given (the larger one the ladder's richer tiers train),
+    `facts.final_models` final models. Values in `given` (PLANNED names) are kept as they are;
+    where they alone exceed the budget the plan says so instead of refusing. Raises PBAError
+    when even the leanest regime needs more than the budget, naming the smallest that fits."""
+    given = dict(given or {})
+    unknown = set(given) - set(PLANNED)
+    if unknown:
+        raise PBAError(f"cannot plan around {sorted(unknown)}; plannable: {', '.join(PLANNED)}")
+    left = budget_s * SAFETY - spent_s
+    fill = [_fill(tier, left, facts, rates, model, final_model, given) for tier in TIERS]
+    fill = [f for f in fill if f is not None]
+    if not fill:
+        raise PBAError("no training images to plan with")
+    epochs_given = "epochs" in given or "final_epochs" in given
+    chosen = None
+    for regime, fits in reversed(fill):  # the richest tier that fills enough epochs
+        if fits and (regime.epochs >= GOOD_EPOCHS or epochs_given):
+            chosen = regime
+            break
+    if chosen is None:
+        fitting = [regime for regime, fits in fill if fits]
+        chosen = fitting[0] if fitting else None
+    if chosen is None:
+        leanest = fill[0][0]
+        if set(given) & {"population", "epochs", "train_size", "val_size", "final_epochs"}:
+            chosen = leanest  # the user's values win; the plan says it runs over
+        else:
+            need = (spent_s + sum(leanest.seconds(facts, rates).values())) / SAFETY
+            raise PBAError(
+                f"a budget of {duration(budget_s)} is too small to learn anything on "
+                f"this device: the smallest regime ({_summary(leanest)}) needs about "
+                f"{duration(need)}; give --budget {math.ceil(need / 60)}m or more")
+    seconds = chosen.seconds(facts, rates)
+    plan = Plan(budget_s, spent_s, facts, chosen, seconds, (), tuple(rates[m] for m in
+                                                             dict.fromkeys(_models(chosen))))
+    return dataclasses.replace(plan, reasons=tuple(_reasons(plan, facts, given)))
+
+
+def _fill(
+    tier: Tier, left: float, facts: Facts, rates: Mapping[str, Rates], model: str,
+    final_model: str | None, given: Mapping[str, int | str],
+) -> tuple[Regime, bool] | None:
+    """The tier's regime with as many epochs as `left` seconds hold (within MIN_EPOCHS ..
+    MAX_EPOCHS), and whether it fits; None where the pool is too small for the tier to differ
+    from a leaner one (its training images capped)."""
+    sizes = split_sizes(tier.train_size, facts)
+    if sizes is None:
+        return None
+    train = int(given.get("train_size", sizes[0]))
+    val = int(given.get("val_size", sizes[1]))
+    if final_model is None or not facts.final_models:
+        final = None
+    elif "final_model" in given:
+        final = str(given["final_model"])
+    else:
+        final = final_model if tier.final_large else model
+    batch = int(given.get("batch_size", batch_for(train, facts.batch_size)))
+    base = Regime(int(given.get("population", tier.population)), MIN_EPOCHS, 2, train, val,
+                  model, batch, final, 0, facts.final_models if final else 0)
+
+    def regime(epochs: int) -> Regime:
+        epochs = int(given.get("epochs", epochs))
+        interval = int(given.get("interval", max(2, round(epochs / ROUNDS))))
+        final_epochs = int(given.get("final_epochs", round(epochs * FINAL_EPOCH_RATIO)))
+        return dataclasses.replace(base, epochs=epochs, interval=min(interval, epochs),
+                                   final_epochs=final_epochs if final else 0)
+
+    def total(epochs: int) -> float:
+        return sum(regime(epochs).seconds(facts, rates).values())
+
+    if total(MIN_EPOCHS) > left:
+        return regime(MIN_EPOCHS), False
+    low, high = MIN_EPOCHS, MAX_EPOCHS  # the most epochs that fit: time grows with them
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if total(middle) <= left else (low, middle - 1)
+    return regime(low), True
+
+
+def split_sizes(train_size: int, facts: Facts) -> tuple[int, int] | None:
+    """Training and validation images for a wish of `train_size` training images: capped so
+    that at least a quarter of a small pool validates (at most MAX_VAL images, at most twice
+    the training images); a folder's own val/ as it is. None when the pool is too small."""
+    if facts.own_val is not None:
+        return min(train_size, facts.pool), facts.own_val
+    train = min(train_size, facts.pool - max(1, facts.pool // VAL_FRACTION))
+    if train < 1:
+        return None
+    return train, min(MAX_VAL, facts.pool - train, MAX_VAL_FRACTION_OF_TRAIN * train)
+
+
+def batch_for(train_size: int, largest: int) -> int:
+    """`largest`, halved (down to 16) until an epoch of `train_size` images has MIN_STEPS
+    batches: with 500 images and batches of 128 an epoch is 3 steps, and a short run
+    learns next to nothing."""
+    batch = largest
+    while batch > 16 and train_size // batch < MIN_STEPS:
+        batch //= 2
+    return batch
+
+
+def _models(regime: Regime) -> list[str]:
+    return [regime.model] + ([regime.final_model] if regime.final_model else [])
+
+
+def _summary(regime: Regime) -> str:
+    text = (f"{regime.population} x {regime.model}, {regime.train_size} training images, "
+            f"{regime.epochs} epochs")
+    if regime.final_model:
+        text += (f", then {regime.final_models} x {regime.final_model} for "
+                 f"{regime.final_epochs} epochs")
+    return text
+
+
+def _reasons(plan: Plan, facts: Facts, given: Mapping[str, int | str]) -> list[str]:
+    r = plan.regime
+    mine = "as given" if "train_size" in given else (
+        f"of {facts.pool:,} available: few enough that {r.model} fits them, so augmentation "
+        "matters, as in the demo's measured regime")
+    lines = [f"training images {r.train_size:,}: {mine}"]
+    if "val_size" in given:
+        why = "as given"
+    elif facts.own_val is not None:
+        why = "the folder's own val/"
+    else:
+        why = (f"the members' ranking: one member's accuracy within about "
+               f"{100 * math.sqrt(0.25 / max(r.val_size, 1)):.1f} points (1 SE at 50%); "
+               f"at most {MAX_VAL:,} and twice the training images; a quarter of a small pool "
+               "at least")
+    lines.append(f"validation images {r.val_size:,}: {why}")
+    lines.append(f"population {r.population}: " + ("as given" if "population" in given else
+                 "8 where the budget fills 40 or more epochs with it, else 4"))
+    lines.append(f"batch size {r.batch_size}: " + ("as given" if "batch_size" in given else
+                 f"{r.train_size // r.batch_size} steps an epoch (at least {MIN_STEPS} where "
+                 "batches of 16 or more allow)"))
+    lines.append(f"search epochs {r.epochs}, a round every {r.interval}: " + (
+        "as given" if "epochs" in given else
+        f"as many as the budget holds (at least {MIN_EPOCHS}); about {ROUNDS} rounds, so that "
+        "lineages mix"))
+    if r.final_model:
+        lines.append(f"final models {r.final_models} x {r.final_model} for {r.final_epochs} "
+                     "epochs: " + ("as given" if "final_model" in given else (
+                         "a larger model than the search's (search small, train large), "
+                         "affordable at this budget" if r.final_model != r.model else
+                         "the search's model: a larger one would leave too few epochs"))
+                     + (f"; {r.final_epochs / r.epochs:.2f} x the search's epochs, the "
+                        "schedule stretched to them" if "final_epochs" not in given else ""))
+    if plan.expected_s > plan.budget_s:
+        lines.append(f"the values given take about {duration(plan.expected_s)}, more "
+                     f"than the budget of {duration(plan.budget_s)}: they win")
+    return lines
+
+
+def refit_final_epochs(
+    regime: Regime, facts: Facts, rates: Mapping[str, Rates], left_s: float, slowdown: float,
+) -> int:
+    """The final models' epochs that end them within `left_s` seconds, when the search ran
+    `slowdown` times as long as predicted (so the final models likely will too), within
+    REFIT_RANGE of the planned epochs."""
+    from pba.train import images_per_epoch
+
+    final = rates[regime.final_model]
+    waves = math.ceil(regime.final_models / final.workers)
+    per_epoch = images_per_epoch(regime.train_size, regime.batch_size) / final.train
+    fixed = facts.test / final.evaluate
+    epochs = math.floor(((left_s * SAFETY / slowdown - OVERHEAD_S) / FINAL_SLOWER / waves
+                         - fixed) / per_epoch)
+    low, high = REFIT_RANGE
+    return max(math.ceil(regime.final_epochs * low),
+               min(epochs, round(regime.final_epochs * high)))
