@@ -13,14 +13,14 @@ $(STAMP): pyproject.toml
 
 # The main job: search a schedule, train final models with it and with the baseline,
 # TrivialAugment and no augmentation, report which to train with (runs/demo/summary.md,
-# results.json). About 12 minutes on 2 CPU cores with native bf16 (estimated), 38 without (README).
-# Run again to continue an interrupted demo. Data: $$PBA_DATA_DIR if set, else ../shared/data
+# results.json), sized to end in 15 minutes on this machine (--budget: README, "Your data,
+# your time"). Run again to continue an interrupted demo. Data: $$PBA_DATA_DIR if set, else ../shared/data
 # when it is there, else CIFAR-10 downloaded into ./data on first use. The published schedule
 # joins with `.venv/bin/pba demo --out runs/demo --reference FILE` (one model more).
 SHARED_DATA := $(wildcard ../shared/data/cifar-10-batches-py)
 demo: $(STAMP)
 	$(if $(SHARED_DATA),PBA_DATA_DIR=$${PBA_DATA_DIR:-$(abspath ../shared/data)}) \
-	$(BIN)/pba demo --download --out runs/demo
+	$(BIN)/pba demo --budget 15m --download --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -213,7 +213,7 @@ def test_a_demo_budget_too_small_is_refused_before_anything_is_written(tmp_path:
     colour_folder(tmp_path / "imgs", classes=3, per_class=30)
     out = tmp_path / "demo"
     args = ["demo", "--dataset", f"folder:{tmp_path / 'imgs'}", "--budget", "5s", "--out",
-            str(out), "--precision", "fp32", "--no-progress"]
+            str(out), "--final-model", "wrn_10_1", "--precision", "fp32", "--no-progress"]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "too small to learn anything on this device" in err and "give --budget" in err

@@ -108,8 +108,8 @@ DEMO = DemoConfig(preset="quick", model="wrn_10_2", epochs=64, lr=0.1, weight_de
                   seeds={THIS_SCHEDULE: 3, "baseline": 3, "trivialaugment": 3, PUBLISHED: 1,
                          "none": 1})
 # How long `DEMO` takes, measured (README, "The main job").
-DEMO_TIME = ("On 2 CPU cores about 12 minutes where the CPU has native bf16, 38 where it has "
-             "not (fp32).")
+DEMO_TIME = ("Without --budget, on 2 CPU cores about 12 minutes where the CPU has native bf16, "
+             "38 where it has not (fp32); `make demo` gives it --budget 15m.")
 
 
 @dataclass(frozen=True)

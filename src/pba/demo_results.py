@@ -113,8 +113,9 @@ def render(doc: dict, title: str) -> str:
                  f"{duration(times['final_models_s'])} of training in all (on a CPU several "
                  f"train at once); the search {duration(times['search_s'])}; the demo's "
                  f"processes {duration(times['demo_wall_s'])} of wall time"
-                 + (f" for a budget of {duration(times['budget_s'])} (planned: "
-                    f"{duration(times['expected_s'])})." if times.get("budget_s") else "."))
+                 + (f"; its first run was planned for a budget of {duration(times['budget_s'])} "
+                    f"(expected: {duration(times['expected_s'])})." if times.get("budget_s")
+                    else "."))
     return "\n".join(lines) + "\n"
 
 
