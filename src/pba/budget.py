@@ -1,8 +1,11 @@
 """Sizing a search, or the whole demo, to a wall-clock budget: `--budget 15m`.
 
-    rates = {m: measure_rates(m, image_size=32, ...) for m in ("wrn_10_1", "wrn_10_2")}
-    plan = plan_run(Budget(900, 40), data_facts, rates, demo=True)
-    print(plan.describe())
+    plan = plan_budget(preset("quick").replace(dataset="folder:photos"), 900, time.monotonic(),
+                       final_model="wrn_10_2", final_models=10)   # loads, measures, plans
+    config = preset("quick").replace(**plan.regime.search_changes())
+
+    rates = {m: measure_rates(m, image_size=(32, 32), ...) for m in ("wrn_10_1", "wrn_10_2")}
+    plan = plan_run(900, 20.0, facts, rates, model="wrn_10_1", final_model="wrn_10_2")
 
 The planner measures how fast this device trains and scores the models at the data's image size
 (a few steps of each, as many models at once as the run trains: `measure_rates`), predicts the
@@ -10,9 +13,11 @@ time of a regime from those rates (`Regime.seconds`), and picks the richest regi
 ladder (`TIERS`) whose epochs the budget can fill to at least GOOD_EPOCHS, filling the budget
 with epochs. The ladder starts from the regime the demo was measured in (8 x WRN-10-1 on 1,000
 images, final models a larger WRN): few training images, so that the model fits them and
-augmentation matters, and a validation split large enough that the selection has signal. A
-budget that cannot fit the leanest tier at MIN_EPOCHS is refused with the smallest that can.
-Every value the user gave stays as given.
+augmentation matters, batches small enough for MIN_STEPS steps an epoch, and a validation
+split large enough that the selection has signal. A budget that cannot fit the leanest tier
+at MIN_EPOCHS is refused with the smallest that can. Every value the user gave stays as given.
+The demo refits its final models' epochs to the time the search left
+(`refit_final_epochs`).
 """
 
 from __future__ import annotations
