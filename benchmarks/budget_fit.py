@@ -36,7 +36,11 @@ def run(dataset: str | None, budget: str, out: Path, extra: list[str]) -> float 
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with open(f"{out}.log", "a") as log:  # what it prints (the plan first); bars go nowhere
-        subprocess.run(command, check=True, stdout=log, stderr=subprocess.DEVNULL)
+        done = subprocess.run(command, stdout=log, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:  # a budget refused, for one: say why, go on with the others
+        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "?"
+        print(f"  failed ({done.returncode}): {reason}", flush=True)
+        return None
     return time.monotonic() - started
 
 
@@ -71,7 +75,11 @@ def main() -> None:
     print("| budget | planned | actual | actual / budget | regime | verdicts |")
     print("| --- | --- | --- | --- | --- | --- |")
     for budget in args.budgets:
-        print(row(args.out / f"{name}-{budget}", budget, walls[budget]))
+        out = args.out / f"{name}-{budget}"
+        if (out / "results.json").is_file():
+            print(row(out, budget, walls[budget]))
+        else:
+            print(f"| {budget} | - | - | - | refused or unfinished: see {out}.log | - |")
 
 
 if __name__ == "__main__":
