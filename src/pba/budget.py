@@ -473,6 +473,13 @@ def _reasons(plan: Plan, facts: Facts, given: Mapping[str, int | str]) -> list[s
     return lines
 
 
+def pace(actual_s: float, predicted_s: float) -> float:
+    """How many times its predicted time a stage took, within the inverse of REFIT_RANGE (a
+    stage far off its prediction says little more about the next one)."""
+    low, high = REFIT_RANGE
+    return min(1 / low, max(1 / high, actual_s / predicted_s))
+
+
 def refit_final_epochs(
     regime: Regime, facts: Facts, rates: Mapping[str, Rates], left_s: float, slowdown: float,
 ) -> int:

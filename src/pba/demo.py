@@ -82,6 +82,15 @@ class DemoConfig:
         dataset = {} if self.dataset is None else {"dataset": self.dataset}
         return preset(self.preset).replace(**self.search | dataset)
 
+    def values(self) -> dict:
+        """What it runs, by `pba.budget.PLANNED` name, and the searched "model"."""
+        search = self.search_config()
+        return {"model": search.model, "population": search.population,
+                "epochs": search.epochs, "interval": search.interval,
+                "train_size": search.train_size, "val_size": search.val_size,
+                "batch_size": search.batch_size, "final_model": self.model,
+                "final_epochs": self.epochs}
+
     def final_models(self, reference: bool) -> int:
         """Final models in one set of seeds."""
         return sum(n for arm, n in self.seeds.items() if arm != PUBLISHED or reference)
@@ -239,11 +248,9 @@ def _new_demo(
     sizes = split_sizes(int(given.get("train_size", search.train_size or facts.pool)), facts)
     if sizes is None:
         raise PBAError(f"{search.dataset} has too few images for a search")
-    values = {"population": search.population, "epochs": search.epochs,
-              "interval": search.interval, "train_size": sizes[0], "val_size": sizes[1],
-              "batch_size": batch_for(sizes[0], search.batch_size),
-              "final_model": demo.model, "final_epochs": demo.epochs} | given
-    regime = Regime(model=search.model, final_models=facts.final_models, **values)
+    values = demo.values() | {"train_size": sizes[0], "val_size": sizes[1],
+                              "batch_size": batch_for(sizes[0], search.batch_size)} | given
+    regime = Regime(final_models=facts.final_models, **values)
     return _with_regime(demo, regime), None
 
 
@@ -257,14 +264,9 @@ def _check_unchanged(
 ) -> None:
     """A demo that exists continues as it was planned: refuse values that differ from it."""
     stored = DemoConfig.from_dict(doc["demo"])
-    search = stored.search_config()
-    values = {"population": search.population, "epochs": search.epochs,
-              "interval": search.interval, "train_size": search.train_size,
-              "val_size": search.val_size, "batch_size": search.batch_size,
-              "final_model": stored.model,
-              "final_epochs": stored.epochs, "model": search.model}
+    values = stored.values()
     differ = [name for name, value in given.items() if values.get(name) != value]
-    if demo.dataset not in (None, search.dataset):
+    if demo.dataset not in (None, stored.search_config().dataset):
         differ.append("dataset")
     if differ:
         flags = ", ".join("--" + name.replace("_", "-") for name in differ)
@@ -278,7 +280,7 @@ def _refit(out: Path, demo: DemoConfig, started: float, progress: bool) -> DemoC
     """Before the first final model of a budgeted demo: its epochs fitted to the time left,
     the search's own pace taken into account (`pba.budget.refit_final_epochs`)."""
     from pba import run as training_run
-    from pba.budget import REFIT_RANGE, Facts, Rates, Regime, refit_final_epochs
+    from pba.budget import Facts, Rates, Regime, pace, refit_final_epochs
 
     doc = _read_demo_file(out)
     plan = doc.get("plan")
@@ -288,8 +290,7 @@ def _refit(out: Path, demo: DemoConfig, started: float, progress: bool) -> DemoC
         return demo
     elapsed = doc["wall_s"] + time.monotonic() - started
     predicted = plan["seconds"]["search"] + plan["seconds"].get("baseline_check", 0.0)
-    low, high = REFIT_RANGE
-    slowdown = min(1 / low, max(1 / high, (elapsed - plan["spent_before_plan_s"]) / predicted))
+    slowdown = pace(elapsed - plan["spent_before_plan_s"], predicted)
     regime = Regime(**plan["regime"])
     rates = {r["model"]: Rates(**r | {"image_size": tuple(r["image_size"])})
              for r in plan["rates"]}
