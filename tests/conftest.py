@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,14 @@ def _test_batch() -> dict:
         pytest.fail(f"CIFAR-10 test data missing at {path}: set PBA_DATA_DIR to ../shared/data")
     with path.open("rb") as f:
         return pickle.load(f, encoding="latin1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _image_cache(tmp_path_factory) -> Iterator[None]:
+    """Folder loads cache their images in a temporary folder, never the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PBA_CACHE_DIR", str(tmp_path_factory.mktemp("pba_cache")))
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,12 @@ from PIL import Image
 from pba.budget import (
     GOOD_EPOCHS,
     MIN_EPOCHS,
+    MIN_FINAL_EPOCHS,
     SAFETY,
     Facts,
     Rates,
     batch_for,
+    final_epochs_for,
     measure_rates,
     parse_duration,
     plan_run,
@@ -74,13 +76,25 @@ def test_the_chosen_regime_fits_the_budget_at_the_measured_rates(facts: Facts,
     assert predicted == pytest.approx(chosen.expected_s)
     assert predicted <= 60 * minutes * SAFETY
     # it fills the budget: one more epoch would not fit, or the epochs are at their cap
+    floor = MIN_FINAL_EPOCHS if r.final_epochs >= MIN_FINAL_EPOCHS else 0
     longer = r.__class__(**r.to_dict() | {"epochs": r.epochs + 1,
-                                          "final_epochs": round((r.epochs + 1) * 64 / 50)})
+                                          "final_epochs": final_epochs_for(r.epochs + 1, floor)})
     assert (chosen.spent_s + sum(longer.seconds(facts, RATES).values()) > 60 * minutes * SAFETY
             or r.epochs >= 200)
     assert r.epochs >= MIN_EPOCHS and r.final_models == 10
     assert r.train_size + r.val_size <= facts.pool
     assert len(chosen.reasons) >= 5 and "expected" in chosen.describe()
+
+
+def test_the_final_models_get_their_floor_where_the_budget_holds_it() -> None:
+    # 15 minutes hold MIN_FINAL_EPOCHS beside a search: the final models get them, the
+    # search the rest; 5 minutes do not, and the final models follow the search's epochs.
+    fifteen, five = plan(60 * 15).regime, plan(60 * 5).regime
+    assert fifteen.final_epochs >= MIN_FINAL_EPOCHS and fifteen.epochs >= GOOD_EPOCHS
+    assert fifteen.population == 8
+    assert five.final_epochs == final_epochs_for(five.epochs, 0) < MIN_FINAL_EPOCHS
+    # Without the floor the 15-minute search would have been longer and its models shorter.
+    assert final_epochs_for(fifteen.epochs, 0) < fifteen.final_epochs
 
 
 def test_a_larger_budget_buys_a_richer_regime() -> None:

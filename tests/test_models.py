@@ -135,7 +135,7 @@ def test_pyramidnet_survival_decays_linearly_to_half():
 def test_arbitrary_valid_sizes_and_mistakes():
     assert isinstance(build("wrn_34_3", 10), nn.Module)
     with pytest.raises(PBAError) as info:
-        build("resnet50", 10)
+        build("lenet5", 10)  # resnet50 is torchvision's (tests/test_model_zoo.py)
     assert all(name in str(info.value) for name in names())
     with pytest.raises(PBAError, match="6n \\+ 4"):
         build("wrn_27_2", 10)

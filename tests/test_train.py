@@ -21,7 +21,7 @@ from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 from pba.policy import Policy
 from pba.recipes import Recipe, cosine_lr, default_recipe, learning_rate
-from pba.run import fit, new_config
+from pba.run import new_config
 from pba.schedule import Schedule, load_schedule
 
 MODEL = "wrn_10_1"
@@ -345,12 +345,13 @@ def test_a_schedule_brings_the_baseline_it_was_searched_with(tmp_path):
     assert config["baseline"] is None and config["cutout_size"] is None
 
 
-def test_a_schedule_searched_at_another_image_size_is_flagged(cifar, tmp_path):
-    searched = dataclasses.replace(random_schedule(2, seed=3), image_size=(64, 64))
+def test_a_schedule_searched_small_trains_large_with_its_cutout_scaled(tmp_path):
+    # Its magnitudes scale with the side (pba.ops.registry); the baseline's Cutout, given in
+    # pixels at the searched size, keeps its share of the side too.
+    searched = dataclasses.replace(random_schedule(2, seed=3), image_size=(32, 32),
+                                   baseline="crop,flip,cutout", cutout_size=16)
     searched.save(tmp_path / "schedule.json")
-    config = new_config({"dataset": "cifar10", "model": MODEL, "schedule": tmp_path /
-                         "schedule.json", "epochs": 1, "batch_size": 64, "precision": "fp32"})
-    small = dataclasses.replace(cifar, train=subset(cifar.train, 64), val=None,
-                                test=subset(cifar.test, 64))
-    with pytest.warns(UserWarning, match="searched on 64 x 64 images and is applied to 32 x 32"):
-        fit(config, tmp_path / "run", data=small, progress=False)
+    given = {"dataset": "cifar10", "model": MODEL, "schedule": tmp_path / "schedule.json"}
+    assert new_config(given | {"image_size": 64})["cutout_size"] == 32
+    assert new_config(given)["cutout_size"] == 16
+    assert new_config(given | {"image_size": 64, "cutout_size": 10})["cutout_size"] == 10

@@ -8,6 +8,11 @@ CIFAR uses all three, SVHN Cutout only (digits are not mirror-symmetric), reduce
 What suits a user's own images is not known in advance: a flip ruins text and a 16-pixel
 square hides small objects. There `auto` (the default for image folders) measures it
 (`pba.baseline_check`).
+
+The crop's pad is relative to the image, like the policies' lengths (`pba.ops.registry`): the
+paper's 4 pixels at 32 x 32, the same eighth of the shorter side at other sizes (`crop_pad`).
+The Cutout size is pixels at the size of the images the run trains on: what `--cutout-size`
+gives, and what each dataset's default is at its size (an image folder's: half the side).
 """
 
 from __future__ import annotations
@@ -17,16 +22,26 @@ from dataclasses import dataclass
 import torch
 
 from pba.errors import PBAError
+from pba.ops.registry import REFERENCE_SIDE
 from pba.transforms import cutout, random_crop_flip
 
 PARTS = ("crop", "flip", "cutout")
 NONE, AUTO = "none", "auto"
-CROP_PAD = 4
+CROP_PAD = 4  # pixels at REFERENCE_SIDE, the paper's pad on CIFAR's 32 x 32 images
+
+
+def crop_pad(height: int, width: int) -> int:
+    """The crop's pad on height x width images: CROP_PAD pixels at REFERENCE_SIDE, the same
+    fraction of the shorter side at other sizes (both axes alike, like Cutout's square),
+    rounded half up, at least 1 pixel so that a crop always moves something."""
+    return max(1, int(CROP_PAD * min(height, width) / REFERENCE_SIDE + 0.5))
 
 
 @dataclass(frozen=True)
 class Baseline:
-    """Which of PARTS a run applies (in that order) and the side of the Cutout square."""
+    """Which of PARTS a run applies (in that order) and the side of the Cutout square, in
+    pixels of the images it is applied to (not scaled: the run's size is known when it is
+    chosen). The crop pads by `crop_pad` of the batch's size."""
 
     parts: tuple[str, ...]
     cutout_size: int
@@ -62,8 +77,8 @@ class Baseline:
         crop, flip = "crop" in self.parts, "flip" in self.parts
         if crop or flip:
             # One function for both, so that the default draws the same numbers as ever.
-            images = random_crop_flip(images, CROP_PAD if crop else 0, fill, generator,
-                                      flip=flip)
+            pad = crop_pad(*images.shape[-2:]) if crop else 0
+            images = random_crop_flip(images, pad, fill, generator, flip=flip)
         if "cutout" in self.parts:
             images = cutout(images, self.cutout_size, fill, generator)
         return images

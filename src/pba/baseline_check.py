@@ -108,7 +108,8 @@ def check_baseline(
 
     def score(arm: Baseline) -> float:
         arm_recipe = dataclasses.replace(recipe, baseline=str(arm), cutout_size=arm.cutout_size)
-        state = init_state(model, data.num_classes, arm_recipe, seed=seed, device=device)
+        state = init_state(model, data.num_classes, arm_recipe, seed=seed, device=device,
+                           image_size=tuple(data.train.images.shape[-2:]))
         state, _ = train(state, train_set, epochs, make_augment("baseline", data, arm_recipe),
                          arm_recipe, progress=bar.update, **norm)
         return evaluate(state.model, val_set, precision=recipe.precision, **norm)["accuracy"]

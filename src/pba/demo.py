@@ -89,7 +89,7 @@ class DemoConfig:
                 "epochs": search.epochs, "interval": search.interval,
                 "train_size": search.train_size, "val_size": search.val_size,
                 "batch_size": search.batch_size, "final_model": self.model,
-                "final_epochs": self.epochs}
+                "final_epochs": self.epochs, "image_size": search.image_size}
 
     def final_models(self, reference: bool) -> int:
         """Final models in one set of seeds."""
@@ -232,9 +232,13 @@ def _new_demo(
     (its images capped to the data's pool), and the plan."""
     from pba.budget import PLANNED, Regime, batch_for, data_facts, plan_budget, split_sizes
     from pba.data import load_dataset
+    from pba.models import check_name
+    from pba.progress import loading_bar
 
-    if "model" in given:  # the searched model is chosen, not planned
-        demo = dataclasses.replace(demo, search=demo.search | {"model": given["model"]})
+    check_name(str(given.get("final_model", demo.model)))
+    # The searched model and the image size are chosen, not planned.
+    chosen = {name: given[name] for name in ("model", "image_size") if name in given}
+    demo = dataclasses.replace(demo, search=demo.search | chosen)
     given = {name: value for name, value in given.items() if name in PLANNED}
     search = demo.search_config()
     if budget is not None:
@@ -243,13 +247,15 @@ def _new_demo(
                            device=device, precision=precision, workers=workers,
                            data_dir=data_dir, download=download, progress=progress)
         return _with_regime(demo, plan.regime), plan
-    data = load_dataset(search.dataset, data_dir, download=download)
+    data = load_dataset(search.dataset, data_dir, download=download,
+                        image_size=search.image_size, progress=loading_bar(progress))
     facts = data_facts(search, data, demo.final_models(reference))
     sizes = split_sizes(int(given.get("train_size", search.train_size or facts.pool)), facts)
     if sizes is None:
         raise PBAError(f"{search.dataset} has too few images for a search")
     values = demo.values() | {"train_size": sizes[0], "val_size": sizes[1],
                               "batch_size": batch_for(sizes[0], search.batch_size)} | given
+    values.pop("image_size")  # chosen, not planned: in `demo.search` already
     regime = Regime(final_models=facts.final_models, **values)
     return _with_regime(demo, regime), None
 
@@ -338,7 +344,8 @@ def final_jobs(
                      "epochs": demo.epochs, "lr": demo.lr,
                      "weight_decay": demo.weight_decay, "batch_size": search.batch_size,
                      "baseline": search.baseline, "cutout_size": search.cutout_size,
-                     "precision": precision, "ops": search.ops}
+                     "precision": precision, "ops": search.ops,
+                     "image_size": search.image_size}
             if ARMS[arm] == "pba":
                 # A PBT policy log's length is taken to be the paper's search's.
                 given["schedule"] = schedules[arm]
@@ -420,8 +427,12 @@ def _baseline_is_none(search: SearchConfig) -> bool:
 def test_split(dataset: str, images: int | None) -> str:
     """Which images the final models are tested on, in words."""
     from pba.data.datasets import FOLDER_PREFIX, FOLDER_TEST_FRACTION
+    from pba.data.sources import TORCHVISION_PREFIX
 
     count = "" if images is None else f" ({images:,} images)"
+    if dataset.startswith(TORCHVISION_PREFIX):
+        return (f"the dataset's test split, or {FOLDER_TEST_FRACTION:.0%} of its images held "
+                f"out before any training where it has none{count}")
     if not dataset.startswith(FOLDER_PREFIX):
         return f"the dataset's test split{count}"
     if (Path(dataset[len(FOLDER_PREFIX):]) / "test").is_dir():
@@ -447,11 +458,13 @@ def train_finals(
     from pba import run as training_run
     from pba.data import load_dataset
     from pba.device import resolve_device
+    from pba.progress import loading_bar
 
     first = jobs[0].config
     data = load_dataset(first["dataset"], data_dir or first["data_dir"],
                         train_size=first["train_size"], val_size=first["val_size"],
-                        download=download)
+                        download=download, image_size=first["image_size"],
+                        progress=loading_bar(progress))
     workers = workers or default_workers(len(jobs), resolve_device(device))
     bar = tqdm(total=sum(_images(job, job.config["epochs"]) for job in jobs),
                initial=sum(_images(job, _epochs_done(job)) for job in jobs), unit="img",

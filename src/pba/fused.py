@@ -73,7 +73,7 @@ def plan(ops: OpSet, height: int, width: int, device: torch.device) -> Plan:
         tuple(k for k, kind in enumerate(kinds) if kind is wanted)
         for wanted in (tensor.Lookup, tensor.ImageLookup, tensor.Warp))
     others = tuple(k for k in range(len(ops)) if k not in lookups + image_lookups + warps)
-    param = setting_parameters(ops, torch.device("cpu"))
+    param = setting_parameters(ops, torch.device("cpu"), height, width)
     key = torch.zeros(len(param), dtype=torch.int64)
     for position, k in enumerate(lookups + image_lookups + warps + others):
         key[k * SETTINGS:(k + 1) * SETTINGS] = position + 1
@@ -87,7 +87,8 @@ def plan(ops: OpSet, height: int, width: int, device: torch.device) -> Plan:
     for rows, row in ((points, point_row), (indices, warp_row)):
         tabulated = row < rows.shape[0] - 1  # the last row is the identity of the other ops
         key[tabulated & (rows == rows[-1]).all(dim=1).index_select(0, row)] = 0
-    return Plan(lookups, image_lookups, warps, others, setting_parameters(ops, device),
+    return Plan(lookups, image_lookups, warps, others,
+                setting_parameters(ops, device, height, width),
                 *(t.to(device) for t in (key, points, point_row, indices, warp_row)))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pba.errors import PBAError
-from pba.ops.registry import DEFAULT_OPS, OpSet
+from pba.ops.registry import DEFAULT_OPS, REFERENCE_SIDE, OpSet
 
 SLOTS = 2
 MAX_PROBABILITY = 10
@@ -120,7 +120,8 @@ def _kind_and_cap(i: int) -> tuple[str, int]:
 
 @lru_cache(maxsize=16)
 def parameter_table(ops: OpSet) -> torch.Tensor:
-    """(len(ops), 10) float64: the parameter of each op at each magnitude 0..9."""
+    """(len(ops), 10) float64: the parameter of each op at each magnitude 0..9, at
+    REFERENCE_SIDE x REFERENCE_SIDE images."""
     return torch.tensor(
         [[float(op.magnitude(m)) for m in range(MAX_MAGNITUDE + 1)] for op in ops],
         dtype=torch.float64,
@@ -132,15 +133,16 @@ SETTINGS = (MAX_MAGNITUDE + 1) * len(SIGNS)  # an op's settings: every magnitude
 
 
 @lru_cache(maxsize=32)
-def setting_parameters(ops: OpSet, device: torch.device) -> torch.Tensor:
+def setting_parameters(ops: OpSet, device: torch.device, height: int = REFERENCE_SIDE,
+                       width: int = REFERENCE_SIDE) -> torch.Tensor:
     """(len(ops) * SETTINGS + 1,) float64 on `device`, indexed by setting (see
-    `SampledOps.settings`): the signed parameter of every op at every magnitude and sign, and
-    0 for no op. Made once per device, not at every batch (a host-to-device copy per step
-    stalls a GPU's queue)."""
+    `SampledOps.settings`): the signed parameter of every op at every magnitude and sign for
+    height x width images (`Op.scale`), and 0 for no op. Made once per device and size, not at
+    every batch (a host-to-device copy per step stalls a GPU's queue)."""
     signs = torch.tensor(SIGNS, dtype=torch.float64)
     unsigned = signs.abs()  # an unsigned op's parameter is the same at both signs
-    table = torch.stack([parameter_table(ops)[k].view(-1, 1) * (signs if op.signed else unsigned)
-                         for k, op in enumerate(ops)])
+    table = torch.stack([parameter_table(ops)[k].view(-1, 1) * op.scale(height, width)
+                         * (signs if op.signed else unsigned) for k, op in enumerate(ops)])
     return torch.cat([table.view(-1), torch.zeros(1, dtype=torch.float64)]).to(device)
 
 
@@ -187,10 +189,12 @@ class SampledOps:
             )
         return self.setting
 
-    def parameters(self, ops: OpSet) -> torch.Tensor:
-        """(N, 2) float64: the signed op parameter of each applied op (0 where none)."""
+    def parameters(self, ops: OpSet, height: int = REFERENCE_SIDE, width: int = REFERENCE_SIDE
+                   ) -> torch.Tensor:
+        """(N, 2) float64: the signed op parameter of each applied op (0 where none) for
+        height x width images."""
         settings = self.settings(ops)
-        table = setting_parameters(ops, settings.device)
+        table = setting_parameters(ops, settings.device, height, width)
         return table.index_select(0, settings.view(-1)).view(settings.shape)
 
 

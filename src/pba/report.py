@@ -332,6 +332,8 @@ def next_command(run_dir: Path, doc: dict, config: SearchConfig, cost: SearchCos
                  f" --wd {config.weight_decay} --batch-size {config.batch_size}")
     if config.ops is not None:
         flags += f" --ops {config.ops}"
+    if config.image_size is not None:
+        flags += f" --image-size {config.image_size}"
     command = (f"    pba train --dataset {config.dataset} --model {model} --augment pba "
                f"--schedule {schedule}{flags} --out {run_dir / FINAL / model}")
     rate = cost.images_per_s

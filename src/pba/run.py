@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import warnings
 from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
@@ -44,16 +43,17 @@ from pba.recipes import Recipe, default_recipe
 
 if TYPE_CHECKING:
     from pba.data import DatasetSplits
+    from pba.schedule import Schedule
 
 CONFIG, CHECKPOINT, METRICS, RESULT = "config.json", "checkpoint.pt", "metrics.jsonl", "result.json"
 # The settings that define a run: a resumed run must not change them.
 RUN_KEYS = (
     "dataset", "model", "augment", "schedule", "schedule_epochs", "seed", "train_size",
     "val_size", "eval_every", "epochs", "lr", "weight_decay", "batch_size", "baseline",
-    "cutout_size", "precision", "lr_schedule", "ops",
+    "cutout_size", "precision", "lr_schedule", "ops", "image_size",
 )
 # What runs written before a setting existed trained with.
-ADDED_KEYS = {"precision": "fp32", "lr_schedule": "cosine", "ops": None}
+ADDED_KEYS = {"precision": "fp32", "lr_schedule": "cosine", "ops": None, "image_size": None}
 # The model of the paper's searches; its default epochs are a search's length (200 CIFAR, 160 SVHN).
 SEARCH_MODEL = "wrn_40_2"
 
@@ -79,7 +79,8 @@ def new_config(
     recipe = default_recipe(given["dataset"], given["model"])
     defaults = {f.name: getattr(recipe, f.name) for f in fields(recipe)}
     defaults |= {"augment": augment, "schedule": None, "schedule_epochs": None, "seed": 0,
-                 "train_size": None, "val_size": None, "eval_every": 0, "ops": None}
+                 "train_size": None, "val_size": None, "eval_every": 0, "ops": None,
+                 "image_size": None}
     config = defaults | given
     ops = load_op_set(config["ops"])  # an unknown module fails now, before anything is written
     if config["schedule"] is not None:
@@ -91,7 +92,7 @@ def new_config(
             if searched.baseline is not None:
                 config["baseline"] = searched.baseline
                 if given.get("cutout_size") is None:
-                    config["cutout_size"] = searched.cutout_size
+                    config["cutout_size"] = _cutout_at(searched, config["image_size"])
     config["precision"] = resolve_precision(given.get("precision", "auto"),
                                             resolve_device(device))
     return config | {"data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
@@ -151,6 +152,7 @@ def fit(
     from tqdm import tqdm
 
     from pba.data import load_dataset
+    from pba.progress import loading_bar
     from pba.tensorboard import TensorBoardLog, require_tensorboard
 
     if tensorboard:
@@ -176,14 +178,9 @@ def fit(
     if data is None:
         data = load_dataset(config["dataset"], data_dir or config["data_dir"],
                             train_size=config["train_size"], val_size=config["val_size"],
-                            download=download,
-                            skip_unreadable=config.get("skip_unreadable", False))
-    size = tuple(data.train.images.shape[-2:])
-    if schedule is not None and schedule.image_size not in (None, size):
-        warnings.warn(f"the schedule was searched on {_pixels(schedule.image_size)} images and "
-                      f"is applied to {_pixels(size)} ones: its geometric magnitudes are "
-                      "pixels, so its translations and Cutout act more weakly on larger "
-                      "images", stacklevel=2)
+                            download=download, image_size=config["image_size"],
+                            skip_unreadable=config.get("skip_unreadable", False),
+                            progress=loading_bar(progress))
     if not resume and config["augment"] != "none":
         # Settled on the data (a check on image folders), then recorded in config.json.
         baseline, check = settle(config["baseline"], config["cutout_size"], data,
@@ -194,7 +191,8 @@ def fit(
         recipe = replace(recipe, baseline=config["baseline"], cutout_size=config["cutout_size"])
     augment = make_augment(config["augment"], data, recipe, schedule=schedule)
     state = training.init_state(config["model"], data.num_classes, recipe, seed=config["seed"],
-                                device=resolved)
+                                device=resolved,
+                                image_size=tuple(data.train.images.shape[-2:]))
     if compile:
         state.model.compile()  # in place: the state dict, and so the checkpoints, stay as they are
     # Written only by this process from here on (checked after the settings, so that a bad
@@ -278,8 +276,12 @@ def _load_schedule(path: Path, config: dict, ops: OpSet):
     return load_schedule(path, search_epochs, ops)
 
 
-def _pixels(size: tuple[int, ...]) -> str:
-    return " x ".join(map(str, size))
+def _cutout_at(searched: Schedule, image_size: int | None) -> int | None:
+    """The Cutout side of the baseline a schedule was searched on, in pixels at the size the
+    run trains at (search small, train large: the square keeps its share of the side)."""
+    if searched.cutout_size is None or image_size is None or searched.image_size is None:
+        return searched.cutout_size
+    return max(1, round(searched.cutout_size * image_size / min(searched.image_size)))
 
 
 def epoch_line(metrics: dict, epochs: int) -> str:

@@ -74,14 +74,17 @@ class TrainState:
 
 
 def init_state(
-    model_name: str, num_classes: int, recipe: Recipe, *, seed: int, device: str | torch.device
+    model_name: str, num_classes: int, recipe: Recipe, *, seed: int, device: str | torch.device,
+    image_size: tuple[int, int] | None = None,
 ) -> TrainState:
-    """A fresh model and optimiser on `device`; `seed` fixes the weights and the data stream."""
+    """A fresh model and optimiser on `device`; `seed` fixes the weights and the data stream.
+    `image_size` (height, width) is the data's: networks sized at construction (ViT) are built
+    for it, and sizes a network cannot take are refused here (`pba.models.build`)."""
     device = torch.device(device)
     # Two independent streams from one seed, so that weights and data order are unrelated.
     model_seed, data_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
     with seeded_global_rng(model_seed):  # the models draw their init from the global RNG
-        model = models.build(model_name, num_classes)
+        model = models.build(model_name, num_classes, image_size)
     model = model.to(device, memory_format=memory_format(recipe.precision))
     # Weight decay as coupled L2 in the optimiser: the same update as wd/2 * |w|^2 in the loss.
     # It is added after clipping, so clipping bounds the data gradient alone.

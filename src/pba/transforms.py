@@ -97,13 +97,15 @@ def apply_sampled_pil(
     fill: tuple[int, ...],
     rng: np.random.Generator,
 ) -> Image.Image:
-    """Apply the first row of already drawn ops to one PIL RGB image."""
+    """Apply the first row of already drawn ops to one PIL RGB image, with the parameters of
+    its size (`pba.ops.registry`: lengths are fractions of the side)."""
     if not isinstance(img, Image.Image):
         raise PBAError(f"expected a PIL image, got {type(img).__name__}")
     if img.mode != "RGB":
         raise PBAError(f"expected an RGB image, got mode {img.mode!r} (use img.convert('RGB'))")
     first = sampled[0]
-    settings, params = first.settings(ops)[0].tolist(), first.parameters(ops)[0].tolist()
+    settings = first.settings(ops)[0].tolist()
+    params = first.parameters(ops, img.height, img.width)[0].tolist()
     for setting, param in zip(settings, params, strict=True):
         if setting != sampled.none:
             img = ops[setting // SETTINGS].pil(img, param, tuple(fill), rng)

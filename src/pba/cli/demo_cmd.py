@@ -11,10 +11,11 @@ DEFAULT_OUT = Path("runs/demo")
 PLANNED_FLAGS = {"--model": "model", "--population": "population", "--epochs": "epochs",
                  "--interval": "interval", "--train-size": "train_size",
                  "--val-size": "val_size", "--final-model": "final_model",
-                 "--final-epochs": "final_epochs"}
+                 "--final-epochs": "final_epochs", "--image-size": "image_size"}
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
+    from pba.cli.options import SOURCES, add_image_size_argument
     from pba.demo import ARMS, DEFAULT_FIRST_SEED, DEMO, DEMO_TIME
     from pba.search.presets import PRESETS
 
@@ -43,10 +44,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help=f"demo directory, new or to continue (default: {DEFAULT_OUT})")
     p.add_argument("--dataset", metavar="SOURCE",
-                   help="what to search and test on: reduced_cifar10 (default), cifar10, "
-                   "reduced_svhn, folder:PATH (one subfolder per class; or train/ and test/ "
-                   "subfolders, else 20%% of the images are held out as the test split), "
-                   "npz:PATH. The baseline is decided on the data (image folders)")
+                   help=f"what to search and test on (default reduced_cifar10): {SOURCES}. "
+                   "The baseline is decided on the data (image folders)")
+    add_image_size_argument(p)
     p.add_argument("--budget", metavar="DURATION",
                    help="wall-clock time for the whole demo, e.g. 90s, 15m, 1h: the "
                    "training images, validation images, population, epochs, interval and "

@@ -26,6 +26,25 @@ def add_baseline_arguments(p: argparse.ArgumentParser) -> None:
                    help="side of the Cutout square (default: the dataset's, above)")
 
 
+# Every source a run reads, for the --dataset help of every command.
+SOURCES = ("reduced_cifar10, cifar10, reduced_cifar100, cifar100, reduced_svhn, svhn; "
+           "folder:PATH (one subfolder of images per class, or train/ and test/ (and val/) "
+           "subfolders of those; without them 20%% of the images are held out as the test "
+           "split); torchvision:CLASS:ROOT (a torchvision.datasets class whose files are "
+           "under ROOT, e.g. torchvision:STL10:~/data; its own train/test split where it has "
+           "one); npz:PATH (pba.data.save_npz or save_datasets)")
+
+
+def add_image_size_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image-size", metavar="N", type=int,
+                   help="make every image N x N: the shorter side resized to N, then the "
+                   "centre crop (no squashing). Default: 32 for images read from files "
+                   "(folder:, torchvision:), the stored size for the named datasets and npz:. "
+                   "Geometric magnitudes (translations, Cutout, crop padding) scale with the "
+                   "side, so a schedule searched at 32 applies at any size; --cutout-size is "
+                   "pixels at this size. Recorded in config.json; a resumed run keeps it")
+
+
 def add_schedule_arguments(p: argparse.ArgumentParser, *, log_length: str) -> None:
     """--ops and --schedule-epochs, for the commands that read a schedule file; `log_length`
     says what length a PBT policy log gets without --schedule-epochs."""

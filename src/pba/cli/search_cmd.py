@@ -19,12 +19,12 @@ OVERRIDES = {
     "--metric": "metric", "--train-size": "train_size", "--val-size": "val_size",
     "--lr": "lr", "--wd": "weight_decay", "--batch-size": "batch_size", "--baseline": "baseline",
     "--cutout-size": "cutout_size", "--seed": "seed", "--lr-schedule": "lr_schedule",
-    "--ops": "ops", "--selection": "selection",
+    "--ops": "ops", "--selection": "selection", "--image-size": "image_size",
 }
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from pba.cli.options import add_baseline_arguments
+    from pba.cli.options import SOURCES, add_baseline_arguments, add_image_size_argument
     from pba.search.pbt import ENGINES, METRICS, SELECTION_Z, SELECTIONS
     from pba.search.presets import PRESETS
 
@@ -57,7 +57,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "end within it (about 15%%), printing the plan with a line of why per "
                    "choice (recorded in config.json); flags given win over the plan. Not "
                    "with the paper presets, whose regime is the paper's")
-    p.add_argument("--dataset", help="e.g. reduced_cifar10, reduced_svhn, cifar10")
+    p.add_argument("--dataset", metavar="SOURCE", help=SOURCES)
+    add_image_size_argument(p)
     p.add_argument("--model", help="e.g. wrn_40_2, wrn_10_1")
     p.add_argument("--population", type=int, help="number of members")
     p.add_argument("--epochs", type=int, help="epochs of the whole search (schedule length)")

@@ -8,7 +8,12 @@ from pathlib import Path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from pba.cli.options import add_baseline_arguments, add_schedule_arguments
+    from pba.cli.options import (
+        SOURCES,
+        add_baseline_arguments,
+        add_image_size_argument,
+        add_schedule_arguments,
+    )
 
     p = sub.add_parser(
         "train",
@@ -21,9 +26,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         epilog="example: pba train --dataset reduced_cifar10 --model wrn_28_10 --augment pba "
         "--schedule rcifar10_16_wrn.txt --out runs/rc10_wrn",
     )
-    p.add_argument("--dataset", metavar="NAME",
-                   help="cifar10, reduced_cifar10, cifar100, reduced_cifar100, svhn, "
-                   "reduced_svhn, or folder:PATH (one subfolder of images per class)")
+    p.add_argument("--dataset", metavar="SOURCE", help=SOURCES)
+    add_image_size_argument(p)
     p.add_argument("--model", metavar="NAME",
                    help="wrn_10_1, wrn_16_1, wrn_40_2, wrn_28_10, "
                    "shake_shake_26_2x{32,96,112}d, pyramidnet_272_200, or another valid size")

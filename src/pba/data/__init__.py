@@ -1,7 +1,13 @@
 """Datasets as in-memory uint8 tensors: CIFAR-10/100, SVHN, their reduced splits, image folders,
-and splits saved as one `.npz` file."""
+torchvision dataset classes on disk, Datasets in Python, and splits saved as one `.npz` file."""
 
-from pba.data.datasets import DATASET_NAMES, data_root, load_dataset, split_indices
+from pba.data.datasets import (
+    DATASET_NAMES,
+    data_root,
+    load_dataset,
+    save_datasets,
+    split_indices,
+)
 from pba.data.imageset import DatasetSplits, ImageSet, channel_stats, normalize
 from pba.data.npz import load_npz, save_npz
 
@@ -14,6 +20,7 @@ __all__ = [
     "load_dataset",
     "load_npz",
     "normalize",
+    "save_datasets",
     "save_npz",
     "split_indices",
 ]

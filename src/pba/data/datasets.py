@@ -11,24 +11,36 @@ Image folders (`folder:PATH`, one subfolder per class): a folder with train/ and
 optionally val/) subfolders, each with one subfolder per class, is split as it comes (without
 val/, 10% of train/ becomes validation by default). Otherwise the images are shuffled with
 `seed`, the first 20% (at least one image) become the test set and the rest the pool, of which
-10% of all images (by default) become validation and the rest training.
+10% of all images (by default) become validation and the rest training. A torchvision dataset
+class on disk (`torchvision:CLASS:ROOT`, `pba.data.sources`) is split as a folder: by its own
+train and test splits where it has them, else as one pool. Datasets in Python become a `.npz`
+file (`save_datasets`), so that a run directory can read them again on a resume.
+
+Images read from files are fitted to `image_size` (the shorter side resized, then the centre
+crop); the named datasets and `.npz` files keep their size unless one is given.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from pba.baseline import PARTS, Baseline
 from pba.data import formats, npz
-from pba.data.imageset import DatasetSplits, ImageSet, Triple, channel_stats, take
+from pba.data.imageset import DatasetSplits, ImageSet, Triple, channel_stats, fit_images, take
+from pba.data.sources import TORCHVISION_PREFIX, Progress, read_python, read_torchvision
 from pba.errors import PBAError
 
 FOLDER_PREFIX = "folder:"
+# Images read from files are searched at the paper's 32 px unless told otherwise: the search's
+# CIFAR networks are fast there, and its magnitudes scale with the side (pba.ops.registry).
+DEFAULT_IMAGE_SIZE = 32
 NPZ_PREFIX = "npz:"
 FOLDER_TEST_FRACTION = 0.2
 FOLDER_VAL_FRACTION = 0.1
@@ -130,29 +142,45 @@ def load_dataset(
     val_size: int | None = None,
     seed: int = 0,
     download: bool = False,
-    image_size: int = 32,
+    image_size: int | None = None,
     skip_unreadable: bool = False,
+    cache: bool = True,
+    workers: int | None = None,
+    progress: Progress | None = None,
 ) -> DatasetSplits:
-    """Load a named dataset (see DATASET_NAMES), `folder:PATH` or `npz:PATH` and cut it into
-    splits.
+    """Load a named dataset (see DATASET_NAMES), `folder:PATH`, `torchvision:CLASS:ROOT` or
+    `npz:PATH` and cut it into splits.
 
     `train_size` / `val_size` override the dataset's defaults (reduced CIFAR-10: 4,000 and the
     remaining 46,000; reduced SVHN: 1,000 and 7,325; full datasets: everything and none).
-    `image_size` is the side images of a folder are resized to; the named datasets are 32x32
-    and a `.npz` file's images keep their stored size. A folder with train/ and test/ (and
-    val/) subfolders keeps that split; `skip_unreadable` leaves a folder's unreadable images
-    out (listed in the result's `skipped`) instead of failing.
+    `image_size` N makes every image N x N: the shorter side resized to N, then the centre
+    crop (no squashing). None: DEFAULT_IMAGE_SIZE for images read from files (folders,
+    torchvision classes), the stored size for the named datasets (32) and `.npz` files. A
+    source with train/ and test/ splits of its own keeps them; `skip_unreadable` leaves a
+    folder's unreadable images out (listed in the result's `skipped`) instead of failing.
+    A folder's decoded images are cached (`cache`, see `pba.data.cache`); `workers` threads
+    decode them, and `progress(done, total)` hears how far they are.
     """
-    if name.startswith(FOLDER_PREFIX):
-        return _load_folder(name, train_size, val_size, seed, image_size, skip_unreadable)
+    if image_size is not None and image_size < 1:
+        raise PBAError(f"the image size must be >= 1 pixel, got {image_size}")
+    if name.startswith(FOLDER_PREFIX) or name.startswith(TORCHVISION_PREFIX):
+        size = image_size or DEFAULT_IMAGE_SIZE
+        if name.startswith(FOLDER_PREFIX):
+            parts = formats.read_image_folder(Path(name[len(FOLDER_PREFIX):]), size,
+                                              skip_unreadable=skip_unreadable, cache=cache,
+                                              workers=workers, progress=progress)
+        else:
+            parts = read_torchvision(name[len(TORCHVISION_PREFIX):], size, download=download,
+                                     workers=workers, progress=progress)
+        return _from_parts(name, parts, train_size, val_size, seed, size)
     if name.startswith(NPZ_PREFIX):
-        return npz.load_npz(name[len(NPZ_PREFIX) :], train_size=train_size, val_size=val_size)
+        data = npz.load_npz(name[len(NPZ_PREFIX) :], train_size=train_size, val_size=val_size)
+        return data if image_size is None else resized(data, image_size)
     spec = DATASETS.get(name)
     if spec is None:
-        known = ", ".join([*DATASET_NAMES, f"{FOLDER_PREFIX}PATH", f"{NPZ_PREFIX}PATH"])
+        known = ", ".join([*DATASET_NAMES, f"{FOLDER_PREFIX}PATH",
+                           f"{TORCHVISION_PREFIX}CLASS:ROOT", f"{NPZ_PREFIX}PATH"])
         raise PBAError(f"unknown dataset {name!r}; known: {known}")
-    if image_size != 32:
-        raise PBAError(f"{name} images are 32x32; image_size={image_size} applies to folders only")
     pool, test = spec.reader(data_root(root), download)
     train_n, val_n = _resolve_sizes(
         name, len(pool), train_size, val_size, spec.train_size, spec.val_size
@@ -163,7 +191,7 @@ def load_dataset(
     else:
         is_paper_subset = train_n == spec.train_size and seed == PAPER_SEED
     stats = spec.paper_stats if is_paper_subset else None
-    return _assemble(
+    data = _assemble(
         name,
         pool,
         test,
@@ -174,6 +202,43 @@ def load_dataset(
         baseline=spec.baseline,
         stats=stats,
     )
+    return data if image_size is None else resized(data, image_size)
+
+
+def resized(data: DatasetSplits, image_size: int) -> DatasetSplits:
+    """`data` with every image fitted to image_size x image_size (`fit_images`), the default
+    Cutout scaled with the side and the statistics recomputed (resampling changes them)."""
+    if data.train.images.shape[-2:] == (image_size, image_size):
+        return data
+    side = min(data.train.images.shape[-2:])
+
+    def fit(images: ImageSet | None) -> ImageSet | None:
+        return None if images is None else ImageSet(fit_images(images.images, image_size),
+                                                    images.labels)
+
+    train = fit(data.train)
+    mean, std = channel_stats(train.images)
+    cutout = max(1, round(data.baseline.cutout_size * image_size / side))
+    return dataclasses.replace(data, train=train, val=fit(data.val), test=fit(data.test),
+                               mean=mean, std=std,
+                               baseline=Baseline(data.baseline.parts, cutout))
+
+
+def save_datasets(
+    path: str | Path, train: Any, test: Any, *, val: Any = None,
+    image_size: int = 32, classes: Sequence[str] | None = None, seed: int = 0,
+    workers: int | None = None,
+) -> str:
+    """Write map-style Datasets of (image, label), or (images, labels) uint8 tensor pairs, to
+    the `.npz` file `path` (`pba.data.sources.read_python`, then the splits a folder gets:
+    without `val`, 10% of `train` validates, cut with `seed`) and return the dataset name to
+    search, train and demo on: `npz:PATH`. A run directory records that name, so a resumed run
+    reads the same images again."""
+    parts = read_python(train, test, val, image_size=image_size, classes=classes,
+                        workers=workers)
+    data = _from_parts(f"{NPZ_PREFIX}{path}", parts, None, None, seed, image_size)
+    npz.save_npz(path, data)
+    return f"{NPZ_PREFIX}{path}"
 
 
 def split_indices(
@@ -238,14 +303,12 @@ def _assemble(
     )
 
 
-def _load_folder(
-    name: str, train_size: int | None, val_size: int | None, seed: int, image_size: int,
-    skip_unreadable: bool,
+def _from_parts(
+    name: str, folder: formats.FolderImages, train_size: int | None, val_size: int | None,
+    seed: int, image_size: int,
 ) -> DatasetSplits:
-    if image_size < 1:
-        raise PBAError(f"image_size must be >= 1, got {image_size}")
-    folder = formats.read_image_folder(Path(name[len(FOLDER_PREFIX) :]), image_size,
-                                       skip_unreadable=skip_unreadable)
+    """The splits of a source read into parts (an image folder, a torchvision class, Python
+    Datasets): its own train/test (and val) as they come, else the pool cut with `seed`."""
     parts = folder.parts
     if formats.POOL in parts:
         # No split of its own: carve out the test set first; _assemble then splits the rest
@@ -257,11 +320,11 @@ def _load_folder(
         pool, test = take(images, pool_idx), take(images, test_idx)
         default_val = round(FOLDER_VAL_FRACTION * total)
     else:
-        # The folder's own train/, test/ (and val/) as given.
+        # The source's own train, test (and val) as given.
         pool, test = parts["train"], parts["test"]
         default_val = 0 if "val" in parts else round(FOLDER_VAL_FRACTION * len(pool))
     train_n, val_n = _resolve_sizes(name, len(pool), train_size, val_size, None, default_val)
-    # CIFAR's parts, Cutout at half the side as its 16 of 32: what a search on the folder
+    # CIFAR's parts, Cutout at half the side as its 16 of 32: what a search on the images
     # checks by default (pba.baseline_check), since nothing says they suit these images.
     splits = _assemble(
         name,
@@ -277,7 +340,7 @@ def _load_folder(
     if "val" in parts:
         val = parts["val"]
         if val_size is not None and val_size != len(val):
-            raise PBAError(f"{name} has a val/ folder of {len(val)} images: leave --val-size "
-                           "out, or remove val/")
+            raise PBAError(f"{name} has a validation split of {len(val)} images: leave "
+                           "--val-size out (or remove a folder's val/)")
         splits = dataclasses.replace(splits, val=val)
     return dataclasses.replace(splits, skipped=folder.skipped)

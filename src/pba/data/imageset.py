@@ -53,6 +53,26 @@ def take(images: ImageSet, index: torch.Tensor) -> ImageSet:
     return ImageSet(images.images[index].contiguous(), images.labels[index].contiguous())
 
 
+def fit_images(images: torch.Tensor, size: int, chunk: int = 1024) -> torch.Tensor:
+    """uint8 (N, C, H, W) images at size x size: the shorter side resized to `size` (bilinear,
+    antialiased when shrinking), then the centre crop, as image files are read
+    (`pba.data.formats.fit_image`). Images already that size are returned as they are."""
+    n, c, h, w = images.shape
+    if (h, w) == (size, size):
+        return images
+    scale = size / min(h, w)
+    resized = (max(size, round(h * scale)), max(size, round(w * scale)))
+    top, left = (resized[0] - size) // 2, (resized[1] - size) // 2
+    out = torch.empty((n, c, size, size), dtype=torch.uint8)
+    for start in range(0, n, chunk):  # a float copy of every image at once could be gigabytes
+        part = torch.nn.functional.interpolate(
+            images[start:start + chunk].float(), size=resized, mode="bilinear",
+            align_corners=False, antialias=scale < 1)
+        out[start:start + chunk] = part[:, :, top:top + size, left:left + size].round_().clamp_(
+            0, 255).to(torch.uint8)
+    return out
+
+
 def channel_stats(images: torch.Tensor) -> tuple[Triple, Triple]:
     """Per-channel mean and (population) standard deviation of uint8 images, in [0, 1] units.
 

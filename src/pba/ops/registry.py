@@ -4,6 +4,14 @@ A policy vector has 4 integers per op (probability and magnitude, two copies), s
 fixes the policy layout. `DEFAULT_OPS` holds the paper's 15 ops in the paper's order; users add
 their own with `DEFAULT_OPS.with_op(Op(...))` and pass the resulting `OpSet` to `Policy`,
 `Schedule`, the transforms and the search.
+
+Magnitudes are defined at REFERENCE_SIDE (32 px, the paper's CIFAR images). An op whose
+parameter is a length in pixels names the side it is a fraction of (`Op.scales_with`), and at
+an h x w image gets its parameter times that side / 32: a magnitude-9 TranslateX shifts 9 px at
+32 x 32, 18 px at 64 x 64 and 63 px at 224 x 224, so a schedule searched on small images does
+the same to large ones. TranslateX scales with the width, TranslateY with the height, and Cutout
+(a square) with the shorter side; Rotate and Shear are angles and ratios and do not scale, nor
+do the colour ops. At 32 x 32 the factor is exactly 1: every parameter is the reference's.
 """
 
 from __future__ import annotations
@@ -22,6 +30,12 @@ from PIL import Image
 from pba.errors import PBAError
 from pba.ops import pil, tensor
 
+# The image side at which magnitudes are defined: a scaled op's parameter is the mapping's
+# pixels here, and the same fraction of the side at any other size.
+REFERENCE_SIDE = 32
+# What `Op.scales_with` may name: the image's width, its height, or its shorter side.
+SIDES = ("width", "height", "short")
+
 # (image, parameter, fill colour, generator) -> image
 PilFn = Callable[[Image.Image, float, tuple[int, int, int], np.random.Generator], Image.Image]
 # (uint8 images (N, C, H, W), per-image parameters (N,), fill (C,) uint8, generator) -> images
@@ -37,6 +51,11 @@ class Op:
     `magnitude` maps the policy's integer magnitude 0..9 to the op's parameter (degrees, pixels,
     enhance factor, ...). When `signed`, the parameter's sign is drawn per image (50%) before the
     functions are called, so `pil` and `tensor` receive the signed parameter.
+
+    `scales_with` makes the parameter a length relative to the image: one of SIDES, the side
+    the mapping's value is pixels of at REFERENCE_SIDE; at an h x w image the functions receive
+    it times that side / REFERENCE_SIDE (a float: round or truncate it as the op needs). None
+    (angles, factors, levels) leaves it as mapped.
     """
 
     name: str
@@ -44,6 +63,20 @@ class Op:
     pil: PilFn
     tensor: TensorFn
     signed: bool = False
+    scales_with: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.scales_with is not None and self.scales_with not in SIDES:
+            raise PBAError(f"op {self.name!r}: scales_with is one of {', '.join(SIDES)} or "
+                           f"None, got {self.scales_with!r}")
+
+    def scale(self, height: int, width: int) -> float:
+        """The factor of the parameter at height x width images (1.0 at 32 x 32 and for ops
+        that do not scale)."""
+        if self.scales_with is None:
+            return 1.0
+        side = {"width": width, "height": height, "short": min(height, width)}[self.scales_with]
+        return side / REFERENCE_SIDE
 
 
 @dataclass(frozen=True)
@@ -138,8 +171,10 @@ def _none(m: int) -> float:
 DEFAULT_OPS = OpSet(
     (
         Op("Rotate", _truncated(30), pil.rotate, tensor.rotate, signed=True),
-        Op("TranslateX", _truncated(10), pil.translate_x, tensor.translate_x, signed=True),
-        Op("TranslateY", _truncated(10), pil.translate_y, tensor.translate_y, signed=True),
+        Op("TranslateX", _truncated(10), pil.translate_x, tensor.translate_x, signed=True,
+           scales_with="width"),
+        Op("TranslateY", _truncated(10), pil.translate_y, tensor.translate_y, signed=True,
+           scales_with="height"),
         Op("Brightness", _enhance, pil.brightness, tensor.brightness),
         Op("Color", _enhance, pil.color, tensor.color),
         Op("Invert", _none, pil.invert, tensor.invert),
@@ -150,7 +185,7 @@ DEFAULT_OPS = OpSet(
         Op("ShearY", lambda m: m * 0.3 / 10, pil.shear_y, tensor.shear_y, signed=True),
         Op("Equalize", _none, pil.equalize, tensor.equalize),
         Op("AutoContrast", _none, pil.autocontrast, tensor.autocontrast),
-        Op("Cutout", _truncated(20), pil.cutout_op, tensor.cutout_op),
+        Op("Cutout", _truncated(20), pil.cutout_op, tensor.cutout_op, scales_with="short"),
         Op("Contrast", _enhance, pil.contrast, tensor.contrast),
     )
 )

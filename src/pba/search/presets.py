@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pba.baseline import Baseline, legacy, resolve
 from pba.data.datasets import default_baseline
 from pba.errors import PBAError
+from pba.models import FAMILY_NAMES, is_cifar
 from pba.ops.registry import OpSet, load_op_set
 from pba.recipes import Recipe
 from pba.search.pbt import PBTConfig
@@ -38,8 +39,19 @@ class SearchConfig:
     lr_schedule: str = "cosine"  # or "step" (pba.train.LR_SCHEDULES)
     ops: str | None = None  # MODULE:NAME or path/to/file.py:NAME of an OpSet; None: the paper's
     selection: str = "truncation"  # who copies whom (pba.search.pbt.SELECTIONS)
+    # Images fitted to image_size x image_size (shorter side, then centre crop); None: the
+    # dataset's (32 for images read from files, pba.data.datasets.DEFAULT_IMAGE_SIZE).
+    image_size: int | None = None
 
     def __post_init__(self) -> None:
+        if self.image_size is not None and self.image_size < 1:
+            raise PBAError(f"the image size must be >= 1 pixel, got {self.image_size}")
+        if not is_cifar(self.model):
+            # Members are many short runs of one small network (WRN populations pack into
+            # one, pba.models.population); other libraries' networks are for final models.
+            raise PBAError(f"the search trains the CIFAR networks ({FAMILY_NAMES}), not "
+                           f"{self.model!r}: torchvision and timm models are for `pba train "
+                           "--model` and the demo's --final-model")
         self.pbt()  # validates the PBT settings (and imports the ops)
         self.recipe()  # and the training ones, before any data is loaded
 

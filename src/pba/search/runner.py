@@ -75,7 +75,7 @@ def run_search(
         require_tensorboard()
     with owned(out, "pba search"), RunDir.discarded_on_failure(out):
         settings = _settings(config, device, engine, precision, workers, compile)
-        data = load_search_data(config, data_dir, download, skip_unreadable)
+        data = load_search_data(config, data_dir, download, skip_unreadable, progress)
         config, check = settle_baseline(config, data, device=settings.device,
                                         precision=settings.precision, workers=workers,
                                         progress=progress)
@@ -138,7 +138,8 @@ def _resume(
                          engine or doc.get("engine", "auto"),
                          # runs from before --precision trained the CPU's way: fp32
                          precision or doc.get("precision", "fp32"), workers, compile)
-    data = load_search_data(config, data_dir, download, doc.get("skip_unreadable", False))
+    data = load_search_data(config, data_dir, download, doc.get("skip_unreadable", False),
+                            progress)
     return _run(run, config, settings.build(config, data), settings.device, started, progress,
                 tensorboard)
 
@@ -161,13 +162,17 @@ def choose_engine(engine: str, model: str, device: torch.device) -> type[Engine]
 
 def load_search_data(
     config: SearchConfig, data_dir: str | Path | None, download: bool,
-    skip_unreadable: bool = False,
+    skip_unreadable: bool = False, progress: bool = False,
 ) -> DatasetSplits:
     """The search's data: the paper's split whatever the search's seed (a seed varies the
-    search, not the data), with a validation split to rank members on."""
+    search, not the data), with a validation split to rank members on; a bar for a long
+    load with `progress`."""
+    from pba.progress import loading_bar
+
     data = load_dataset(config.dataset, data_dir, train_size=config.train_size,
                         val_size=config.val_size, seed=PAPER_SEED, download=download,
-                        skip_unreadable=skip_unreadable)
+                        image_size=config.image_size, skip_unreadable=skip_unreadable,
+                        progress=loading_bar(progress))
     require_validation(data)
     return data
 
