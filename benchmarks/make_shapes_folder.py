@@ -7,7 +7,7 @@ One subfolder per class (circle, square, triangle, star, cross, ring), as a user
 of objects: each image one object near the centre (jittered by up to a tenth of the side), of
 random size (its diameter half to four fifths of the short side), colour and rotation, on a
 textured background (a random two-colour gradient with pixel noise and a few small clutter
-blobs), saved as a JPEG of 64 x 48 (landscape, so pba squashes it to its 32 x 32). The classes
+blobs), saved as a JPEG of 64 x 48 (landscape: pba keeps its centre square at 32 x 32). The classes
 differ only in shape, so colour jitter does not hurt but large rotations and crops can.
 Deterministic in --seed.
 """

@@ -193,7 +193,7 @@ def test_too_many_images_for_memory_are_refused_before_any_is_decoded(
     message = str(info.value)
     assert "10 images at 8 x 8 need" in message and "(1,920 bytes)" in message
     assert "(1,000 bytes) is available" in message
-    assert all(remedy in message for remedy in ("--image-size", "--train-size", "PBAugment"))
+    assert all(remedy in message for remedy in ("--image-size", "fewer images", "PBAugment"))
 
 
 def test_the_cache_is_where_the_user_is_told_and_can_be_left_out(

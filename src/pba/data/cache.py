@@ -11,8 +11,8 @@ size, so the cache holds one entry per folder and size (as much disk as those im
 memory). A folder that is moved or deleted leaves its entries behind.
 
 Anything here may be deleted at any time (`rm -r ~/.cache/pba`); an entry that cannot be read
-back whole is ignored and written again. `pba.data.formats.read_image_folder(cache=False)`
-(`--no-cache`) neither reads nor writes it.
+back whole is ignored and written again. `load_dataset(..., cache=False)` (and
+`pba.data.formats.read_image_folder(cache=False)`) neither reads nor writes it.
 """
 
 from __future__ import annotations

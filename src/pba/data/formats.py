@@ -208,9 +208,9 @@ def _check_memory(count: int, image_size: int) -> None:
         raise PBAError(
             f"{count:,} images at {image_size} x {image_size} need {needed / 2**30:.1f} GiB "
             f"({needed:,} bytes) of memory, and {available / 2**30:.1f} GiB ({available:,} "
-            "bytes) is available. Pass a smaller --image-size, use fewer images with "
-            "--train-size, or augment with pba.transforms.PBAugment in a DataLoader of your "
-            "own, which reads the images as it goes")
+            "bytes) is available. Pass a smaller --image-size, keep fewer images in the "
+            "folder, or augment with pba.transforms.PBAugment in a DataLoader of your own, "
+            "which reads the images as it goes")
 
 
 def _available_memory() -> int | None:
