@@ -29,14 +29,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pba.data.formats import POOL, FolderImages, fit_image
+from pba.data.formats import POOL, FolderImages, Progress, fit_image
 from pba.data.imageset import ImageSet, fit_images
 from pba.errors import PBAError
 
 TORCHVISION_PREFIX = "torchvision:"
 # Where a class takes `split=`: the values tried for each part, in order.
 SPLIT_VALUES = {"train": ("train", "trainval"), "test": ("test",)}
-Progress = Callable[[int, int], None]  # (images done, images in all)
 
 
 def read_torchvision(
