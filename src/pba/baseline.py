@@ -84,6 +84,12 @@ class Baseline:
         return images
 
 
+def cutout_at(cutout_size: int, from_side: int, to_side: int) -> int:
+    """A Cutout side given in pixels at images of shorter side `from_side`, at `to_side`: the
+    square keeps its share of the side (CIFAR's 16 of 32 is 32 of 64)."""
+    return max(1, round(cutout_size * to_side / from_side))
+
+
 def check_request(text: str | None) -> None:
     """Refuse a malformed `--baseline` before anything is loaded (None: the dataset's)."""
     if text is not None and text != AUTO:

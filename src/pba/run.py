@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from pba import train as training
 from pba.atomic import write_text_atomic
 from pba.augment import AUGMENT_MODES, make_augment
-from pba.baseline import legacy
+from pba.baseline import cutout_at, legacy
 from pba.baseline_check import settle
 from pba.data.datasets import default_baseline
 from pba.device import resolve_device
@@ -281,7 +281,7 @@ def _cutout_at(searched: Schedule, image_size: int | None) -> int | None:
     run trains at (search small, train large: the square keeps its share of the side)."""
     if searched.cutout_size is None or image_size is None or searched.image_size is None:
         return searched.cutout_size
-    return max(1, round(searched.cutout_size * image_size / min(searched.image_size)))
+    return cutout_at(searched.cutout_size, min(searched.image_size), image_size)
 
 
 def epoch_line(metrics: dict, epochs: int) -> str:

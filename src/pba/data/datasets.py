@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from pba.baseline import PARTS, Baseline
+from pba.baseline import PARTS, Baseline, cutout_at
 from pba.data import formats, npz
 from pba.data.imageset import DatasetSplits, ImageSet, Triple, channel_stats, fit_images, take
 from pba.data.sources import TORCHVISION_PREFIX, Progress, read_python, read_torchvision
@@ -218,7 +218,7 @@ def resized(data: DatasetSplits, image_size: int) -> DatasetSplits:
 
     train = fit(data.train)
     mean, std = channel_stats(train.images)
-    cutout = max(1, round(data.baseline.cutout_size * image_size / side))
+    cutout = cutout_at(data.baseline.cutout_size, side, image_size)
     return dataclasses.replace(data, train=train, val=fit(data.val), test=fit(data.test),
                                mean=mean, std=std,
                                baseline=Baseline(data.baseline.parts, cutout))

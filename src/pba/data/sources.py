@@ -136,15 +136,18 @@ def _read_parts(
     return FolderImages(parts, names)
 
 
+def _is_tensor_pair(items: Any) -> bool:
+    """Whether a split is given as (images, labels) tensors rather than a Dataset."""
+    return isinstance(items, tuple) and len(items) == 2 and isinstance(items[0], torch.Tensor)
+
+
 def _length(items: Any) -> int:
-    if isinstance(items, tuple) and len(items) == 2 and isinstance(items[0], torch.Tensor):
-        return len(items[0])
-    return len(items)
+    return len(items[0]) if _is_tensor_pair(items) else len(items)
 
 
 def _image_set(part: str, items: Any, image_size: int, workers: int | None,
                progress: Callable[[int], None]) -> ImageSet:
-    if isinstance(items, tuple) and len(items) == 2 and isinstance(items[0], torch.Tensor):
+    if _is_tensor_pair(items):
         images, labels = items
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise PBAError(f"the {part} images must be uint8 (N, 3, H, W), got {images.dtype} "
