@@ -1,14 +1,15 @@
 # Two commands on a fresh machine: `make demo` (the main job) and `make test`.
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# pyproject.toml gives the ranges pba accepts, constraints.txt the exact versions installed here.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
 .PHONY: demo test lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,ray,tensorboard]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,ray,tensorboard,svhn]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 # The main job: search a schedule, train final models with it and with the baseline,

@@ -34,13 +34,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
-from pba.data.formats import (
-    MIN_IMAGES_PER_CLASS,
-    read_image,
-    read_image_folder,
-    to_rgb,
-    usable_cores,
-)
+from pba.data.folders import MIN_IMAGES_PER_CLASS, read_image_folder
+from pba.data.image_files import read_image, to_rgb, usable_cores
 from search_speed import interleaved_seconds  # the sibling script
 
 

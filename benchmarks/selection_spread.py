@@ -23,8 +23,10 @@ import json
 import statistics
 from pathlib import Path
 
-from pba.demo import DEMO, FinalJob, train_finals
-from pba.run import new_config, read_result, resumed_config
+from pba.demo import DEMO
+from pba.final_models import Arm, FinalSettings, final_job, train_finals
+from pba.recorders import search_recorders
+from pba.run import read_result
 from pba.search import preset, rundir
 from pba.search.pbt import SELECTIONS
 from pba.search.presets import SearchConfig
@@ -39,9 +41,10 @@ def search(out: Path, config: SearchConfig, rule: str, seed: int, progress: bool
     if (run_dir / rundir.SCHEDULE).is_file():
         return run_dir
     if (run_dir / rundir.CONFIG).is_file():
-        resume_search(run_dir, progress=progress)
+        resume_search(run_dir, recorders=search_recorders(progress=progress))
     else:
-        run_search(config.replace(seed=seed, selection=rule), run_dir, progress=progress)
+        run_search(config.replace(seed=seed, selection=rule), run_dir,
+                   recorders=search_recorders(progress=progress))
     return run_dir
 
 
@@ -50,20 +53,12 @@ def final_models(run_dir: Path, model: str, epochs: int, seeds: list[int],
     """Test errors of `model` trained `epochs` epochs with `run_dir`'s schedule on `seeds`, in
     the demo's recipe otherwise."""
     config = RunDir.open(run_dir).config()["search"]
-    jobs = []
-    for seed in seeds:
-        out = run_dir / "final" / f"seed{seed}"
-        if read_result(out) is not None:
-            continue
-        if (out / "config.json").is_file():
-            jobs.append(FinalJob("pba", seed, out, resumed_config(out), True))
-            continue
-        given = {"dataset": config["dataset"], "model": model, "augment": "pba",
-                 "schedule": run_dir / rundir.SCHEDULE, "seed": seed,
-                 "train_size": config["train_size"], "val_size": 0, "epochs": epochs,
-                 "lr": DEMO.lr, "weight_decay": DEMO.weight_decay,
-                 "batch_size": config["batch_size"]}
-        jobs.append(FinalJob("pba", seed, out, new_config(given), False))
+    settings = FinalSettings(config["dataset"], model, epochs, DEMO.lr, DEMO.weight_decay,
+                             config["batch_size"], val_size=0, train_size=config["train_size"])
+    arm = Arm("pba", run_dir / rundir.SCHEDULE)
+    outs = {seed: run_dir / "final" / f"seed{seed}" for seed in seeds}
+    jobs = [final_job("pba", seed, out, settings, arm) for seed, out in outs.items()
+            if read_result(out) is None]
     if jobs:
         train_finals(jobs, device="auto", data_dir=None, download=False, workers=None,
                      progress=progress)

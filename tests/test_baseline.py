@@ -18,6 +18,7 @@ from pba.data import DatasetSplits, ImageSet, channel_stats, load_dataset
 from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 from pba.recipes import Recipe
+from pba.recorders import search_recorders
 from pba.run import resumed_config
 from pba.search import SearchConfig, preset
 from pba.search.runner import run_search
@@ -95,8 +96,8 @@ def test_configs_from_before_parts_read_as_they_ran(tmp_path: Path) -> None:
               "batch_size": 8, "cutout": True}
     (run / "config.json").write_text(json.dumps(config))
     resumed = resumed_config(run)
-    assert (resumed["baseline"], resumed["cutout_size"]) == ("cutout", None)
-    assert "cutout" not in resumed
+    assert (resumed.recipe.baseline, resumed.recipe.cutout_size) == ("cutout", None)
+    assert "cutout" not in resumed.to_dict()
 
 
 def test_the_command_line_records_the_parts_and_refuses_unknown_ones(tmp_path, capsys) -> None:
@@ -170,13 +171,14 @@ def test_a_folder_search_decides_its_baseline_and_records_why(tmp_path: Path) ->
     assert data.baseline == Baseline(PARTS, 8)
     config = preset("smoke").replace(dataset=f"folder:{root}", train_size=64, val_size=12,
                                      epochs=2, batch_size=32, population=2)
-    run_search(config, tmp_path / "auto", precision="fp32", progress=False)
+    run_search(config, tmp_path / "auto", precision="fp32",
+               recorders=search_recorders(progress=False))
     doc = json.loads((tmp_path / "auto" / "config.json").read_text())
     check = doc["baseline_check"]
     assert set(check["val_accuracy"]) >= {"none", "crop", "flip", "cutout"}
     assert doc["search"]["baseline"] == check["chosen"] and check["epochs"] == 2
     assert "decided on the data" in (tmp_path / "auto" / "summary.md").read_text()
     run_search(config.replace(baseline="crop"), tmp_path / "given", precision="fp32",
-               progress=False)
+               recorders=search_recorders(progress=False))
     doc = json.loads((tmp_path / "given" / "config.json").read_text())
     assert doc["baseline_check"] is None and doc["search"]["baseline"] == "crop"

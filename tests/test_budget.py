@@ -12,10 +12,6 @@ import torch
 from PIL import Image
 
 from pba.budget import (
-    GOOD_EPOCHS,
-    MIN_EPOCHS,
-    MIN_FINAL_EPOCHS,
-    SAFETY,
     Facts,
     Rates,
     batch_for,
@@ -26,6 +22,8 @@ from pba.budget import (
     refit_final_epochs,
     split_sizes,
 )
+from pba.budget.planner import GOOD_EPOCHS, MIN_EPOCHS, MIN_FINAL_EPOCHS
+from pba.budget.regime import SAFETY
 from pba.cli.main import main
 from pba.errors import PBAError
 

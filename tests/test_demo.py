@@ -18,11 +18,12 @@ import pytest
 
 from pba.cli.main import main
 from pba.demo import DEMO, DemoConfig, run_demo, seed_set
-from pba.demo_results import render, results
+from pba.demo.results import render, results
 from pba.errors import PBAError
 from pba.policy import Policy
-from pba.report import THIS_SEARCH, FinalRun, comparisons, schedule_notes, verdict
+from pba.report import THIS_SEARCH, FinalRun, comparisons, verdict
 from pba.schedule import Schedule
+from pba.search_summary import schedule_notes
 from pba.verdict import BEATS, UNCLEAR, WORSE, Comparison, recommend
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "rcifar10_16_wrn.txt"

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from pba.data import cache, formats
-from pba.data.formats import fit_image, read_image, read_image_folder
+from pba.data import cache, folders, image_files
+from pba.data.folders import read_image_folder
+from pba.data.image_files import fit_image, read_image
 from pba.errors import PBAError
 
 
@@ -77,13 +78,13 @@ def test_jpegs_are_decoded_at_a_reduced_scale_with_nearly_the_same_pixels(
         draw.ellipse((x0, y0, x0 + r, y0 + r), fill=tuple(rng.integers(0, 256, 3).tolist()))
     image.save(tmp_path / "photo.jpg", quality=90)
     decoded: list[tuple[int, int]] = []
-    fit = formats.fit_image
+    fit = image_files.fit_image
 
     def recording_fit(image: Image.Image, size: int) -> np.ndarray:
         decoded.append(image.size)
         return fit(image, size)
 
-    monkeypatch.setattr(formats, "fit_image", recording_fit)
+    monkeypatch.setattr(image_files, "fit_image", recording_fit)
     # The decoder scales 800 x 600 by 1/8, 1/4, 1/2 or 1: the most that keeps the shorter
     # side at least twice the size.
     shorter = {32: 75, 37: 75, 38: 150, 75: 150, 76: 300, 150: 300, 151: 600}
@@ -185,7 +186,7 @@ def test_unreadable_images_and_decompression_bombs_are_listed_or_skipped(
 def test_too_many_images_for_memory_are_refused_before_any_is_decoded(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     noise_folder(tmp_path / "imgs")
-    monkeypatch.setattr(formats, "_available_memory", lambda: 1000)
+    monkeypatch.setattr(folders, "_available_memory", lambda: 1000)
     opened = counting_opens(monkeypatch)
     with pytest.raises(PBAError) as info:
         read_image_folder(tmp_path / "imgs", 8)

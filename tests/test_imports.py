@@ -101,3 +101,68 @@ def test_the_search_state_machine_loads_no_engine_or_plot() -> None:
             "'pba.search.vectorized', 'pba.search.runner') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def layer_order() -> dict[str, int]:
+    """The README's layer block: module prefix -> layer number (lowest first)."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("<!-- layers:", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    order = {}
+    for line in block.splitlines():
+        number, _, rest = line.partition(" ")
+        for word in rest.split():
+            if word.startswith("pba"):
+                order[word] = int(number)
+    return order
+
+
+def layer_of(module: str, order: dict[str, int]) -> int | None:
+    """The layer of the longest listed prefix of `module` (at a dot); the root package `pba`
+    is itself, not a catch-all."""
+    if module == "pba":
+        return order.get("pba")
+    matches = [p for p in order if p != "pba" and (module == p or module.startswith(p + "."))]
+    return order[max(matches, key=len)] if matches else None
+
+
+def upward_imports(graph: dict[str, set[str]], order: dict[str, int]) -> list[str]:
+    found = []
+    for name, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            if layer_of(target, order) > layer_of(name, order):
+                found.append(f"{name} (layer {layer_of(name, order)}) imports {target} "
+                             f"(layer {layer_of(target, order)})")
+    return found
+
+
+def test_the_layer_checker_sees_an_upward_import() -> None:
+    order = {"pba.low": 1, "pba.high": 2, "pba.high.part": 1}
+    graph = {"pba.low": {"pba.high.x"}, "pba.high.x": set(), "pba.high.part.y": {"pba.low"}}
+    assert upward_imports(graph, order) == [
+        "pba.low (layer 1) imports pba.high.x (layer 2)"]
+    assert upward_imports({"pba.high.part.y": {"pba.low"}}, order) == []
+
+
+def test_every_module_has_a_layer_in_the_readme() -> None:
+    order = layer_order()
+    assert order["pba.cli"] > order["pba.search"] > order["pba.train"] > order["pba.errors"]
+    assert [m for m in modules() if layer_of(m, order) is None] == []
+
+
+def test_no_module_imports_from_a_higher_layer() -> None:
+    known, order = modules(), layer_order()
+    graph = {name: imports(name, path, known) for name, path in known.items()}
+    assert graph["pba.search.runner"], "the checker found no imports at all"
+    assert upward_imports(graph, order) == []
+
+
+def test_the_search_imports_no_drawing_library() -> None:
+    # Progress bars, plots and TensorBoard are recorders the application passes in.
+    drawing = ("tqdm", "matplotlib", "torch.utils.tensorboard")
+    for name, path in modules().items():
+        if not name.startswith("pba.search"):
+            continue
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert not [n for n in names if n.startswith(drawing)], name

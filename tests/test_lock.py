@@ -17,6 +17,7 @@ import pytest
 from pba.cli.main import main
 from pba.errors import PBAError
 from pba.lock import LOCK, owned, owner
+from pba.recorders import search_recorders
 from pba.search import preset
 from pba.search.runner import run_search
 
@@ -103,7 +104,8 @@ def test_a_search_failing_before_its_first_round_can_be_run_again(tmp_path: Path
     out = tmp_path / "run"
     config = preset("smoke").replace(epochs=2)
     with pytest.raises(PBAError, match="not found"):
-        run_search(config, out, data_dir=tmp_path / "nowhere", progress=False)
+        run_search(config, out, data_dir=tmp_path / "nowhere",
+                   recorders=search_recorders(progress=False))
     assert {p.name for p in out.iterdir()} <= {LOCK}
 
     from pba.search import runner
@@ -113,8 +115,9 @@ def test_a_search_failing_before_its_first_round_can_be_run_again(tmp_path: Path
 
     monkeypatch.setattr(runner.PBT, "run", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_search(config, out, progress=False)
+        run_search(config, out, recorders=search_recorders(progress=False))
     assert {p.name for p in out.iterdir()} <= {LOCK}
     monkeypatch.undo()
-    result = run_search(config, out, progress=False)  # the same command, now it can run
+    # the same command, now it can run
+    result = run_search(config, out, recorders=search_recorders(progress=False))
     assert len(result.schedule) == 2

@@ -61,7 +61,7 @@ def test_count_distribution_when_every_entry_fires():
     applied = (sampled.op >= 0).sum(dim=1)
     for count, p in enumerate(COUNT_PROBABILITIES):
         assert within((applied == count).float().mean().item(), p)
-    # The first place is filled whenever the second is.
+    # The first slot is filled whenever the second is.
     assert not ((sampled.op[:, 0] < 0) & (sampled.op[:, 1] >= 0)).any()
 
 
@@ -154,7 +154,7 @@ def test_values_accept_numpy_integers():
     assert Policy(tuple(values)).probability("Rotate") == 10
 
 
-def test_draws_hold_each_places_setting_and_read_back_as_op_magnitude_and_sign():
+def test_draws_hold_each_slots_setting_and_read_back_as_op_magnitude_and_sign():
     policy = (Policy.zeros().replace("Rotate", 0, probability=10, magnitude=7)
               .replace("Posterize", 1, probability=10, magnitude=2))
     sampled = sample_ops(policy, 1000, torch.Generator().manual_seed(9))

@@ -18,6 +18,7 @@ import pytest
 
 from pba.errors import PBAError
 from pba.policy import Policy, explore
+from pba.recorders import search_recorders
 from pba.schedule import load_schedule, parse_pbt_log
 from pba.search import preset
 from pba.search.events import from_json, to_json
@@ -171,10 +172,10 @@ def ray_run(local_ray, tmp_path_factory) -> Path:
     done = threading.Event()
     interrupt_after(out / "ray" / "members.jsonl", SMOKE.interval + 1, done)
     with pytest.raises(PBAError, match="continue it with: pba search --resume"):
-        run_ray_search(SMOKE, out, preset="smoke", progress=False)
+        run_ray_search(SMOKE, out, preset="smoke", recorders=search_recorders(progress=False))
     done.set()
     assert is_ray_run(out) and not (out / "schedule.json").exists()
-    result = resume_ray_search(out, progress=False)
+    result = resume_ray_search(out, recorders=search_recorders(progress=False))
     assert result.run_dir == out and len(result.schedule) == SMOKE.epochs
     return out
 
@@ -182,7 +183,7 @@ def ray_run(local_ray, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def embedded_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("embedded") / "smoke"
-    run_search(SMOKE, out, preset="smoke", device="cpu", progress=False)
+    run_search(SMOKE, out, preset="smoke", device="cpu", recorders=search_recorders(progress=False))
     return out
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from pba.baseline import CROP_PAD, Baseline, crop_pad
 from pba.errors import PBAError
 from pba.ops import DEFAULT_OPS, REFERENCE_SIDE, Op, OpSet, pil, tensor
-from pba.policy import SETTINGS, Policy, SampledOps, sample_ops, setting_parameters
+from pba.policy import SETTINGS_PER_OP, Policy, SampledOps, sample_ops, setting_parameters
 from pba.transforms import (
     BatchPBAugment,
     PBAugment,
@@ -26,7 +26,7 @@ from pba.transforms import (
 )
 
 FILL = (125, 123, 114)
-NONE = len(DEFAULT_OPS) * SETTINGS
+NONE = len(DEFAULT_OPS) * SETTINGS_PER_OP
 
 
 def resized(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -53,7 +53,7 @@ def from_pil(img: Image.Image) -> torch.Tensor:
 
 def one_op(name: str, magnitude: int, positive: bool, n: int = 1) -> SampledOps:
     """n images that each get op `name` at `magnitude` and sign, then nothing."""
-    setting = DEFAULT_OPS.index(name) * SETTINGS + magnitude * 2 + int(positive)
+    setting = DEFAULT_OPS.index(name) * SETTINGS_PER_OP + magnitude * 2 + int(positive)
     return SampledOps(torch.tensor([[setting, NONE]] * n), NONE)
 
 
@@ -99,7 +99,7 @@ def test_both_paths_give_the_same_images_at_any_size(cifar_images, height, width
     images of another size: the batched paths equal Pillow's per-image results bit for bit (a
     translation by a fractional number of pixels included: 13.5 at a height of 48)."""
     ops = [k for k, op in enumerate(DEFAULT_OPS) if isinstance(op.tensor, tensor.Warp)]
-    settings = torch.tensor([k * SETTINGS + s for k in ops for s in range(SETTINGS)])
+    settings = torch.tensor([k * SETTINGS_PER_OP + s for k in ops for s in range(SETTINGS_PER_OP)])
     imgs = resized(cifar_images[torch.arange(len(settings)) % len(cifar_images)], height, width)
     sampled = SampledOps(torch.stack([settings, torch.full_like(settings, NONE)], dim=1), NONE)
     grouped, sync_free, per_image = both_paths(imgs, sampled)
@@ -129,8 +129,8 @@ def test_a_users_op_that_asks_gets_its_parameter_scaled_on_both_paths():
 
     ops = DEFAULT_OPS.with_op(Op("Probe", lambda m: float(m), probe_pil, probe_tensor,
                                  signed=True, scales_with="short"))
-    none = len(ops) * SETTINGS
-    setting = (len(ops) - 1) * SETTINGS + 8 * 2 + 1  # magnitude 8, positive
+    none = len(ops) * SETTINGS_PER_OP
+    setting = (len(ops) - 1) * SETTINGS_PER_OP + 8 * 2 + 1  # magnitude 8, positive
     sampled = SampledOps(torch.tensor([[setting, none]]), none)
     imgs = torch.zeros(1, 3, 48, 80, dtype=torch.uint8)
     apply_sampled(imgs, ops, sampled, FILL, sync_free=False)
@@ -144,13 +144,13 @@ def test_at_the_reference_side_every_parameter_is_the_mapping():
     reference = setting_parameters(DEFAULT_OPS, torch.device("cpu"))
     assert torch.equal(reference, setting_parameters(DEFAULT_OPS, torch.device("cpu"),
                                                      REFERENCE_SIDE, REFERENCE_SIDE))
-    translate = DEFAULT_OPS.index("TranslateX") * SETTINGS
-    assert reference[translate:translate + SETTINGS].tolist() == [
+    translate = DEFAULT_OPS.index("TranslateX") * SETTINGS_PER_OP
+    assert reference[translate:translate + SETTINGS_PER_OP].tolist() == [
         sign * float(int(m * 10 / 10)) for m in range(10) for sign in (-1, 1)]
     # Angles, ratios and factors never scale.
     big = setting_parameters(DEFAULT_OPS, torch.device("cpu"), 224, 224)
     for k, op in enumerate(DEFAULT_OPS):
-        rows = slice(k * SETTINGS, (k + 1) * SETTINGS)
+        rows = slice(k * SETTINGS_PER_OP, (k + 1) * SETTINGS_PER_OP)
         factor = 7.0 if op.name in ("TranslateX", "TranslateY", "Cutout") else 1.0
         assert torch.equal(big[rows], reference[rows] * factor), op.name
 

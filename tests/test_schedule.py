@@ -132,10 +132,10 @@ def test_json_round_trips(tmp_path):
 
 def test_pbt_log_round_trip(tmp_path):
     schedule = random_schedule(30, seed=2)
-    schedule.save_pbt_log(tmp_path / "log.txt")
+    (tmp_path / "log.txt").write_text(schedule.pbt_log())
     assert load_schedule(tmp_path / "log.txt", 30) == schedule
     constant = Schedule.constant(schedule.policies[-1], 7)
-    constant.save_pbt_log(tmp_path / "c.txt")
+    (tmp_path / "c.txt").write_text(constant.pbt_log())
     assert load_schedule(tmp_path / "c.txt", 7) == constant
 
 

@@ -17,7 +17,7 @@ from pba.cli.main import main
 from pba.errors import PBAError
 from pba.policy import MAX_MAGNITUDE, MAX_PROBABILITY, MAX_STEP, RESAMPLE_PROBABILITY, Policy
 from pba.policy import explore as explore_policy
-from pba.report import final_runs, report, results_table, search_cost
+from pba.report import final_runs, report, results_table
 from pba.schedule import parse_pbt_log
 from pba.search import PBT, PBTConfig, SearchState, TrainStats, exploit_pairs
 from pba.search.events import Exploit, Explore, Round, Start, Train, from_json, to_json
@@ -25,6 +25,7 @@ from pba.search.lineage import Lineage
 from pba.search.pbt import beyond_noise, score, significant_copies, tail_size
 from pba.search.presets import PRESETS, SearchConfig, preset
 from pba.search.rundir import RunDir
+from pba.search_cost import search_cost
 
 SIGMAS = 5  # tolerance of every frequency check, in binomial standard deviations
 

@@ -22,6 +22,7 @@ from pba.data import DatasetSplits, ImageSet
 from pba.data.datasets import default_baseline
 from pba.errors import PBAError
 from pba.recipes import Recipe
+from pba.recorders import search_recorders
 from pba.schedule import load_schedule
 from pba.search import preset, runner
 from pba.search.events import from_json
@@ -161,7 +162,7 @@ class DivergingEngine(LocalEngine):
 def test_diverged_member_is_replaced(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(runner, "LocalEngine", DivergingEngine)
     config = SMOKE.replace(epochs=4, train_size=128, val_size=128)
-    result = run_search(config, tmp_path / "nan", progress=False)
+    result = run_search(config, tmp_path / "nan", recorders=search_recorders(progress=False))
     assert len(result.schedule) == 4
     events = logged(tmp_path / "nan")
     evaluated = next(e for e in events if e["event"] == "evaluate" and e["member"] == 1)

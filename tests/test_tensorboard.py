@@ -11,6 +11,7 @@ import pytest
 
 from pba.cli.main import main
 from pba.errors import PBAError
+from pba.recorders import search_recorders
 from pba.search import preset
 from pba.search.events import Evaluate, Round, Train
 from pba.search.runner import run_search
@@ -61,5 +62,6 @@ def test_pba_train_logs_every_epoch(tmp_path: Path) -> None:
 def test_a_missing_extra_is_a_clear_error_before_any_work(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
     with pytest.raises(PBAError, match=r"pip install 'pba\[tensorboard\]'"):
-        run_search(preset("smoke"), tmp_path / "run", tensorboard=True, progress=False)
+        run_search(preset("smoke"), tmp_path / "run",
+                   recorders=search_recorders(progress=False, tensorboard=True))
     assert not (tmp_path / "run").exists()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import errno
 import json
 import math
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -231,7 +234,7 @@ def finished_run(tmp_path_factory, image_folder):
     """A finished 2-epoch run with the PBT policy log of a random 200-epoch schedule."""
     root = tmp_path_factory.mktemp("cli")
     log = root / "search_log.txt"
-    random_schedule(200, seed=2).save_pbt_log(log)
+    log.write_text(random_schedule(200, seed=2).pbt_log())
     argv = cli_args(image_folder, root / "run", "--schedule", str(log))
     assert main(argv) == 0
     return root / "run", argv
@@ -334,15 +337,15 @@ def test_a_schedule_brings_the_baseline_it_was_searched_with(tmp_path):
         "flip", 8, (32, 32))
     given = {"dataset": "reduced_cifar10", "model": MODEL, "schedule": tmp_path / "schedule.json"}
     config = new_config(given)
-    assert (config["augment"], config["baseline"], config["cutout_size"]) == ("pba", "flip", 8)
+    assert (config.augment, config.recipe.baseline, config.recipe.cutout_size) == ("pba", "flip", 8)
     # Told otherwise, the flags win; a schedule that does not say (a PBT log) keeps the
     # dataset's default.
     config = new_config(given | {"baseline": "crop,cutout", "cutout_size": 12})
-    assert (config["baseline"], config["cutout_size"]) == ("crop,cutout", 12)
-    assert new_config(given | {"cutout_size": 12})["baseline"] == "flip"
-    searched.save_pbt_log(tmp_path / "log.txt")
+    assert (config.recipe.baseline, config.recipe.cutout_size) == ("crop,cutout", 12)
+    assert new_config(given | {"cutout_size": 12}).recipe.baseline == "flip"
+    (tmp_path / "log.txt").write_text(searched.pbt_log())
     config = new_config(given | {"schedule": tmp_path / "log.txt", "schedule_epochs": 10})
-    assert config["baseline"] is None and config["cutout_size"] is None
+    assert config.recipe.baseline is None and config.recipe.cutout_size is None
 
 
 def test_a_schedule_searched_small_trains_large_with_its_cutout_scaled(tmp_path):
@@ -352,6 +355,33 @@ def test_a_schedule_searched_small_trains_large_with_its_cutout_scaled(tmp_path)
                                    baseline="crop,flip,cutout", cutout_size=16)
     searched.save(tmp_path / "schedule.json")
     given = {"dataset": "cifar10", "model": MODEL, "schedule": tmp_path / "schedule.json"}
-    assert new_config(given | {"image_size": 64})["cutout_size"] == 32
-    assert new_config(given)["cutout_size"] == 16
-    assert new_config(given | {"image_size": 64, "cutout_size": 10})["cutout_size"] == 10
+    assert new_config(given | {"image_size": 64}).recipe.cutout_size == 32
+    assert new_config(given).recipe.cutout_size == 16
+    assert new_config(given | {"image_size": 64, "cutout_size": 10}).recipe.cutout_size == 10
+
+
+def test_cli_full_disk_is_one_line_and_the_run_resumes(finished_run, tmp_path, monkeypatch,
+                                                        capsys):
+    reference, argv = finished_run
+    out = tmp_path / "run"
+    real_replace, checkpoints = os.replace, []
+
+    def full_at_the_second_checkpoint(src, dst, *args, **kwargs):
+        if Path(dst).name == "checkpoint.pt":
+            checkpoints.append(dst)
+            if len(checkpoints) == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full_at_the_second_checkpoint)
+    assert main([*argv, "--out", str(out)]) == 2
+    message = capsys.readouterr().err
+    assert (f"cannot write epoch 2 in {out} (No space left on device); the epochs before it are "
+            f"kept (checkpoint.pt): fix the cause (free some space?) and continue with pba train "
+            f"--resume {out}") in message
+    assert "Traceback" not in message
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["state"]["epoch"] == 1
+    assert not [p for p in out.iterdir() if p.name.startswith(".checkpoint")]  # no temporary
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert main(["train", "--out", str(out), "--resume", "--device", "cpu"]) == 0
+    assert read_run(out)[2]["test_acc"] == read_run(reference)[2]["test_acc"]

@@ -13,13 +13,13 @@ from torchvision.transforms import v2
 
 from pba.errors import PBAError
 from pba.ops import DEFAULT_OPS, Op
-from pba.policy import Policy, explore
+from pba.policy import Policy, explore, sample_ops
 from pba.schedule import Schedule, load_schedule
 from pba.transforms import (
     BatchPBAugment,
     PBAugment,
     apply_policy,
-    apply_policy_pil,
+    apply_sampled_pil,
     cutout,
     random_crop_flip,
 )
@@ -72,8 +72,9 @@ def test_pillow_path_draws_the_same_ops_as_the_batched_path(cifar_images, seed):
     policy = only(*[(name, int(rng.integers(2)), int(rng.integers(5, 11)), int(rng.integers(10)))
                     for name in EXACT_OPS])
     img = cifar_images[seed]
-    pil = apply_policy_pil(Image.fromarray(img.permute(1, 2, 0).numpy()), policy, FILL,
-                           torch.Generator().manual_seed(seed))
+    sampled = sample_ops(policy, 1, torch.Generator().manual_seed(seed), device="cpu")
+    pil = apply_sampled_pil(Image.fromarray(img.permute(1, 2, 0).numpy()), policy.ops, sampled,
+                            FILL, np.random.default_rng(seed))
     batched = apply_policy(img[None], policy, FILL, torch.Generator().manual_seed(seed))[0]
     assert np.array_equal(np.asarray(pil), batched.permute(1, 2, 0).numpy())
 

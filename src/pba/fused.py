@@ -1,20 +1,20 @@
 """Drawn ops applied to a batch in a few fused passes, each image with its own op.
 
-An image gets at most one op in each of a policy's two places, so within a place the ops of
+An image gets at most one op in each of a policy's two slots, so within a slot the ops of
 one family can share a pass over the pixels:
 - lookups (`tensor.Lookup`, `tensor.ImageLookup`: Invert, Posterize, Solarize, Brightness,
   Contrast, Equalize, AutoContrast): every image's table, then one gather;
 - warps (`tensor.Warp`: Rotate, TranslateX/Y, ShearX/Y): every image's source index, then one
   gather;
 - every other op (Color, Sharpness, Cutout, a user's op) is its own call.
-A `Lookup`'s table and a `Warp`'s index depend on the parameter alone, so `plan` tabulates them
-once per op set, image size and device for every (op, magnitude, sign): a step computes none,
-and looks its images' rows up.
+A `Lookup`'s table and a `Warp`'s index depend on the parameter alone, so `op_tables`
+tabulates them once per op set, image size and device for every (op, magnitude, sign): a step
+computes none, and looks its images' rows up.
 
 Two ways to pick a family's images out of the batch, with the same results:
 - grouped (the CPU's default): the images are sorted by op, so every family and every op is a
   contiguous slice, and each image's work is done once. Slicing needs the op counts on the
-  host: one synchronisation a place, which costs nothing on a CPU.
+  host: one synchronisation a slot, which costs nothing on a CPU.
 - sync-free (the default on other devices): every family runs over the whole batch; images
   outside it look up the identity row or keep their pixels (`torch.where`). No data-dependent
   shape and no host read, so a GPU never waits for the host in a step; the extra arithmetic is
@@ -32,17 +32,18 @@ import torch
 
 from pba.ops import tensor
 from pba.ops.registry import OpSet
-from pba.policy import SETTINGS, SLOTS, SampledOps, setting_parameters
+from pba.policy import SETTINGS_PER_OP, SLOTS, SampledOps, setting_parameters
 
 Tensor = torch.Tensor
 
 
 @dataclass(frozen=True)
-class Plan:
-    """How an op set's ops combine, with their tables for one image size and device.
+class OpTables:
+    """An op set's ops by family (how they combine), with their tables for one image size and
+    device.
 
-    Indexed by an image's setting in a place (`SampledOps.settings`): `param` is the op's
-    parameter (0 for no op), `key` sorts the images of a place (no op, or a tabulated setting
+    Indexed by an image's setting in a slot (`SampledOps.settings`): `param` is the op's
+    parameter (0 for no op), `key` sorts the images of a slot (no op, or a tabulated setting
     that changes nothing, first; then the lookups, the warps and the other ops, so that each
     family is contiguous), and `point_row` and `warp_row` are the rows of `points` (uint8
     (rows, 256)) and `indices` (int64 (rows, H * W)), whose last row is the identity.
@@ -66,8 +67,8 @@ class Plan:
 
 
 @lru_cache(maxsize=16)
-def plan(ops: OpSet, height: int, width: int, device: torch.device) -> Plan:
-    """The `Plan` of `ops` for height x width images on `device`, made once."""
+def op_tables(ops: OpSet, height: int, width: int, device: torch.device) -> OpTables:
+    """The `OpTables` of `ops` for height x width images on `device`, made once."""
     kinds = [type(op.tensor) for op in ops]
     lookups, image_lookups, warps = (
         tuple(k for k, kind in enumerate(kinds) if kind is wanted)
@@ -76,32 +77,32 @@ def plan(ops: OpSet, height: int, width: int, device: torch.device) -> Plan:
     param = setting_parameters(ops, torch.device("cpu"), height, width)
     key = torch.zeros(len(param), dtype=torch.int64)
     for position, k in enumerate(lookups + image_lookups + warps + others):
-        key[k * SETTINGS:(k + 1) * SETTINGS] = position + 1
+        key[k * SETTINGS_PER_OP:(k + 1) * SETTINGS_PER_OP] = position + 1
     identity_index = torch.arange(height * width)  # every pixel its own source
     points, point_row = _tabulate(param, lookups, lambda k, p: ops[k].tensor.table(p),
                                   torch.arange(tensor.LEVELS, dtype=torch.uint8))
     indices, warp_row = _tabulate(param, warps, lambda k, p: ops[k].tensor.index(p, height, width),
                                   identity_index)
     # A setting whose table or index is the identity (a shift by 0 pixels, an enhance factor
-    # of 1) changes nothing: its images sort with those of no op and skip the place.
+    # of 1) changes nothing: its images sort with those of no op and skip the slot.
     for rows, row in ((points, point_row), (indices, warp_row)):
         tabulated = row < rows.shape[0] - 1  # the last row is the identity of the other ops
         key[tabulated & (rows == rows[-1]).all(dim=1).index_select(0, row)] = 0
-    return Plan(lookups, image_lookups, warps, others,
-                setting_parameters(ops, device, height, width),
-                *(t.to(device) for t in (key, points, point_row, indices, warp_row)))
+    return OpTables(lookups, image_lookups, warps, others,
+                    setting_parameters(ops, device, height, width),
+                    *(t.to(device) for t in (key, points, point_row, indices, warp_row)))
 
 
 def _tabulate(param: Tensor, tabulated: tuple[int, ...], rows: Callable[[int, Tensor], Tensor],
               identity: Tensor) -> tuple[Tensor, Tensor]:
     """The rows of the ops `tabulated` at each of their settings, the identity row last, and
     the row of every setting (the identity for the other ops and for no op)."""
-    row = torch.full(param.shape, len(tabulated) * SETTINGS, dtype=torch.int64)
+    row = torch.full(param.shape, len(tabulated) * SETTINGS_PER_OP, dtype=torch.int64)
     blocks = []
     for i, k in enumerate(tabulated):
-        settings = slice(k * SETTINGS, (k + 1) * SETTINGS)
+        settings = slice(k * SETTINGS_PER_OP, (k + 1) * SETTINGS_PER_OP)
         blocks.append(rows(k, param[settings]))
-        row[settings] = torch.arange(i * SETTINGS, (i + 1) * SETTINGS)
+        row[settings] = torch.arange(i * SETTINGS_PER_OP, (i + 1) * SETTINGS_PER_OP)
     return torch.cat([*blocks, identity.view(1, -1)]), row
 
 
@@ -115,7 +116,7 @@ def apply_drawn(
     sync_free: bool,
     candidates: Collection[int] | None = None,
 ) -> Tensor:
-    """Apply already drawn ops to a uint8 batch, place by place (see the module's docstring);
+    """Apply already drawn ops to a uint8 batch, slot by slot (see the module's docstring);
     the result is a new tensor, even when no image gets an op.
 
     `candidates`, the ops `sampled` can hold (None: any), lets the sync-free way skip the
@@ -125,69 +126,69 @@ def apply_drawn(
     # result is made outside it, an ordinary tensor that a model may train on.
     with torch.inference_mode():
         _, _, h, w = imgs.shape
-        the_plan = plan(ops, h, w, imgs.device)
+        tables = op_tables(ops, h, w, imgs.device)
         settings = sampled.settings(ops)
         if sync_free:
-            out, order = _sync_free(imgs, settings, sampled.op, candidates, the_plan, ops, fill,
+            out, order = _sync_free(imgs, settings, sampled.op, candidates, tables, ops, fill,
                                     generator), None
         else:
-            out, order = _grouped(imgs, settings, the_plan, ops, fill, generator)
+            out, order = _grouped(imgs, settings, tables, ops, fill, generator)
     return out.clone() if order is None else out.index_select(0, order)
 
 
 def _sync_free(imgs: Tensor, settings: Tensor, op: Tensor, candidates: Collection[int] | None,
-               the_plan: Plan, ops: OpSet, fill: Tensor, generator: torch.Generator | None
+               tables: OpTables, ops: OpSet, fill: Tensor, generator: torch.Generator | None
                ) -> Tensor:
-    """Every family over the whole batch, place by place."""
+    """Every family over the whole batch, slot by slot."""
     candidates = None if candidates is None else frozenset(candidates)
     out = imgs
-    for place in range(SLOTS):
-        out = _apply_place(out, settings[:, place], _Masked(op[:, place], candidates),
-                           the_plan, ops, fill, generator)
+    for slot in range(SLOTS):
+        out = _apply_slot(out, settings[:, slot], _Masked(op[:, slot], candidates),
+                          tables, ops, fill, generator)
     return out
 
 
-def _grouped(imgs: Tensor, settings: Tensor, the_plan: Plan, ops: OpSet, fill: Tensor,
+def _grouped(imgs: Tensor, settings: Tensor, tables: OpTables, ops: OpSet, fill: Tensor,
              generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
-    """The images sorted by op, place by place: the sorted result and the order that puts
+    """The images sorted by op, slot by slot: the sorted result and the order that puts
     it back (None when no image gets an op)."""
-    # The images stay sorted from one place to the next; `perm` is their order.
+    # The images stay sorted from one slot to the next; `perm` is their order.
     x, perm = imgs, None
-    for place in range(SLOTS):
-        setting = settings[:, place]
+    for slot in range(SLOTS):
+        setting = settings[:, slot]
         setting = setting if perm is None else setting.index_select(0, perm)
-        key = the_plan.key.index_select(0, setting)
-        counts = torch.bincount(key, minlength=len(the_plan.sorted_ops) + 1).tolist()  # sync
+        key = tables.key.index_select(0, setting)
+        counts = torch.bincount(key, minlength=len(tables.sorted_ops) + 1).tolist()  # sync
         if counts[0] == key.shape[0]:
             continue
         order = key.argsort(stable=True)
         ends = list(accumulate(counts))  # key i's images end where key i + 1's start
         spans = {k: slice(ends[i], ends[i + 1])
-                 for i, k in enumerate(the_plan.sorted_ops) if counts[i + 1]}
-        x = _apply_place(x.index_select(0, order), setting.index_select(0, order),
-                         _Grouped(spans), the_plan, ops, fill, generator)
+                 for i, k in enumerate(tables.sorted_ops) if counts[i + 1]}
+        x = _apply_slot(x.index_select(0, order), setting.index_select(0, order),
+                        _Grouped(spans), tables, ops, fill, generator)
         perm = order if perm is None else perm.index_select(0, order)
     return x, None if perm is None else perm.argsort()
 
 
-def _apply_place(x: Tensor, setting: Tensor, selection: _Grouped | _Masked, the_plan: Plan,
-                 ops: OpSet, fill: Tensor, generator: torch.Generator | None) -> Tensor:
-    """One place: each image's op of `selection`, family by family."""
-    param = the_plan.param.index_select(0, setting)
-    span = selection.span(the_plan.lookups + the_plan.image_lookups)
+def _apply_slot(x: Tensor, setting: Tensor, selection: _Grouped | _Masked, tables: OpTables,
+                ops: OpSet, fill: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One slot: each image's op of `selection`, family by family."""
+    param = tables.param.index_select(0, setting)
+    span = selection.span(tables.lookups + tables.image_lookups)
     if span is not None:
-        rows = the_plan.point_row.index_select(0, setting)
-        table = the_plan.points.index_select(0, rows).unsqueeze(1)
-        if any(selection.has(k) for k in the_plan.image_lookups):
+        rows = tables.point_row.index_select(0, setting)
+        table = tables.points.index_select(0, rows).unsqueeze(1)
+        if any(selection.has(k) for k in tables.image_lookups):
             table = table.expand(-1, x.shape[1], -1).clone()
-            for k in the_plan.image_lookups:
+            for k in tables.image_lookups:
                 table = selection.put(table, k, ops[k].tensor.table, (x, param))
         x = selection.write(x, span, lambda out: tensor.lookup(x[span], table[span], out))
-    span = selection.span(the_plan.warps)
+    span = selection.span(tables.warps)
     if span is not None:
-        index = the_plan.indices.index_select(0, the_plan.warp_row.index_select(0, setting[span]))
+        index = tables.indices.index_select(0, tables.warp_row.index_select(0, setting[span]))
         x = selection.write(x, span, lambda out: tensor.warp(x[span], index, fill, out))
-    for k in the_plan.others:
+    for k in tables.others:
         x = selection.put(x, k, ops[k].tensor, (x, param), fill, generator)
     return x
 

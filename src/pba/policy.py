@@ -129,13 +129,13 @@ def parameter_table(ops: OpSet) -> torch.Tensor:
 
 
 SIGNS = (-1.0, 1.0)
-SETTINGS = (MAX_MAGNITUDE + 1) * len(SIGNS)  # an op's settings: every magnitude and sign
+SETTINGS_PER_OP = (MAX_MAGNITUDE + 1) * len(SIGNS)  # every magnitude, at either sign
 
 
 @lru_cache(maxsize=32)
 def setting_parameters(ops: OpSet, device: torch.device, height: int = REFERENCE_SIDE,
                        width: int = REFERENCE_SIDE) -> torch.Tensor:
-    """(len(ops) * SETTINGS + 1,) float64 on `device`, indexed by setting (see
+    """(len(ops) * SETTINGS_PER_OP + 1,) float64 on `device`, indexed by setting (see
     `SampledOps.settings`): the signed parameter of every op at every magnitude and sign for
     height x width images (`Op.scale`), and 0 for no op. Made once per device and size, not at
     every batch (a host-to-device copy per step stalls a GPU's queue)."""
@@ -148,24 +148,25 @@ def setting_parameters(ops: OpSet, device: torch.device, height: int = REFERENCE
 
 @dataclass(frozen=True)
 class SampledOps:
-    """The ops each of N images gets, in application order, held as each place's *setting*:
-    op * SETTINGS + magnitude * 2 + (sign > 0), or `none` (len(ops) * SETTINGS) where the place
-    has no op. A setting fixes the parameter, so everything made from the parameter alone can
-    be made once per setting (`pba.fused`), and a batch's draws are one small tensor."""
+    """The ops each of N images gets, in application order, held as each slot's *setting*:
+    op * SETTINGS_PER_OP + magnitude * 2 + (sign > 0), or `none` (len(ops) * SETTINGS_PER_OP)
+    where the slot has no op. A setting fixes the parameter, so everything made from the
+    parameter alone can be made once per setting (`pba.fused`), and a batch's draws are one
+    small tensor."""
 
     setting: torch.Tensor  # int64 (N, 2)
     none: int
 
     @property
     def op(self) -> torch.Tensor:
-        """int64 (N, 2): the op of each place, -1 where none."""
+        """int64 (N, 2): the op of each slot, -1 where none."""
         return torch.where(self.setting == self.none, -1,
-                           self.setting.div(SETTINGS, rounding_mode="floor"))
+                           self.setting.div(SETTINGS_PER_OP, rounding_mode="floor"))
 
     @property
     def magnitude(self) -> torch.Tensor:
-        """int64 (N, 2): the magnitude of each place's op, 0 where none."""
-        return self.setting.remainder(SETTINGS).div_(2, rounding_mode="floor")
+        """int64 (N, 2): the magnitude of each slot's op, 0 where none."""
+        return self.setting.remainder(SETTINGS_PER_OP).div_(2, rounding_mode="floor")
 
     @property
     def sign(self) -> torch.Tensor:
@@ -181,10 +182,10 @@ class SampledOps:
         return SampledOps(self.setting.to(device), self.none)
 
     def settings(self, ops: OpSet) -> torch.Tensor:
-        """(N, 2) int64: each place's setting for `ops`, the op set the draws were made for."""
-        if self.none != len(ops) * SETTINGS:
+        """(N, 2) int64: each slot's setting for `ops`, the op set the draws were made for."""
+        if self.none != len(ops) * SETTINGS_PER_OP:
             raise PBAError(
-                f"these ops were drawn for a policy of {self.none // SETTINGS} ops, not for "
+                f"these ops were drawn for a policy of {self.none // SETTINGS_PER_OP} ops, not for "
                 f"the {len(ops)} given"
             )
         return self.setting
@@ -219,24 +220,24 @@ def sample_ops(
     rate, entry_setting, count_edges = _entries(policy, torch.device(device))
     entries = rate.shape[0]
 
-    # One draw per image: a number per entry, one for the count and one per place for the sign.
+    # One draw per image: a number per entry, one for the count and one per slot for the sign.
     u = torch.rand(n, entries + 1 + SLOTS, generator=generator, device=gen_device)
     entry_u, count_u, sign_u = u.to(device).split_with_sizes([entries, 1, SLOTS], dim=1)
     # Keys are at most 1: a key of 2 marks an entry that did not fire.
     key = torch.where(entry_u < rate, entry_u / rate, 2.0)
     first, entry = key.topk(SLOTS, dim=1, largest=False)
-    # Place p is within the image's count when count_u >= the count's p-th edge.
+    # Slot p is within the image's count when count_u >= the count's p-th edge.
     applied = (first < 2.0) & (count_u >= count_edges)
     # The sign is + when sign_u >= 0.5: the last term of the setting.
     setting = entry_setting.take(entry).add_(sign_u >= 0.5)
-    none = len(policy.ops) * SETTINGS
+    none = len(policy.ops) * SETTINGS_PER_OP
     return SampledOps(torch.where(applied, setting, none), none)
 
 
 @lru_cache(maxsize=64)
 def _entries(policy: Policy, device: torch.device) -> tuple[torch.Tensor, ...]:
     """The policy's entries that can fire on `device`: firing probabilities (float32) and
-    settings at sign - (op * SETTINGS + magnitude * 2), and the edges of the op count's
+    settings at sign - (op * SETTINGS_PER_OP + magnitude * 2), and the edges of the op count's
     distribution, (SLOTS,); made once per policy and device, not at every batch. Entries of
     probability 0 never fire, so only enough of them to make SLOTS entries are kept: the draw
     and the top-k then run over the entries that matter."""
@@ -246,7 +247,7 @@ def _entries(policy: Policy, device: torch.device) -> tuple[torch.Tensor, ...]:
     kept = sorted(firing + idle[:max(0, SLOTS - len(firing))])
     rate = torch.tensor([probability[i] for i in kept]).float() / MAX_PROBABILITY
     entry_setting = torch.tensor(
-        [(i % len(policy.ops)) * SETTINGS + policy.values[2 * i + 1] * 2 for i in kept])
+        [(i % len(policy.ops)) * SETTINGS_PER_OP + policy.values[2 * i + 1] * 2 for i in kept])
     edges = torch.tensor(list(accumulate(COUNT_PROBABILITIES[:-1])), dtype=torch.float32)
     return tuple(t.to(device) for t in (rate, entry_setting, edges))
 

@@ -1,7 +1,7 @@
 """A training run directory: one model trained with one augmentation, resumably. `pba train` and
 the demo's final models call this.
 
-    config = new_config({"dataset": "reduced_cifar10", "model": "wrn_28_10",
+    config = new_config({"dataset": "reduced_cifar10", "model": "wrn_28_10",  # pba.run_config
                          "augment": "pba", "schedule": "runs/quick/schedule.json"})
     result = fit(config, "runs/final")            # and after a kill: fit(config, out, resume=True)
     print(result["test_error"])
@@ -22,112 +22,45 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 from collections.abc import Callable
-from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pba import train as training
-from pba.atomic import write_text_atomic
-from pba.augment import AUGMENT_MODES, make_augment
-from pba.baseline import cutout_at, legacy
+from pba.augment import make_augment
 from pba.baseline_check import settle
-from pba.data.datasets import default_baseline
 from pba.device import resolve_device
+from pba.directory import RunDirectory
 from pba.errors import PBAError
-from pba.lock import owned
-from pba.ops.registry import OpSet, load_op_set
+from pba.ops.registry import load_op_set
 from pba.precision import resolve_precision
-from pba.recipes import Recipe, default_recipe
+from pba.run_config import TrainConfig, load_run_schedule, new_config, resumed_config
 
 if TYPE_CHECKING:
     from pba.data import DatasetSplits
-    from pba.schedule import Schedule
+
+__all__ = ["CHECKPOINT", "CONFIG", "METRICS", "RESULT", "TrainConfig", "TrainingDir", "epoch_line",
+           "fit", "new_config", "read_result", "resumed_config"]
 
 CONFIG, CHECKPOINT, METRICS, RESULT = "config.json", "checkpoint.pt", "metrics.jsonl", "result.json"
-# The settings that define a run: a resumed run must not change them.
-RUN_KEYS = (
-    "dataset", "model", "augment", "schedule", "schedule_epochs", "seed", "train_size",
-    "val_size", "eval_every", "epochs", "lr", "weight_decay", "batch_size", "baseline",
-    "cutout_size", "precision", "lr_schedule", "ops", "image_size",
-)
-# What runs written before a setting existed trained with.
-ADDED_KEYS = {"precision": "fp32", "lr_schedule": "cosine", "ops": None, "image_size": None}
-# The model of the paper's searches; its default epochs are a search's length (200 CIFAR, 160 SVHN).
-SEARCH_MODEL = "wrn_40_2"
 
 
-def new_config(
-    given: dict, *, device: str = "auto", data_dir: str | Path | None = None,
-    skip_unreadable: bool = False,
-) -> dict:
-    """The full settings of a new run from those `given` (RUN_KEYS; dataset and model needed):
-    the paper's recipe for the dataset and model fills the rest, and `precision` ('auto' by
-    default) is resolved for `device`. Where the data lives and whether an image folder's
-    unreadable files are left out are recorded too, for a resume."""
-    if "dataset" not in given or "model" not in given:
-        raise PBAError("--dataset and --model are required (or --resume to continue a run)")
-    augment = given.get("augment", "pba" if given.get("schedule") else "baseline")
-    if augment not in AUGMENT_MODES:
-        raise PBAError(f"unknown --augment {augment!r}; known: "
-                       f"{', '.join(AUGMENT_MODES)}")
-    if augment == "pba" and not given.get("schedule"):
-        raise PBAError("--augment pba needs --schedule FILE")
-    if augment != "pba" and given.get("schedule"):
-        raise PBAError(f"--schedule is used by --augment pba only, not {augment!r}")
-    recipe = default_recipe(given["dataset"], given["model"])
-    defaults = {f.name: getattr(recipe, f.name) for f in fields(recipe)}
-    defaults |= {"augment": augment, "schedule": None, "schedule_epochs": None, "seed": 0,
-                 "train_size": None, "val_size": None, "eval_every": 0, "ops": None,
-                 "image_size": None}
-    config = defaults | given
-    ops = load_op_set(config["ops"])  # an unknown module fails now, before anything is written
-    if config["schedule"] is not None:
-        config["schedule"] = str(Path(config["schedule"]).resolve())
-        if given.get("baseline") is None:
-            # A schedule is searched on top of a baseline: train with that one unless told not
-            # to (the dataset's default may be 'auto', which needs a validation split).
-            searched = _load_schedule(Path(config["schedule"]), config, ops)
-            if searched.baseline is not None:
-                config["baseline"] = searched.baseline
-                if given.get("cutout_size") is None:
-                    config["cutout_size"] = _cutout_at(searched, config["image_size"])
-    config["precision"] = resolve_precision(given.get("precision", "auto"),
-                                            resolve_device(device))
-    return config | {"data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
-                     "skip_unreadable": skip_unreadable}
+class TrainingDir(RunDirectory):
+    kind = "training run"
 
+    def resume_hint(self) -> str:
+        return f"pba train --resume {self.path}"
 
-def resumed_config(out: str | Path, given: dict | None = None) -> dict:
-    """The settings of the run in `out`; `given` settings must equal them."""
-    path = Path(out) / CONFIG
-    if not path.is_file():
-        raise PBAError(f"nothing to resume: {path} does not exist")
-    try:
-        config = json.loads(path.read_text())
-        missing = [key for key in RUN_KEYS if key not in config]
-    except (json.JSONDecodeError, TypeError):
-        raise PBAError(f"{path} is not a pba train config") from None
-    config |= {key: ADDED_KEYS[key] for key in missing if key in ADDED_KEYS}
-    if "cutout" in config and "baseline" in missing:  # written before --baseline
-        config["baseline"] = legacy(default_baseline(config["dataset"]), config.pop("cutout"))
-        config["cutout_size"] = None
-        missing = [key for key in missing if key not in ("baseline", "cutout_size")]
-    missing = [key for key in missing if key not in ADDED_KEYS]
-    if missing:
-        raise PBAError(f"{path} is not a pba train config (no {', '.join(missing)})")
-    for key, value in (given or {}).items():
-        if key == "schedule" and value is not None:
-            value = str(Path(value).resolve())
-        if value != config[key]:
-            raise PBAError(f"--{key.replace('_', '-')} {value} differs from the run in "
-                           f"{out} ({config[key]}); a resumed run keeps its settings")
-    return config
+    def kept(self) -> str:
+        return "the epochs before it are kept (checkpoint.pt)"
+
+    def is_finished(self) -> bool:
+        return (self.path / RESULT).is_file()
+
 
 
 def fit(
-    config: dict,
+    config: TrainConfig,
     out: str | Path,
     *,
     resume: bool = False,
@@ -164,48 +97,50 @@ def fit(
             if (out / name).exists():
                 raise PBAError(f"{out} already holds a run ({name}); continue it with --resume "
                                "or choose another --out")
-    recipe = Recipe(**{f.name: config[f.name] for f in fields(Recipe)})
+    recipe = config.recipe
     resolved = resolve_device(device)
     resolve_precision(recipe.precision, resolved)  # refuses bf16 where it cannot run
     if resolved.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
 
     schedule = schedule_copy = None
-    if config["augment"] == "pba":
-        schedule_copy = out / ("schedule" + Path(config["schedule"]).suffix)
-        schedule = _load_schedule(schedule_copy if resume else Path(config["schedule"]), config,
-                                  load_op_set(config["ops"]))
+    if config.augment == "pba":
+        schedule_copy = out / ("schedule" + Path(config.schedule).suffix)
+        schedule = load_run_schedule(schedule_copy if resume else Path(config.schedule),
+                                     config.schedule_epochs, config.dataset,
+                                     load_op_set(config.ops))
     if data is None:
-        data = load_dataset(config["dataset"], data_dir or config["data_dir"],
-                            train_size=config["train_size"], val_size=config["val_size"],
-                            download=download, image_size=config["image_size"],
-                            skip_unreadable=config.get("skip_unreadable", False),
+        data = load_dataset(config.dataset, data_dir or config.data_dir,
+                            train_size=config.train_size, val_size=config.val_size,
+                            download=download, image_size=config.image_size,
+                            skip_unreadable=config.skip_unreadable,
                             progress=loading_bar(progress))
-    if not resume and config["augment"] != "none":
+    if not resume and config.augment != "none":
         # Settled on the data (a check on image folders), then recorded in config.json.
-        baseline, check = settle(config["baseline"], config["cutout_size"], data,
-                                 model=config["model"], recipe=recipe, seed=config["seed"],
+        baseline, check = settle(recipe.baseline, recipe.cutout_size, data,
+                                 model=config.model, recipe=recipe, seed=config.seed,
                                  device=resolved, progress=progress)
-        config = config | {"baseline": str(baseline), "cutout_size": baseline.cutout_size,
-                           "baseline_check": None if check is None else check.to_dict()}
-        recipe = replace(recipe, baseline=config["baseline"], cutout_size=config["cutout_size"])
-    augment = make_augment(config["augment"], data, recipe, schedule=schedule)
-    state = training.init_state(config["model"], data.num_classes, recipe, seed=config["seed"],
+        config = config.replace(baseline=str(baseline), cutout_size=baseline.cutout_size,
+                                baseline_check=None if check is None else check.to_dict())
+        recipe = config.recipe
+    augment = make_augment(config.augment, data, recipe, schedule=schedule)
+    state = training.init_state(config.model, data.num_classes, recipe, seed=config.seed,
                                 device=resolved,
                                 image_size=tuple(data.train.images.shape[-2:]))
     if compile:
         state.model.compile()  # in place: the state dict, and so the checkpoints, stay as they are
     # Written only by this process from here on (checked after the settings, so that a bad
     # setting leaves nothing behind).
-    with owned(out, "pba train"), contextlib.ExitStack() as stack:
+    run = TrainingDir(out)
+    with run.owned("pba train"), contextlib.ExitStack() as stack:
         history: list[dict] = []
         if resume and (out / CHECKPOINT).exists():
             history = training.load_checkpoint(out / CHECKPOINT, state)["history"]
         elif not resume:
             out.mkdir(parents=True, exist_ok=True)
             if schedule is not None:
-                shutil.copyfile(config["schedule"], schedule_copy)
-            write_text_atomic(out / CONFIG, json.dumps(config, indent=2) + "\n")
+                run.write_bytes(schedule_copy.name, Path(config.schedule).read_bytes())
+            run.write_json(CONFIG, config.to_dict())
 
         # Upload the uint8 training set once; `train` then finds it on the model's device.
         train_set = data.train.to(resolved)
@@ -223,7 +158,7 @@ def fit(
         def evaluations(epoch: int) -> dict:
             final = epoch == recipe.epochs
             splits = {}
-            if final or (config["eval_every"] and epoch % config["eval_every"] == 0):
+            if final or (config.eval_every and epoch % config.eval_every == 0):
                 splits["test"] = data.test
             if final and data.val is not None:
                 splits["val"] = data.val
@@ -233,8 +168,9 @@ def fit(
                                                mean=data.mean, std=data.std,
                                                evaluations=evaluations, progress=images_done):
             history.append(metrics)
-            training.save_checkpoint(out / CHECKPOINT, state, {"history": history})
-            write_text_atomic(out / METRICS, "".join(json.dumps(m) + "\n" for m in history))
+            with run.writing(f"epoch {metrics['epoch']}"):
+                training.save_checkpoint(out / CHECKPOINT, state, {"history": history})
+            run.write_text(METRICS, "".join(json.dumps(m) + "\n" for m in history))
             bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", acc=f"{metrics['train_acc']:.3f}")
             if board is not None:
                 board.train_epoch(metrics, None if policies is None else
@@ -256,7 +192,7 @@ def fit(
             "test_images": len(data.test),
             "train_time_s": sum(m["time_s"] for m in history),
         }
-        write_text_atomic(out / RESULT, json.dumps(result, indent=2) + "\n")
+        run.write_json(RESULT, result)
         return result
 
 
@@ -264,24 +200,6 @@ def read_result(out: str | Path) -> dict | None:
     """result.json of the run in `out`, None while it has not finished."""
     path = Path(out) / RESULT
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _load_schedule(path: Path, config: dict, ops: OpSet):
-    from pba.schedule import is_pbt_log, load_schedule
-
-    search_epochs = config["schedule_epochs"]
-    if search_epochs is None and path.is_file() and is_pbt_log(path.read_text(errors="replace")):
-        # A PBT policy log does not record its search's length: assume the paper's search.
-        search_epochs = default_recipe(config["dataset"], SEARCH_MODEL).epochs
-    return load_schedule(path, search_epochs, ops)
-
-
-def _cutout_at(searched: Schedule, image_size: int | None) -> int | None:
-    """The Cutout side of the baseline a schedule was searched on, in pixels at the size the
-    run trains at (search small, train large: the square keeps its share of the side)."""
-    if searched.cutout_size is None or image_size is None or searched.image_size is None:
-        return searched.cutout_size
-    return cutout_at(searched.cutout_size, min(searched.image_size), image_size)
 
 
 def epoch_line(metrics: dict, epochs: int) -> str:

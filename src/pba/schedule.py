@@ -20,7 +20,7 @@ import ast
 import dataclasses
 import json
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,25 +102,21 @@ class Schedule:
     def save(self, path: str | Path) -> None:
         write_text_atomic(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
 
-    def save_pbt_log(self, path: str | Path) -> None:
-        """Write Ray Tune's PBT policy-log format (one line per policy change)."""
-        write_text_atomic(path, "".join(json.dumps(line) + "\n" for line in self.pbt_log_lines()))
-
-    def pbt_log_lines(self, trials: Sequence[tuple[str, str]] | None = None) -> list[list]:
-        """[target, clone, target_epoch, clone_epoch, old, new] at every policy change.
-
-        `trials` optionally names (target, clone) trial ids per change; a schedule that never
-        changes gets one line whose change point is the end, so that parsing recovers it.
-        """
+    def pbt_log(self, trial: Callable[[int], str] | None = None) -> str:
+        """The schedule in Ray Tune's PBT policy-log format (what `load_schedule` reads back):
+        a JSON line [target, clone, target_epoch, clone_epoch, old, new] at every policy
+        change, or one whose change point is the end for a schedule that never changes, so
+        that parsing recovers it. `trial(epoch)` names the trial that trained `epoch` (default:
+        "0" for all): the target trained the new policy's first epoch, the clone the old
+        policy's last."""
         changes = [e for e in range(1, len(self)) if self.policies[e] != self.policies[e - 1]]
-        changes = changes or [len(self)]
         lines = []
-        for i, epoch in enumerate(changes):
-            target, clone = trials[i] if trials else ("0", "0")
-            new = self.policies[min(epoch, len(self) - 1)]
+        for epoch in changes or [len(self)]:
+            first = min(epoch, len(self) - 1)  # of the new policy (the end for a constant one)
+            target, clone = (trial(first), trial(epoch - 1)) if trial else ("0", "0")
             lines.append([target, clone, epoch, epoch, self.policies[epoch - 1].to_list(),
-                          new.to_list()])
-        return lines
+                          self.policies[first].to_list()])
+        return "".join(json.dumps(line) + "\n" for line in lines)
 
 
 def policy_from_named(values: Sequence[int], names: Sequence[str], ops: OpSet) -> Policy:

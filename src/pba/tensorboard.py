@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pba.errors import PBAError
 from pba.policy import strength
 from pba.search.events import Evaluate, Event, Round, Train
+from pba.search.recorder import Recorder
+
+if TYPE_CHECKING:
+    from pba.search.pbt import SearchState
+    from pba.search.rundir import RunDir
 
 FOLDER = "tensorboard"
 INSTALL_HINT = "--tensorboard needs TensorBoard: pip install 'pba[tensorboard]'"
@@ -75,3 +81,21 @@ class TensorBoardLog:
         # A diverged member's nan loss is written as json null: leave the point out.
         if value is not None and math.isfinite(value):
             self.writer.add_scalar(tag, value, step)
+
+
+class SearchBoard(Recorder):
+    """A search's rounds into DIR/tensorboard, as a recorder (`pba.search.recorder`)."""
+
+    def __init__(self) -> None:
+        require_tensorboard()  # now, before minutes of work
+        self.log: TensorBoardLog | None = None
+
+    def started(self, run: RunDir, state: SearchState, images_per_epoch: int) -> None:
+        self.log = TensorBoardLog(run.path)
+
+    def round_done(self, state: SearchState, events: list[Event]) -> None:
+        self.log.search_round(events)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.writer.close()

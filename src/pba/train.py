@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pba import models
-from pba.atomic import atomic_path
+from pba.atomic import save_torch_atomic
 from pba.augment import Augment
 from pba.data import ImageSet, normalize
 from pba.data.imageset import Triple
@@ -240,8 +240,7 @@ def evaluate(
 def save_checkpoint(path: str | Path, state: TrainState, extra: dict) -> None:
     """Write `state` and `extra` (plain Python values) to `path` atomically."""
     doc = {"format": CHECKPOINT_FORMAT, "state": state.state_dict(), "extra": extra}
-    with atomic_path(path) as tmp:
-        torch.save(doc, tmp)
+    save_torch_atomic(doc, path)
 
 
 def load_checkpoint(path: str | Path, state: TrainState) -> dict:

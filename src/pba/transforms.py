@@ -19,7 +19,7 @@ from pba.errors import PBAError
 from pba.fused import apply_drawn
 from pba.ops import tensor as tensor_ops
 from pba.ops.registry import OpSet
-from pba.policy import SETTINGS, Policy, SampledOps, sample_ops
+from pba.policy import SETTINGS_PER_OP, Policy, SampledOps, sample_ops
 from pba.schedule import Schedule
 
 # CIFAR-10's mean colour: the default fill for pixels the ops uncover (spec section 1).
@@ -64,30 +64,19 @@ def apply_sampled(
     sync_free: bool | None = None,
     candidates: Collection[int] | None = None,
 ) -> torch.Tensor:
-    """Apply already drawn ops to a uint8 batch, in a few fused passes a place (`pba.fused`).
+    """Apply already drawn ops to a uint8 batch, in a few fused passes a slot (`pba.fused`).
 
     `sync_free` (None: on any device but the CPU) runs every family of ops over the whole
     batch, so that nothing waits for the device; otherwise the images are grouped by op, one
-    host synchronisation a place. Both give the same images, except for the random draws of
+    host synchronisation a slot. Both give the same images, except for the random draws of
     ops that draw (Cutout's centres). In the sync-free way an op that is neither a lookup nor
-    a warp (`pba.ops.tensor`) runs on every image, with that image's parameter in the place,
+    a warp (`pba.ops.tensor`) runs on every image, with that image's parameter in the slot,
     and only the images that drew it keep the result. `candidates`, the ops `sampled` can hold
     (None: any), lets the sync-free way skip the others.
     """
     _check_batch(imgs, fill)
     return apply_drawn(imgs, ops, sampled, fill_tensor(fill, imgs.device), generator,
                        sync_free=_is_sync_free(sync_free, imgs), candidates=candidates)
-
-
-def apply_policy_pil(
-    img: Image.Image,
-    policy: Policy,
-    fill: tuple[int, ...] = CIFAR10_FILL,
-    generator: torch.Generator | None = None,
-) -> Image.Image:
-    """The per-image reference path: the same sampling as `apply_policy`, Pillow ops."""
-    sampled = sample_ops(policy, 1, generator, device="cpu")
-    return apply_sampled_pil(img, policy.ops, sampled, fill, _numpy_rng(generator))
 
 
 def apply_sampled_pil(
@@ -108,7 +97,7 @@ def apply_sampled_pil(
     params = first.parameters(ops, img.height, img.width)[0].tolist()
     for setting, param in zip(settings, params, strict=True):
         if setting != sampled.none:
-            img = ops[setting // SETTINGS].pil(img, param, tuple(fill), rng)
+            img = ops[setting // SETTINGS_PER_OP].pil(img, param, tuple(fill), rng)
     return img
 
 

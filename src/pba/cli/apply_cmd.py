@@ -40,7 +40,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from pba.data.formats import read_images
+    from pba.data.image_files import read_images
     from pba.ops import load_op_set
     from pba.plot import plot_image_grid
     from pba.schedule import load_schedule

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
+
+from pba.errors import PBAError
 
 DEFAULT_OUT = Path("runs/demo")
 # flag -> pba.budget.PLANNED name (and "model", the searched one), values the user may fix
@@ -15,7 +18,7 @@ PLANNED_FLAGS = {"--model": "model", "--population": "population", "--epochs": "
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from pba.cli.options import SOURCES, add_image_size_argument
+    from pba.cli.options import SOURCES, add_device_argument, add_image_size_argument
     from pba.demo import ARMS, DEFAULT_FIRST_SEED, DEMO, DEMO_TIME
     from pba.search.presets import PRESETS
 
@@ -77,8 +80,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "reuses the search, trains that set of seeds beside the earlier ones and "
                    "reports the verdicts per set and over all: a check on seeds the verdict "
                    "has never seen")
-    p.add_argument("--device", default="auto",
-                   help="auto (GPU if any, default), cpu, cuda or cuda:N")
+    add_device_argument(p)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto (default): bf16 autocast where the device has native bf16 "
                    "(GPUs, CPUs with AVX512-BF16 or AMX), else fp32")
@@ -93,11 +95,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from pba.budget import parse_duration
     from pba.demo import DEMO, run_demo
-    from pba.errors import PBAError
 
     if args.workers is not None and args.workers < 1:
         raise PBAError(f"--workers must be >= 1, got {args.workers}")

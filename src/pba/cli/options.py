@@ -35,6 +35,23 @@ SOURCES = ("reduced_cifar10, cifar10, reduced_cifar100, cifar100, reduced_svhn, 
            "one); npz:PATH (pba.data.save_npz or save_datasets)")
 
 
+def add_device_argument(p: argparse.ArgumentParser, *, default: str | None = "auto",
+                        more: str = "") -> None:
+    """--device in pba.device's grammar, the same for every command; `more` ends the help."""
+    from pba.device import FORMS, parse_device
+    from pba.errors import PBAError
+
+    def device(text: str) -> str:
+        try:
+            return parse_device(text)
+        except PBAError as err:  # argparse prints it beside the usage, with no traceback
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    p.add_argument("--device", type=device, default=default, metavar="DEVICE",
+                   help=f"where to train: {FORMS}. auto (default): the GPU when there is one, "
+                   f"else the CPU; cuda:N: the GPU numbered N{more}")
+
+
 def add_image_size_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", metavar="N", type=int,
                    help="make every image N x N: the shorter side resized to N, then the "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pba.errors import PBAError
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -27,7 +29,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from pba.demo import demo_report, is_demo_dir
-    from pba.errors import PBAError
     from pba.report import report
 
     if is_demo_dir(args.run_dir):

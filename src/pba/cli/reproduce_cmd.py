@@ -12,6 +12,7 @@ SHARED = Path("../shared")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
+    from pba.cli.options import add_device_argument
     from pba.reproduce import DATA_FILE, INCOMPLETE, REFERENCE_FILE, STAGES, STATE_FILE, VAL_SIZE
 
     p = sub.add_parser(
@@ -77,8 +78,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     run.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES), metavar="STAGE",
                      help=f"the stages to run, of {', '.join(STAGES)}; they run in this order "
                      "(default: all)")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                     help="where the stages train (default: cuda when available)")
+    add_device_argument(run)
     run.add_argument("--dry-run", action="store_true",
                      help="CPU-sized: 4 x wrn_10_1 for 4 epochs on 512 images, final models "
                      "wrn_10_1 for 2 epochs")

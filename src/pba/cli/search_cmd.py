@@ -24,7 +24,12 @@ OVERRIDES = {
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from pba.cli.options import SOURCES, add_baseline_arguments, add_image_size_argument
+    from pba.cli.options import (
+        SOURCES,
+        add_baseline_arguments,
+        add_device_argument,
+        add_image_size_argument,
+    )
     from pba.search.pbt import ENGINES, METRICS, SELECTION_Z, SELECTIONS
     from pba.search.presets import PRESETS
 
@@ -90,9 +95,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "config.json, so that --resume imports it again")
     p.add_argument("--seed", type=int, help="seed of member initialisation, data order, "
                    "exploit and explore (the reduced split itself is always the paper's)")
-    p.add_argument("--device", default=None,
-                   help="auto (GPU if any, default), cpu, cuda or cuda:N; with --resume the "
-                   "search's own by default")
+    add_device_argument(p, default=None,
+                        more="; with --resume the search's own by default")
     p.add_argument("--engine", choices=ENGINES, default=None,
                    help="how the members train. local: on this device, --workers at a time "
                    "(on a CPU) or in turn; vectorized: the whole WRN population packed into one "
@@ -134,17 +138,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     from pba.errors import PBAError
+    from pba.recorders import search_recorders
     from pba.search.presets import preset
     from pba.search.runner import resume_search, run_search
 
     changes = {field: getattr(args, field) for field in OVERRIDES.values()
                if getattr(args, field) is not None}
-    options = {"data_dir": args.data_dir, "download": args.download,
-               "progress": not args.no_progress}
+    options = {"data_dir": args.data_dir, "download": args.download}
     precision = {} if args.precision is None else {"precision": args.precision}
     new_only = {"skip_unreadable": True} if args.skip_unreadable else {}
-    local_only = {"tensorboard": True} if args.tensorboard else {}
-    local_only |= {"compile": True} if args.compile else {}
+    local_only = {"compile": True} if args.compile else {}
     workers = {} if args.workers is None else {"workers": args.workers}
     if args.budget is not None and args.resume is not None:
         raise PBAError("--resume continues a search as it was planned; drop --budget")
@@ -170,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
                        "members use a GPU when --gpus-per-member > 0")
     if ray:
         from pba.search.ray_backend import resume_ray_search, run_ray_search
+    # Before any work: --tensorboard without TensorBoard installed fails here.
+    options["recorders"] = search_recorders(progress=not args.no_progress,
+                                            tensorboard=args.tensorboard)
     if args.resume is not None:
         if changes or args.preset or new_only:
             flags = [f for f, field in OVERRIDES.items() if field in changes]
@@ -199,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
             result = run_search(config, out, preset=name, device=args.device or "auto",
                                 engine=args.engine or "auto", **precision, **workers,
                                 **local_only, **new_only, **budget, **options)
-    from pba.report import next_steps
+    from pba.search_summary import next_steps
 
     if args.budget is not None:
         minutes, seconds = divmod(round(time.monotonic() - started), 60)

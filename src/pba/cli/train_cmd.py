@@ -11,6 +11,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     from pba.cli.options import (
         SOURCES,
         add_baseline_arguments,
+        add_device_argument,
         add_image_size_argument,
         add_schedule_arguments,
     )
@@ -66,8 +67,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (same results as an "
                    "uninterrupted run on the CPU); settings come from its config.json")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where to train (default: cuda when available)")
+    add_device_argument(p)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
                    help="bf16: bf16 autocast and channels_last (2-3x faster on GPUs and on CPUs "
                    "with AVX512-BF16 or AMX); fp32: plain float32; auto (default): bf16 where "
@@ -109,6 +109,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _given(args: argparse.Namespace) -> dict:
     """The run settings given on the command line, in config form."""
-    from pba.run import RUN_KEYS
+    from pba.run_config import RUN_KEYS
 
     return {key: getattr(args, key) for key in RUN_KEYS if getattr(args, key) is not None}

@@ -12,7 +12,7 @@ memory). A folder that is moved or deleted leaves its entries behind.
 
 Anything here may be deleted at any time (`rm -r ~/.cache/pba`); an entry that cannot be read
 back whole is ignored and written again. `load_dataset(..., cache=False)` (and
-`pba.data.formats.read_image_folder(cache=False)`) neither reads nor writes it.
+`pba.data.folders.read_image_folder(cache=False)`) neither reads nor writes it.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from pba.baseline import PARTS, Baseline, cutout_at
-from pba.data import formats, npz
+from pba.data import folders, formats, npz
 from pba.data.imageset import DatasetSplits, ImageSet, Triple, channel_stats, fit_images, take
 from pba.data.sources import TORCHVISION_PREFIX, Progress, read_python, read_torchvision
 from pba.errors import PBAError
@@ -166,7 +166,7 @@ def load_dataset(
     if name.startswith(FOLDER_PREFIX) or name.startswith(TORCHVISION_PREFIX):
         size = image_size or DEFAULT_IMAGE_SIZE
         if name.startswith(FOLDER_PREFIX):
-            parts = formats.read_image_folder(Path(name[len(FOLDER_PREFIX):]), size,
+            parts = folders.read_image_folder(Path(name[len(FOLDER_PREFIX):]), size,
                                               skip_unreadable=skip_unreadable, cache=cache,
                                               workers=workers, progress=progress)
         else:
@@ -304,16 +304,16 @@ def _assemble(
 
 
 def _from_parts(
-    name: str, folder: formats.FolderImages, train_size: int | None, val_size: int | None,
+    name: str, folder: folders.FolderImages, train_size: int | None, val_size: int | None,
     seed: int, image_size: int,
 ) -> DatasetSplits:
     """The splits of a source read into parts (an image folder, a torchvision class, Python
     Datasets): its own train/test (and val) as they come, else the pool cut with `seed`."""
     parts = folder.parts
-    if formats.POOL in parts:
+    if folders.POOL in parts:
         # No split of its own: carve out the test set first; _assemble then splits the rest
         # like any training pool.
-        images = parts[formats.POOL]
+        images = parts[folders.POOL]
         total = len(images)
         test_n = max(1, round(FOLDER_TEST_FRACTION * total))
         test_idx, pool_idx = split_indices(total, test_n, total - test_n, seed)

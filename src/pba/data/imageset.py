@@ -56,7 +56,7 @@ def take(images: ImageSet, index: torch.Tensor) -> ImageSet:
 def fit_images(images: torch.Tensor, size: int, chunk: int = 1024) -> torch.Tensor:
     """uint8 (N, C, H, W) images at size x size: the shorter side resized to `size` (bilinear,
     antialiased when shrinking), then the centre crop, as image files are read
-    (`pba.data.formats.fit_image`). Images already that size are returned as they are."""
+    (`pba.data.image_files.fit_image`). Images already that size are returned as they are."""
     n, c, h, w = images.shape
     if (h, w) == (size, size):
         return images

@@ -4,11 +4,11 @@
     parts = read_torchvision("STL10:~/data", image_size=32, download=False)
     parts = read_python(train_set, test_set, image_size=32)
 
-Both come out as the parts an image folder is read into (`formats.FolderImages`), which
+Both come out as the parts an image folder is read into (`folders.FolderImages`), which
 `pba.data.datasets` splits the same way: the source's own train and test (and validation)
 splits where it has them, else one pool cut with the seed. Every image is fitted to
 image_size x image_size as a folder's files are: the shorter side resized, then the centre
-crop (`formats.fit_image`).
+crop (`image_files.fit_image`).
 
 A torchvision class is built with the arguments its signature takes: `train=True/False`, or
 `split=` "train" (or "trainval") / "test", or neither (one pool, e.g. EuroSAT, ImageFolder).
@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pba.data.formats import POOL, FolderImages, Progress, fit_image
+from pba.data.folders import POOL, FolderImages
+from pba.data.image_files import Progress, fit_image
 from pba.data.imageset import ImageSet, fit_images
 from pba.errors import PBAError
 

@@ -9,7 +9,6 @@ how a resumed search recovers it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -73,12 +72,7 @@ class Lineage:
         return Schedule(tuple(step.policy for step in self._history[member]))
 
     def pbt_log(self, member: int) -> str:
-        """`member`'s schedule in Ray Tune's PBT policy-log format, one line per policy change,
-        naming the members on either side of the change as the trials that Ray would name."""
+        """`member`'s schedule in Ray Tune's PBT policy-log format (`Schedule.pbt_log`), naming
+        the members on either side of each policy change as the trials that Ray would name."""
         history = self._history[member]
-        lines = self.schedule(member).pbt_log_lines()
-        for line in lines:
-            epoch = line[2]  # the first epoch of the new policy (the end for a constant one)
-            line[0] = str(history[min(epoch, len(history) - 1)].member)
-            line[1] = str(history[epoch - 1].member)
-        return "".join(json.dumps(line) + "\n" for line in lines)
+        return self.schedule(member).pbt_log(lambda epoch: str(history[epoch].member))

@@ -3,7 +3,8 @@
 Each round: every member trains `interval` epochs with its own policy (train), is scored on the
 validation split (evaluate), the bottom quantile clones the weights, optimiser state and policy
 of members drawn from the top quantile (exploit), the clones perturb their policies (explore),
-and the round's events go to the recorder (record). The decisions are pure functions of the
+and the round's events go to `on_round` (which commits them to the run directory and tells
+the recorders, `pba.search.recorder`). The decisions are pure functions of the
 scores and a numpy Generator; how members are trained, scored and copied is an `Engine`'s
 business, so that a time-multiplexed, a vectorised and a Ray engine share this file.
 """
@@ -223,16 +224,16 @@ class SearchState:
 
 
 # Called with the state after a round and the round's events, to persist or display them.
-Recorder = Callable[[SearchState, list[Event]], None]
+OnRound = Callable[[SearchState, list[Event]], None]
 
 
 class PBT:
     """Runs rounds of PBT over an engine's population, one `step()` per round."""
 
-    def __init__(self, engine: Engine, state: SearchState, recorder: Recorder) -> None:
+    def __init__(self, engine: Engine, state: SearchState, on_round: OnRound) -> None:
         self.engine = engine
         self.state = state
-        self.recorder = recorder
+        self.on_round = on_round
 
     def run(self) -> SearchState:
         while not self.state.finished:
@@ -260,7 +261,7 @@ class PBT:
         state.epoch, state.round = end, state.round + 1
         for event in events:
             state.lineage.apply(event)
-        self.recorder(state, events)
+        self.on_round(state, events)
         return events
 
     def _train(self, start: int, end: int) -> list[Train]:

@@ -24,7 +24,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,23 +45,18 @@ from pba.search.lineage import Lineage
 from pba.search.pbt import SearchState
 from pba.search.presets import SearchConfig
 from pba.search.ray_log import (
+    BACKEND_FILE,
     EXPERIMENT,
     POLICY_KEY,
     ROWS_FILE,
-    SETTINGS,
     in_time_order,
     is_ray_run,
     population_events,
     read_log,
 )
-from pba.search.rundir import RunDir
-from pba.search.runner import (
-    SearchResult,
-    images_record,
-    load_search_data,
-    settle_baseline,
-    write_outputs,
-)
+from pba.search.recorder import Recorder, Recorders
+from pba.search.rundir import RunDir, SearchResult
+from pba.search.setup import load_search_data, run_record, settle_baseline
 
 INSTALL_HINT = "the Ray backend needs Ray Tune: pip install 'pba[ray]'"
 
@@ -103,7 +98,7 @@ def run_ray_search(
     data_dir: str | Path | None = None,
     download: bool = False,
     skip_unreadable: bool = False,
-    progress: bool = True,
+    recorders: Sequence[Recorder] = (),
 ) -> SearchResult:
     """Search from scratch into the new run directory `out` with Ray Tune: on the Ray cluster
     at `address`, else on a Ray instance started on this machine (unless this process already
@@ -120,24 +115,18 @@ def run_ray_search(
     # Until a member has reported, a failed start (a bad address) leaves nothing behind.
     with owned(out, "pba search --engine ray"), RunDir.discarded_on_failure(
             out, (f"{EXPERIMENT}/{ROWS_FILE}",)):
-        data = load_search_data(config, data_dir, download, skip_unreadable)
+        heard = Recorders(recorders)
+        data = load_search_data(config, data_dir, download, skip_unreadable, heard.loading)
         here = resolve_device("cpu" if gpus_per_member == 0 else "auto")  # the check runs here
         config, check = settle_baseline(config, data, device=here,
                                         precision=resolve_precision(precision, here),
-                                        progress=progress)
-        if data_dir is not None:
-            data_dir = Path(data_dir).resolve()  # so that a resume from elsewhere finds it
+                                        progress=heard.verbose)
         # The embedded engine's config.json, the device being where members train.
-        run = RunDir.create(out, {
-            "preset": preset, "search": config.to_dict(), "device": settings.device,
-            "engine": "ray", "precision": precision,
-            "data_dir": None if data_dir is None else str(data_dir),
-            "skip_unreadable": skip_unreadable,
-            "images": images_record(data),
-            "baseline_check": None if check is None else check.to_dict(),
-        })
-        write_text_atomic(run.path / EXPERIMENT / SETTINGS, json.dumps(asdict(settings)) + "\n")
-        return _run(run, config, settings, data, started, progress)
+        run = RunDir.create(out, run_record(
+            config, data, check, preset=preset, device=settings.device, engine="ray",
+            precision=precision, data_dir=data_dir, skip_unreadable=skip_unreadable))
+        write_text_atomic(run.path / EXPERIMENT / BACKEND_FILE, json.dumps(asdict(settings)) + "\n")
+        return _run(run, config, settings, data, started, heard)
 
 
 def resume_ray_search(
@@ -146,7 +135,7 @@ def resume_ray_search(
     address: str | None = None,
     data_dir: str | Path | None = None,
     download: bool = False,
-    progress: bool = True,
+    recorders: Sequence[Recorder] = (),
 ) -> SearchResult:
     """Continue the Ray search in `out` (`Tuner.restore`): every member from its last
     checkpoint. `address` and `data_dir` default to those it was started with; the resources
@@ -154,11 +143,11 @@ def resume_ray_search(
     started = time.time()
     RunDir.open(out)  # before the lock creates anything
     with owned(out, "pba search --resume"):
-        return _resume(out, address, data_dir, download, progress, started)
+        return _resume(out, address, data_dir, download, Recorders(recorders), started)
 
 
 def _resume(out: str | Path, address: str | None, data_dir: str | Path | None,
-            download: bool, progress: bool, started: float) -> SearchResult:
+            download: bool, heard: Recorders, started: float) -> SearchResult:
     run = RunDir.open(out)
     if not is_ray_run(run.path):
         raise PBAError(f"{run.path} was not searched with Ray: resume it with `pba search "
@@ -169,17 +158,17 @@ def _resume(out: str | Path, address: str | None, data_dir: str | Path | None,
     doc = run.config()
     try:
         config = SearchConfig.from_dict(doc["search"])
-        stored = json.loads((run.path / EXPERIMENT / SETTINGS).read_text())
+        stored = json.loads((run.path / EXPERIMENT / BACKEND_FILE).read_text())
         settings = RaySettings(**stored)
     except (KeyError, TypeError, ValueError) as err:
-        raise PBAError(f"{run.path}: config.json or {EXPERIMENT}/{SETTINGS} is not valid "
+        raise PBAError(f"{run.path}: config.json or {EXPERIMENT}/{BACKEND_FILE} is not valid "
                        f"({err})") from None
     if address is not None:
         settings = dataclasses.replace(settings, address=address)
     _require_ray(settings)
     data = load_search_data(config, data_dir if data_dir is not None else doc["data_dir"],
-                            download, doc.get("skip_unreadable", False))
-    return _run(run, config, settings, data, started, progress)
+                            download, doc.get("skip_unreadable", False), heard.loading)
+    return _run(run, config, settings, data, started, heard)
 
 
 def _require_ray(settings: RaySettings) -> None:
@@ -188,15 +177,32 @@ def _require_ray(settings: RaySettings) -> None:
         # (as on Windows and macOS) Ray uses and listens on 127.0.0.1 only. Read at import.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
+        import ray
+    except ImportError:
+        raise PBAError(INSTALL_HINT) from None
+    from pba.search.ray_compat import require_supported
+
+    require_supported(ray.__version__)  # before Tune is imported: another Ray's may not import
+    try:
         import ray.tune  # noqa: F401
     except ImportError:
         raise PBAError(INSTALL_HINT) from None
 
 
 def _run(run: RunDir, config: SearchConfig, settings: RaySettings, data: DatasetSplits,
-         started: float, progress: bool) -> SearchResult:
+         started: float, heard: Recorders) -> SearchResult:
+    """Tune's own output shows the members' progress (with a verbose recorder); the
+    recorders hear of the search when it has finished: Tune's rounds are read afterwards."""
+    try:
+        return _run_tune(run, config, settings, data, started, heard)
+    finally:
+        heard.close()
+
+
+def _run_tune(run: RunDir, config: SearchConfig, settings: RaySettings, data: DatasetSplits,
+              started: float, heard: Recorders) -> SearchResult:
     with _ray_session(settings) as device:
-        tuner, restored = _tuner(run, config, settings, data, progress)
+        tuner, restored = _tuner(run, config, settings, data, heard.verbose)
         epoch = 0
         if restored:  # the members go on from the last round every one of them finished
             done = min((r.metrics.get("epoch", 0) for r in tuner.get_results()), default=0)
@@ -214,10 +220,10 @@ def _run(run: RunDir, config: SearchConfig, settings: RaySettings, data: Dataset
     if any(r.metrics.get("training_iteration", 0) < config.epochs for r in grid):
         # Tune ends the run early, saving its state, on Ctrl+C (SIGINT).
         raise PBAError(f"the search stopped before its last epoch; continue it with: {resume}")
-    return _write_run(run, config)
+    return _write_run(run, config, heard)
 
 
-def _write_run(run: RunDir, config: SearchConfig) -> SearchResult:
+def _write_run(run: RunDir, config: SearchConfig, heard: Recorder) -> SearchResult:
     """The finished experiment's events into population.jsonl, then the embedded engine's
     outputs, with the schedule read from the best member's Tune policy log."""
     experiment = run.path / EXPERIMENT
@@ -245,7 +251,8 @@ def _write_run(run: RunDir, config: SearchConfig) -> SearchResult:
     # A member that never cloned another has no policy log: it kept the initial policy.
     schedule = (parse_pbt_log(policy_log.read_text(), config.epochs, ops)
                 if policy_log.is_file() else Schedule.constant(Policy.zeros(ops), config.epochs))
-    write_outputs(run, state, schedule, best)
+    schedule = run.save_schedule(state, schedule, best)
+    heard.finished(run, state, schedule, best)
     return SearchResult(run.path, schedule, best, last[-1].best_accuracy)
 
 

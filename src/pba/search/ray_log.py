@@ -20,7 +20,7 @@ from pba.search.pbt import DIVERGED, score
 from pba.search.presets import SearchConfig
 
 EXPERIMENT = "ray"  # DIR/ray: Tune's experiment
-SETTINGS = "backend.json"  # DIR/ray/backend.json
+BACKEND_FILE = "backend.json"  # DIR/ray/backend.json
 ROWS_FILE = "members.jsonl"  # DIR/ray/members.jsonl: every member's row of every epoch
 # The trial-config key of a member's policy: the key the reference PBT policy logs use, so
 # that Tune's pbt_policy_*.txt files parse as schedules (spec section 7).
@@ -35,7 +35,7 @@ def member_index(trial_id: str) -> int:
 
 def is_ray_run(path: str | Path) -> bool:
     """Whether the run directory at `path` holds a search started with the Ray backend."""
-    return (Path(path) / EXPERIMENT / SETTINGS).is_file()
+    return (Path(path) / EXPERIMENT / BACKEND_FILE).is_file()
 
 
 def population_events(

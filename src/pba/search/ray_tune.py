@@ -1,8 +1,9 @@
 """What runs under Ray Tune: one population member as a function trainable, PBA's explore as
 Tune's `custom_explore_fn`, and Tune's synchronous PBT adjusted to PBA's rounds.
 
-Only `pba.search.ray_backend` imports this module (it imports Ray), after checking that Ray is
-installed.
+Only `pba.search.ray_backend` imports this module (it imports Ray), after checking that a
+supported Ray is installed. The parts of Tune that are not public API are reached through
+`pba.search.ray_compat` alone.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pba.data import DatasetSplits, ImageSet
 from pba.ops.registry import DEFAULT_OPS, OpSet
 from pba.policy import Policy, explore
 from pba.precision import resolve_precision
+from pba.search import ray_compat
 from pba.search.members import init_member
 from pba.search.pbt import score
 from pba.search.presets import SearchConfig
@@ -116,7 +118,7 @@ class RecordRows(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result: dict, **info) -> None:
         # The storage directory is the run directory, on this (the driver's) machine.
-        path = Path(trial.storage.experiment_fs_path) / ROWS_FILE
+        path = Path(trial.remote_experiment_path) / ROWS_FILE
         with path.open("a") as f:
             f.write(json.dumps({**result[ROW], "trial_id": trial.trial_id}) + "\n")
 
@@ -161,11 +163,12 @@ class PBAPopulationBasedTraining(PopulationBasedTraining):
     def __init__(self, config: SearchConfig) -> None:
         self._explore = SeededExplore(config.seed, config.op_set())
         self._seed = config.seed
+        self._interval = config.interval
         self._settled = False
         super().__init__(
             time_attr=TRAINING_ITERATION,
             metric=METRIC,
-            mode="max",
+            mode="max",  # so Tune's score of a trial is its METRIC as it is
             perturbation_interval=config.interval,
             quantile_fraction=config.quantile,
             # No mutation of Tune's own: it would resample or shift the policy as one value.
@@ -179,16 +182,17 @@ class PBAPopulationBasedTraining(PopulationBasedTraining):
         epoch = result.get(TRAINING_ITERATION, 0)
         self._explore.at_epoch(epoch)
         random.seed(int(np.random.SeedSequence([self._seed, epoch]).generate_state(1)[0]))
-        trial.run_metadata.last_result = result
+        ray_compat.set_last_result(trial, result)
         return super().on_trial_result(tune_controller, trial, result)
 
     def choose_trial_to_run(self, tune_controller) -> Trial | None:
         if not self._settled:  # Tune asks before it starts any trial, restored ones included
             self._settle_restored(tune_controller)
             self._settled = True
+        ahead = ray_compat.next_perturbation(self)
         paused = [t for t in tune_controller.get_trials() if t.status == Trial.PAUSED
-                  and self._trial_state[t].last_train_time < self._next_perturbation_sync]
-        return min(paused, key=lambda t: self._trial_state[t].last_train_time, default=None)
+                  and ray_compat.trained_to(self, t) < ahead]
+        return min(paused, key=lambda t: ray_compat.trained_to(self, t), default=None)
 
     def _settle_restored(self, tune_controller) -> None:
         """Put the clock of a restored experiment back where it stopped: after the last
@@ -198,23 +202,20 @@ class PBAPopulationBasedTraining(PopulationBasedTraining):
         saved checkpoint, which may be behind its last result: Tune does not save the
         checkpoint of a result it pauses the trial at."""
         trials = tune_controller.get_trials()
-        saved = {t: t.run_metadata.checkpoint_manager.latest_checkpoint_result for t in trials}
-        done = {t: r.metrics.get(TRAINING_ITERATION, 0) if r else 0 for t, r in saved.items()}
+        saved = {t: ray_compat.saved_result(t) for t in trials}
+        done = {t: r.get(TRAINING_ITERATION, 0) if r else 0 for t, r in saved.items()}
         if not any(done.values()):
             return
         low = min(done.values())
-        synced = low - low % self._perturbation_interval
-        self._next_perturbation_sync = synced + self._perturbation_interval
+        synced = low - low % self._interval
+        ahead = synced + self._interval
+        ray_compat.set_clock(self, synced, ahead, done)
         for trial in trials:
-            state = self._trial_state[trial]
-            state.last_perturbation_time, state.last_train_time = synced, done[trial]
-            if done[trial] == self._next_perturbation_sync and trial.status == Trial.PENDING:
-                state.last_result = saved[trial].metrics
-                state.last_score = self._metric_op * state.last_result[METRIC]
-                # (a controller method Tune's wrapper offers to schedulers)
-                tune_controller._set_trial_status(trial, Trial.PAUSED)
+            if done[trial] == ahead and trial.status == Trial.PENDING:
+                ray_compat.pause_at_perturbation(self, tune_controller, trial, saved[trial],
+                                                 saved[trial][METRIC])
         staging = Path(trials[0].local_experiment_path)
-        for log in Path(trials[0].storage.experiment_fs_path).glob("pbt_*.txt"):
+        for log in Path(trials[0].remote_experiment_path).glob("pbt_*.txt"):
             if not (staging / log.name).exists():
                 staging.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(log, staging / log.name)

@@ -22,6 +22,7 @@ round before, from that round's own record.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -29,22 +30,24 @@ import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pba.atomic import write_text_atomic
+from pba.directory import CONFIG, RunDirectory
 from pba.errors import PBAError
 from pba.lock import LOCK
 from pba.policy import Policy
-from pba.search.events import Event, from_json, to_json
+from pba.schedule import Schedule
+from pba.search.events import Event, Round, from_json, to_json
 from pba.search.lineage import Lineage
 from pba.search.pbt import Engine, PBTConfig, SearchState
+from pba.search.presets import SearchConfig
 
 FORMAT = "pba.search"
 STATE_FORMAT = "pba.search.state"
 VERSION = 1
-CONFIG = "config.json"
 LOG = "population.jsonl"
 STATE = "state.json"
 CHECKPOINTS = "checkpoints"
@@ -57,9 +60,27 @@ ROUND_RECORD = "round.json"  # in each round directory: its commit record
 KEEP_ROUNDS = 2  # complete rounds kept, so that a damaged newest one costs one round
 
 
-class RunDir:
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+@dataclass(frozen=True)
+class SearchResult:
+    run_dir: Path
+    schedule: Schedule  # the best final member's, one policy per search epoch
+    best_member: int
+    best_accuracy: float  # its validation accuracy at the end
+
+
+class RunDir(RunDirectory):
+    kind = "search run"
+    format = FORMAT
+    version = VERSION
+
+    def resume_hint(self) -> str:
+        return f"pba search --resume {self.path}"
+
+    def kept(self) -> str:
+        return "the rounds before it are kept"
+
+    def is_finished(self) -> bool:
+        return (self.path / STATE).is_file() and self._read_state()["finished"]
 
     # ---- creating and opening ----------------------------------------------------------
 
@@ -97,9 +118,7 @@ class RunDir:
         """A new run directory holding `config` (a JSON-able dict)."""
         cls.check_new(path)
         run = cls(path)
-        run.path.mkdir(parents=True, exist_ok=True)
-        doc = {"format": FORMAT, "version": VERSION, **config}
-        write_text_atomic(run.path / CONFIG, json.dumps(doc, indent=2) + "\n")
+        run.write_config(config)
         return run
 
     @classmethod
@@ -108,23 +127,14 @@ class RunDir:
         run = cls(path)
         if not run.path.is_dir():
             raise PBAError(f"no search run at {run.path}")
-        try:
-            doc = json.loads((run.path / CONFIG).read_text())
-        except (OSError, ValueError):
-            doc = None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise PBAError(f"{run.path} is not a pba search run directory (no {CONFIG} written "
-                           "by pba search)")
-        if doc.get("version") != VERSION:
-            raise PBAError(f"{run.path} was written by a pba search of format version "
-                           f"{doc.get('version')!r}; this pba reads version {VERSION}")
+        run.read_config()
         return run
 
     @classmethod
     def open_unfinished(cls, path: str | Path) -> RunDir:
         """An existing run directory whose search has not finished, to resume it."""
         run = cls.open(path)
-        if (run.path / STATE).is_file() and run._read_state()["finished"]:
+        if run.is_finished():
             raise PBAError(f"the search in {run.path} already finished (its schedule is "
                            f"{run.path / SCHEDULE}); there is nothing to resume")
         return run
@@ -153,6 +163,11 @@ class RunDir:
                     raise PBAError(f"{path}:{number} is not a JSON event (the file was changed "
                                    "by hand?)") from None
 
+    def last_round(self) -> Round | None:
+        """The summary of the last round in the log."""
+        rounds = [e for e in self.events() if isinstance(e, Round)]
+        return rounds[-1] if rounds else None
+
     def _log_bytes(self) -> int:
         path = self.path / LOG
         return path.stat().st_size if path.is_file() else 0
@@ -163,18 +178,26 @@ class RunDir:
         """Persist a completed round: checkpoints, events, then the commit records (the
         round's own, then state.json); the two newest complete rounds are kept."""
         name = f"round-{state.round:04d}"
-        try:
+        with self.writing(f"round {state.round}"):  # the last complete round stays intact
             for member in range(state.config.population):
                 engine.save(member, self._checkpoint(name, member),
                             {"member": member, "round": state.round, "epoch": state.epoch})
             self.append(events)
             self._write_state(state, name, finished=False)
-        except OSError as err:  # disk full, quota, ...: the last complete round is intact
-            raise PBAError(f"cannot write round {state.round} of {self.path} "
-                           f"({err.strerror or err}); the rounds before it are kept: fix the "
-                           f"cause (free some space?) and continue with --resume {self.path}"
-                           ) from None
         self._prune_checkpoints(keep=self._round_names()[-KEEP_ROUNDS:])
+
+    def save_schedule(self, state: SearchState, schedule: Schedule, best: int) -> Schedule:
+        """schedule.json (with the baseline and image size it was searched with) and the PBT
+        policy log of the best member `best`; the schedule as saved."""
+        doc = self.config()
+        baseline = SearchConfig.from_dict(doc["search"]).settled_baseline()
+        schedule = dataclasses.replace(schedule, baseline=str(baseline),
+                                       cutout_size=baseline.cutout_size,
+                                       image_size=doc["images"].get("size"))
+        with self.writing(SCHEDULE):
+            schedule.save(self.path / SCHEDULE)
+        self.write_text(PBT_LOG, state.lineage.pbt_log(best))
+        return schedule
 
     def mark_finished(self, state: SearchState) -> None:
         self._write_state(state, self._read_state()["checkpoints"], finished=True)
@@ -209,7 +232,7 @@ class RunDir:
         self._truncate_log(doc["log_bytes"])
         names = self._round_names()
         self._prune_checkpoints(keep=names[:names.index(doc["checkpoints"]) + 1][-KEEP_ROUNDS:])
-        write_text_atomic(self.path / STATE, json.dumps(doc) + "\n")
+        self.write_text(STATE, json.dumps(doc) + "\n")
         bit_generator = np.random.PCG64()  # what default_rng(seed) made; its state follows
         bit_generator.state = doc["rng"]
         return SearchState(
@@ -270,8 +293,8 @@ class RunDir:
         text = json.dumps(_json_safe(doc)) + "\n"
         # The round's own copy marks it complete, so that it can be resumed from without
         # state.json (which only ever names the newest).
-        write_text_atomic(self.path / CHECKPOINTS / checkpoints / ROUND_RECORD, text)
-        write_text_atomic(self.path / STATE, text)
+        self.write_text(f"{CHECKPOINTS}/{checkpoints}/{ROUND_RECORD}", text)
+        self.write_text(STATE, text)
 
     def _read_state(self) -> dict:
         path = self.path / STATE

@@ -15,7 +15,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 
-from pba.report import duration, markdown_table, mean_sd
+from pba.formatting import duration, markdown_table, mean_sd
 from pba.verdict import ARM_NAMES, EFFORT, Comparison, advice, recommend
 
 OURS = "pba"  # the arm trained with the search's own schedule

@@ -1,23 +1,14 @@
-"""Sizing a search, or the whole demo, to a wall-clock budget: `--budget 15m`.
+"""The planner: the richest regime of a short ladder (`TIERS`) that a budget fills with
+epochs (`plan_run`), and `plan_budget`, which loads the data, measures this device and plans.
 
-    plan = plan_budget(preset("quick").replace(dataset="folder:photos"), 900, time.monotonic(),
-                       final_model="wrn_10_2", final_models=10)   # loads, measures, plans
-    config = preset("quick").replace(**plan.regime.search_changes())
-
-    rates = {m: measure_rates(m, image_size=(32, 32), ...) for m in ("wrn_10_1", "wrn_10_2")}
-    plan = plan_run(900, 20.0, facts, rates, model="wrn_10_1", final_model="wrn_10_2")
-
-The planner measures how fast this device trains and scores the models at the data's image size
-(a few steps of each, as many models at once as the run trains: `measure_rates`), predicts the
-time of a regime from those rates (`Regime.seconds`), and picks the richest regime of a short
-ladder (`TIERS`) whose epochs the budget can fill to at least GOOD_EPOCHS, filling the budget
-with epochs. The ladder starts from the regime the demo was measured in (8 x WRN-10-1 on 1,000
-images, final models a larger WRN): few training images, so that the model fits them and
-augmentation matters, batches small enough for MIN_STEPS steps an epoch, and a validation
-split large enough that the selection has signal. A budget that cannot fit the leanest tier
-at MIN_EPOCHS is refused with the smallest that can. Every value the user gave stays as given.
-The demo refits its final models' epochs to the time the search left
-(`refit_final_epochs`).
+The time of a regime is predicted from this device's measured rates (`Regime.seconds`); the
+chosen tier is the richest whose epochs the budget can fill to at least GOOD_EPOCHS, filling
+the budget with epochs. The ladder starts from the regime the demo was measured in (8 x
+WRN-10-1 on 1,000 images, final models a larger WRN): few training images, so that the model
+fits them and augmentation matters, batches small enough for MIN_STEPS steps an epoch, and a
+validation split large enough that the selection has signal. A budget that cannot fit the
+leanest tier at MIN_EPOCHS is refused with the smallest that can. Every value the user gave
+stays as given.
 """
 
 from __future__ import annotations
@@ -25,25 +16,21 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import torch
-
-from pba.baseline import AUTO
-from pba.baseline_check import CHECK_EPOCHS
-from pba.data.datasets import FOLDER_PREFIX, has_own_val
+from pba.budget.rates import Rates, measure_rates
+from pba.budget.regime import SAFETY, Facts, Regime, data_facts
+from pba.data import load_dataset
+from pba.device import resolve_device
 from pba.errors import PBAError
-from pba.parallel import map_parallel
-from pba.report import duration
-
-if TYPE_CHECKING:
-    from pba.data import DatasetSplits
-    from pba.search import SearchConfig
+from pba.formatting import duration
+from pba.parallel import default_workers
+from pba.precision import resolve_precision
+from pba.progress import loading_bar
+from pba.search import SearchConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(s|sec|secs|m|min|mins|h|hr|hrs)?\s*$")
 _UNIT = {"s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60, "h": 3600, "hr": 3600,
@@ -62,18 +49,6 @@ ROUNDS = 17  # rounds a search aims at (the quick preset's 50 epochs / 3)
 MAX_VAL = 2000  # validation images: a member's accuracy within about 1 point (1 SE)
 VAL_FRACTION = 4  # at least 1/4 of a small pool validates
 MAX_VAL_FRACTION_OF_TRAIN = 2  # and never more than twice the training images
-SAFETY = 0.95  # of the budget planned: the predictions err by a few percent either way
-OVERHEAD_S = 3.0  # a stage's fixed cost: checkpoints, plots, summaries
-# The final models train slower than the measured rate: TrivialAugment's per-image ops (its
-# arm took 12% longer than the others in the 15-minute CIFAR demo) and a last wave that may
-# run alone. Measured: 10 final models took 10% longer than predicted from the rates.
-FINAL_SLOWER = 1.1
-# The final models' epochs, refitted to the time the search left, stay within these multiples
-# of the planned ones (the schedule stretches to them), as does the search's pace
-# taken to predict theirs.
-REFIT_RANGE = (0.5, 1.6)
-MEASURE_STEPS = 8
-EVAL_IMAGES = 1024
 
 
 def parse_duration(text: str) -> float:
@@ -82,75 +57,6 @@ def parse_duration(text: str) -> float:
     if match is None or float(match.group(1)) <= 0:
         raise PBAError(f"a budget is a positive duration such as 90s, 12m or 1h; got {text!r}")
     return float(match.group(1)) * _UNIT[match.group(2) or "s"]
-
-
-@dataclass(frozen=True)
-class Rates:
-    """How fast one model trains and scores on this device, `workers` models at once."""
-
-    model: str
-    image_size: tuple[int, int]
-    workers: int
-    train: float  # images/s of one model, augmentation included
-    evaluate: float  # images/s of one model, forward only
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def measure_rates(
-    model: str, *, image_size: tuple[int, int], num_classes: int, batch_size: int,
-    device: torch.device, precision: str, workers: int, steps: int = MEASURE_STEPS,
-) -> Rates:
-    """Train `workers` fresh `model`s at once for 2 + `steps` batches of random images (a
-    PBA policy and the CIFAR baseline on them, as a search member trains) and take the median
-    step of the last `steps` (a step stalled by another process does not count); then time
-    scoring EVAL_IMAGES images twice (one batch of `pba.train.evaluate`'s, slower per image
-    than training's small batches on a CPU), the second, warm, time. About ten seconds."""
-    from pba.augment import make_augment
-    from pba.baseline import PARTS, Baseline
-    from pba.data import DatasetSplits, ImageSet
-    from pba.ops.registry import DEFAULT_OPS
-    from pba.policy import SLOTS, Policy
-    from pba.recipes import Recipe
-    from pba.train import evaluate, init_state, train
-
-    height, width = image_size
-    generator = torch.Generator().manual_seed(0)
-    n = batch_size * (2 + steps)
-    images = ImageSet(torch.randint(0, 256, (n, 3, height, width), dtype=torch.uint8,
-                                    generator=generator),
-                      torch.randint(0, num_classes, (n,), generator=generator))
-    norm = {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
-    data = DatasetSplits("measure", images, None, images, num_classes, **norm,
-                         baseline=Baseline(PARTS, max(1, min(height, width) // 2)))
-    recipe = Recipe(epochs=1, lr=0.1, weight_decay=5e-4, batch_size=batch_size,
-                    precision=precision)
-    # Every op at probability 0.1 and magnitude 5 in both slots: about as busy as a searched
-    # policy midway (the baseline-only and TrivialAugment arms cost about as much).
-    policy = Policy((1, 5) * (SLOTS * len(DEFAULT_OPS)))
-    augment = make_augment("pba", data, recipe, schedule=policy)
-    scored = ImageSet(torch.randint(0, 256, (EVAL_IMAGES, 3, height, width), dtype=torch.uint8,
-                                    generator=generator),
-                      torch.randint(0, num_classes, (EVAL_IMAGES,), generator=generator)).to(device)
-
-    def one(_: int) -> tuple[float, float]:
-        state = init_state(model, num_classes, recipe, seed=0, device=device,
-                           image_size=(height, width))
-        ticks: list[float] = []
-        train(state, images.to(device), 1, augment, recipe, **norm,
-              progress=lambda _: ticks.append(_sync(device)))
-        step = statistics.median(b - a for a, b in zip(ticks[1:], ticks[2:], strict=False))
-        times = []
-        for _ in range(2):
-            begin = _sync(device)
-            evaluate(state.model, scored, **norm, precision=precision)  # 1,024 a batch
-            times.append(_sync(device) - begin)
-        return batch_size / step, len(scored) / times[-1]
-
-    results = map_parallel(one, range(workers), workers)
-    return Rates(model, (height, width), workers,
-                 statistics.fmean(r[0] for r in results), statistics.fmean(r[1] for r in results))
 
 
 def plan_budget(
@@ -162,12 +68,6 @@ def plan_budget(
     """Load `search`'s data, measure this device on its models and plan a run of `budget_s`
     seconds counted from `started` (`time.monotonic()`): the search and, with `final_model`,
     `final_models` final models (`plan_run`). The plan is printed with `progress`."""
-    from pba.data import load_dataset
-    from pba.device import resolve_device
-    from pba.parallel import default_workers
-    from pba.precision import resolve_precision
-    from pba.progress import loading_bar
-
     data = load_dataset(search.dataset, data_dir, download=download,
                         image_size=search.image_size, progress=loading_bar(progress))
     facts = data_facts(search, data, final_models if final_model else 0)
@@ -191,35 +91,6 @@ def plan_budget(
     return plan
 
 
-def data_facts(search: SearchConfig, data: DatasetSplits, final_models: int) -> Facts:
-    """What the planner knows of `data` (loaded with its default split) for `search`."""
-    own_val = len(data.val) if has_own_val(search.dataset) and data.val is not None else None
-    pool = len(data.train) + (0 if own_val is not None or data.val is None else len(data.val))
-    checked = search.baseline == AUTO or (search.baseline is None and
-                                          search.dataset.startswith(FOLDER_PREFIX))
-    # none, each part alone, then the helpful parts together (pba.baseline_check)
-    arms = 2 + len(data.baseline.parts) if checked else 0
-    return Facts(pool, len(data.test), own_val, search.batch_size, arms, final_models)
-
-
-def _sync(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What the planner knows of the data and the run before choosing."""
-
-    pool: int  # images to cut training and validation from
-    test: int  # test images every final model scores
-    own_val: int | None  # a folder's val/ split, fixed; None: cut from the pool
-    batch_size: int  # the largest batch a run may take (the preset's or the user's)
-    check_arms: int  # arms of the baseline check (pba.baseline_check), 0 when none runs
-    final_models: int  # of the demo; 0 for a search alone
-
-
 @dataclass(frozen=True)
 class Tier:
     """One rung of the ladder: what the epochs then fill."""
@@ -235,55 +106,6 @@ TIERS = (Tier(4, 500, False), Tier(8, 500, False), Tier(8, 1000, False), Tier(8,
 PLANNED = ("population", "epochs", "interval", "train_size", "val_size", "batch_size",
            "final_model", "final_epochs")
 MIN_STEPS = 7  # batches an epoch at least (the demo's 1,000 images in batches of 128)
-
-
-@dataclass(frozen=True)
-class Regime:
-    """What a budgeted run trains: the search, and for the demo its final models."""
-
-    population: int
-    epochs: int
-    interval: int
-    train_size: int
-    val_size: int
-    model: str  # searched
-    batch_size: int = 128
-    final_model: str | None = None  # None: no final models (a search alone)
-    final_epochs: int = 0
-    final_models: int = 0
-
-    def seconds(self, facts: Facts, rates: Mapping[str, Rates]) -> dict[str, float]:
-        """Predicted seconds of each stage from the measured rates."""
-        from pba.train import images_per_epoch
-
-        per_epoch = images_per_epoch(self.train_size, self.batch_size)
-        search = rates[self.model]
-        workers = search.workers
-        waves = math.ceil(self.population / workers)
-        rounds = math.ceil(self.epochs / self.interval)
-        times = {"search": OVERHEAD_S + waves * (
-            self.epochs * per_epoch / search.train + rounds * self.val_size / search.evaluate)}
-        if facts.check_arms:
-            # The arms run `workers` at once; the parts together, when they run, alone.
-            check_waves = math.ceil((facts.check_arms - 1) / workers) + 1
-            times["baseline_check"] = check_waves * (
-                min(self.epochs, CHECK_EPOCHS) * per_epoch / search.train
-                + self.val_size / search.evaluate)
-        if self.final_model is not None and self.final_models:
-            final = rates[self.final_model]
-            one = self.final_epochs * per_epoch / final.train + facts.test / final.evaluate
-            times["final_models"] = OVERHEAD_S + FINAL_SLOWER * math.ceil(
-                self.final_models / workers) * one
-        return times
-
-    def search_changes(self) -> dict:
-        """The `SearchConfig` fields this regime sets."""
-        return {"model": self.model, "population": self.population, "epochs": self.epochs,
-                "interval": self.interval, "train_size": self.train_size,
-                "val_size": self.val_size, "batch_size": self.batch_size}
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -495,29 +317,3 @@ def _reasons(plan: Plan, facts: Facts, given: Mapping[str, int | str]) -> list[s
         lines.append(f"the values given take about {duration(plan.expected_s)}, more "
                      f"than the budget of {duration(plan.budget_s)}: they win")
     return lines
-
-
-def pace(actual_s: float, predicted_s: float) -> float:
-    """How many times its predicted time a stage took, within the inverse of REFIT_RANGE (a
-    stage far off its prediction says little more about the next one)."""
-    low, high = REFIT_RANGE
-    return min(1 / low, max(1 / high, actual_s / predicted_s))
-
-
-def refit_final_epochs(
-    regime: Regime, facts: Facts, rates: Mapping[str, Rates], left_s: float, slowdown: float,
-) -> int:
-    """The final models' epochs that end them within `left_s` seconds, when the search ran
-    `slowdown` times as long as predicted (so the final models likely will too), within
-    REFIT_RANGE of the planned epochs."""
-    from pba.train import images_per_epoch
-
-    final = rates[regime.final_model]
-    waves = math.ceil(regime.final_models / final.workers)
-    per_epoch = images_per_epoch(regime.train_size, regime.batch_size) / final.train
-    fixed = facts.test / final.evaluate
-    epochs = math.floor(((left_s * SAFETY / slowdown - OVERHEAD_S) / FINAL_SLOWER / waves
-                         - fixed) / per_epoch)
-    low, high = REFIT_RANGE
-    return max(math.ceil(regime.final_epochs * low),
-               min(epochs, round(regime.final_epochs * high)))

@@ -1,0 +1,127 @@
+"""The stages of `pba reproduce`, each a directory of the run: the search, then a final model per
+arm. What a stage's child process runs to start or continue it (what `pba search` and
+`pba train` would call with the same settings), and how far it has got."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pba import run as training_run
+from pba.errors import PBAError
+from pba.final_models import Arm, FinalJob, final_job
+from pba.recorders import search_recorders
+from pba.reproduce.plan import FINALS, REFERENCE_EPOCHS, SEARCH_PRESET, ReproductionPlan
+from pba.search import SearchConfig, preset, rundir
+from pba.search.runner import resume_search, run_search
+from pba.search_cost import cost_line, search_cost
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    path: Path
+    done_file: str  # written when the stage has finished
+    resume_point: str  # rewritten at every point the stage can resume from
+    checkpoints: str  # glob, relative to path: what a resume needs besides the logs
+
+
+def stage(out: Path, name: str) -> Stage:
+    """Stage `name` of the run in `out`."""
+    if name == "search":
+        return Stage(name, out / name, rundir.SUMMARY, rundir.STATE, f"{rundir.CHECKPOINTS}/*/*.pt")
+    return Stage(name, out / name, training_run.RESULT, training_run.METRICS,
+                 training_run.CHECKPOINT)
+
+
+def is_done(s: Stage) -> bool:
+    return (s.path / s.done_file).is_file()
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """What a stage's child process runs, `target(*args)`, and how it is announced."""
+
+    target: Callable[..., None]
+    args: tuple
+    what: str
+
+
+def stage_job(
+    s: Stage, plan: ReproductionPlan, data_file: Path, reference: Path, device: str
+) -> StageJob:
+    """The library call that starts or continues stage `s`."""
+    if s.name == "search":
+        if (s.path / rundir.CONFIG).is_file():
+            return StageJob(_search, (s.path, None, device),
+                            "resuming from its last complete round")
+        changes = {"dataset": f"npz:{data_file}", **plan.search_changes}
+        return StageJob(_search, (s.path, preset(SEARCH_PRESET).replace(**changes), device),
+                        f"new search, preset {SEARCH_PRESET} with {_settings(changes)}")
+    job = final_job(s.name, None, s.path, plan.final_settings(data_file),
+                    final_arm(s.name, s.path.parent, reference))
+    if job.resume:
+        return StageJob(_train, (job, device), "resuming from its last checkpoint")
+    return StageJob(_train, (job, device), f"new training, {_settings(job.given)}")
+
+
+def final_arm(name: str, out: Path, reference: Path) -> Arm:
+    """The arm of final stage `name` of the run in `out`."""
+    augment = FINALS[name][1]
+    if name == "pba_search":  # our JSON schedule knows its length
+        return Arm(augment, str(out / "search" / rundir.SCHEDULE))
+    if name == "pba_reference":
+        return Arm(augment, str(reference), REFERENCE_EPOCHS)
+    return Arm(augment)
+
+
+def _settings(settings: Mapping[str, object]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in settings.items())
+
+
+def _search(out: Path, config: SearchConfig | None, device: str) -> None:
+    """A search stage's child: a new search with `config`, or (None) the one in `out` resumed.
+    Without a progress bar: the parent prints the cost at every round."""
+    recorders = search_recorders(progress=False)
+    if config is None:
+        result = resume_search(out, device=device, recorders=recorders)
+    else:
+        result = run_search(config, out, preset=SEARCH_PRESET, device=device,
+                            recorders=recorders)
+    print(f"best member {result.best_member}: validation accuracy {result.best_accuracy:.4f}")
+
+
+def _train(job: FinalJob, device: str) -> None:
+    """A training stage's child: `job`'s run, new or resumed. It prints a line per epoch
+    itself."""
+    result = training_run.fit(job.config(device=device), job.out, resume=job.resume,
+                              device=device)
+    print(f"test error {result['test_error']:.2f}% ({job.out / training_run.RESULT})")
+
+
+def restart_if_unresumable(s: Stage) -> None:
+    """A stage carried here without its checkpoints cannot continue where it stopped."""
+    if not s.path.exists() or any(s.path.glob(s.checkpoints)):
+        return
+    if s.name == "search":  # resume_search needs the members' checkpoints
+        print(f"[reproduce] {s.name}: no checkpoints here; starting it over", flush=True)
+        shutil.rmtree(s.path)
+    elif (s.path / training_run.METRICS).is_file():  # a resumed fit starts at epoch 0
+        print(f"[reproduce] {s.name}: no checkpoint here; starting it over", flush=True)
+
+
+def progress_printer(s: Stage) -> Callable[[], None] | None:
+    """The search's progress at each round (its child prints none); the training prints a
+    line per epoch itself."""
+    if s.name != "search":
+        return None
+
+    def show() -> None:
+        try:
+            print(f"[reproduce] search: {cost_line(search_cost(s.path))}", flush=True)
+        except (PBAError, OSError) as err:  # a display only: never stop the watch over it
+            print(f"[reproduce] search: progress unreadable ({err})", flush=True)
+
+    return show
