@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from tqdm import tqdm
 
-from pba.atomic import write_text_atomic
 from pba.plot import plot_population, plot_schedule
 from pba.progress import loading_bar
 from pba.schedule import Schedule
@@ -36,13 +35,14 @@ class SearchOutputs(Recorder):
     """schedule.png, population.png and summary.md of a finished search."""
 
     def finished(self, run: RunDir, state: SearchState, schedule: Schedule, best: int) -> None:
-        plot_schedule(schedule, run.path / rundir.PLOT,
-                      f"PBA schedule of {run.path} (member {best}, {len(schedule)} epochs)")
-        plot_population(run.events(), run.path / rundir.POPULATION_PLOT,
-                        f"PBA population of {run.path}: {state.config.population} members, "
-                        f"{state.round} rounds",
-                        [step.member for step in state.lineage.history(best)])
-        write_text_atomic(run.path / rundir.SUMMARY, summary_markdown(run.path))
+        with run.writing("the plots"):
+            plot_schedule(schedule, run.path / rundir.PLOT,
+                          f"PBA schedule of {run.path} (member {best}, {len(schedule)} epochs)")
+            plot_population(run.events(), run.path / rundir.POPULATION_PLOT,
+                            f"PBA population of {run.path}: {state.config.population} members, "
+                            f"{state.round} rounds",
+                            [step.member for step in state.lineage.history(best)])
+        run.write_text(rundir.SUMMARY, summary_markdown(run.path))
 
 
 class ProgressBar(Recorder):

@@ -38,6 +38,7 @@ from pba.demo.record import (
     DEMO_FILE,
     DEMO_SEARCH,
     FINAL,
+    DemoDir,
     add_wall_time,
     check_demo_dir,
     open_demo,
@@ -48,7 +49,6 @@ from pba.demo.report import demo_report
 from pba.errors import PBAError
 from pba.final_models import Arm, FinalJob, FinalSettings, final_job, train_finals
 from pba.formatting import duration
-from pba.lock import owned
 from pba.models import check_name
 from pba.progress import loading_bar
 from pba.recorders import search_recorders
@@ -88,7 +88,7 @@ def run_demo(
     out = Path(out)
     check_demo_dir(out)  # before the lock creates anything
     started = time.monotonic()
-    with owned(out, "pba demo"):
+    with DemoDir(out).owned("pba demo"):
         try:
             _run_demo(demo, out, reference, first_seed, budget, dict(given or {}), started,
                       device, precision, data_dir, download, workers, progress)

@@ -9,9 +9,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from pba.atomic import write_text_atomic
 from pba.budget import Plan
 from pba.demo.config import DEFAULT_FIRST_SEED, DemoConfig
+from pba.directory import RunDirectory
 from pba.errors import PBAError
 from pba.lock import LOCK
 
@@ -19,6 +19,19 @@ DEMO_FILE = "demo.json"
 DEMO_SEARCH = "search"
 FINAL = "final"
 RESULTS = "results.json"
+
+
+class DemoDir(RunDirectory):
+    kind = "demo"
+
+    def resume_hint(self) -> str:
+        return f"the same `pba demo --out {self.path}` command"
+
+    def kept(self) -> str:
+        return "the search and the final models finished before it are kept"
+
+    def is_finished(self) -> bool:
+        return (self.path / RESULTS).is_file()
 
 
 def is_demo_dir(path: str | Path) -> bool:
@@ -75,7 +88,7 @@ def read_demo_file(out: Path) -> dict:
 
 
 def write_demo_file(out: Path, doc: dict) -> None:
-    write_text_atomic(out / DEMO_FILE, json.dumps(doc, indent=2) + "\n")
+    DemoDir(out).write_json(DEMO_FILE, doc)
 
 
 def add_wall_time(out: Path, seconds: float) -> None:

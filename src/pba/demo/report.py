@@ -3,14 +3,12 @@ summary.md, the verdicts and the table followed by the search's summary."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from pba.atomic import write_text_atomic
 from pba.data.datasets import FOLDER_PREFIX, FOLDER_TEST_FRACTION
 from pba.data.sources import TORCHVISION_PREFIX
 from pba.demo.config import DemoConfig, baseline_is_none, seed_set, set_order
-from pba.demo.record import DEMO_SEARCH, FINAL, RESULTS, read_demo_file
+from pba.demo.record import DEMO_SEARCH, FINAL, RESULTS, DemoDir, read_demo_file
 from pba.demo.results import render, results
 from pba.run import read_result
 from pba.search import SearchConfig, rundir
@@ -56,14 +54,14 @@ def demo_report(out: str | Path) -> str:
     plan = {"demo": demo.to_dict(), "search": search.to_dict(), "reference": doc["reference"],
             "budget": doc.get("plan"), "refit": doc.get("refit")}
     document = results(finished, sets, first_seeds, data=data, plan=plan, times=times)
-    write_text_atomic(out / RESULTS, json.dumps(document, indent=2) + "\n")
+    DemoDir(out).write_json(RESULTS, document)
     lines = render(document, f"PBA demo {out}").splitlines()
     lines += ["", "## The search"]
     lines += summary_markdown(search_dir).splitlines()[1:]  # without its title
     lines += ["", f"Plots: `{search_dir / rundir.PLOT}` (the schedule), "
               f"`{search_dir / rundir.POPULATION_PLOT}` (the population)."]
     text = "\n".join(lines).rstrip("\n") + "\n"
-    write_text_atomic(out / rundir.SUMMARY, text)
+    DemoDir(out).write_text(rundir.SUMMARY, text)
     return text
 
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pba import run as training_run
-from pba.atomic import write_text_atomic
 from pba.data import DatasetSplits
+from pba.directory import RunDirectory
 from pba.formatting import duration, markdown_table
 from pba.report import PAPER_PBA_ERROR
 from pba.reproduce.plan import DATASET, FINAL_MODEL, FINALS, PBA_STAGES, ReproductionPlan
@@ -25,6 +25,19 @@ PROGRESS = "progress.json"  # per stage: wall time and devices of the processes 
 RESULTS_MD, RESULTS_JSON = "results.md", "results.json"
 
 
+class ReproductionDir(RunDirectory):
+    kind = "reproduction"
+
+    def resume_hint(self) -> str:
+        return f"the same `pba reproduce run --out {self.path}` command"
+
+    def kept(self) -> str:
+        return "the stages finished before it are kept, and each stage's last resume point"
+
+    def is_finished(self) -> bool:
+        return (self.path / RESULTS_MD).is_file()
+
+
 def record_process(out: Path, name: str, wall_s: float, device: str) -> None:
     """Add one process's wall time and device to stage `name` in progress.json."""
     path = out / PROGRESS
@@ -34,7 +47,7 @@ def record_process(out: Path, name: str, wall_s: float, device: str) -> None:
     entry["processes"] += 1
     if device not in entry["devices"]:
         entry["devices"].append(device)
-    write_text_atomic(path, json.dumps(progress, indent=2) + "\n")
+    ReproductionDir(out).write_json(PROGRESS, progress)
 
 
 def write_results(
@@ -42,9 +55,9 @@ def write_results(
 ) -> str:
     """results.json and results.md from the run directories; returns the markdown."""
     doc = results(out, plan, data, stages)
-    write_text_atomic(out / RESULTS_JSON, json.dumps(doc, indent=2) + "\n")
+    ReproductionDir(out).write_json(RESULTS_JSON, doc)
     table = results_markdown(doc)
-    write_text_atomic(out / RESULTS_MD, table)
+    ReproductionDir(out).write_text(RESULTS_MD, table)
     return table
 
 

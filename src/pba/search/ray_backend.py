@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pba.atomic import write_text_atomic
 from pba.data import DatasetSplits
 from pba.device import resolve_device
 from pba.errors import PBAError
@@ -125,7 +124,7 @@ def run_ray_search(
         run = RunDir.create(out, run_record(
             config, data, check, preset=preset, device=settings.device, engine="ray",
             precision=precision, data_dir=data_dir, skip_unreadable=skip_unreadable))
-        write_text_atomic(run.path / EXPERIMENT / BACKEND_FILE, json.dumps(asdict(settings)) + "\n")
+        run.write_text(f"{EXPERIMENT}/{BACKEND_FILE}", json.dumps(asdict(settings)) + "\n")
         return _run(run, config, settings, data, started, heard)
 
 
