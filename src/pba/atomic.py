@@ -3,7 +3,7 @@ that has been renamed into place holds its bytes even after a power cut.
 
 Every write of a run directory goes through `atomic_path` (or the helpers over it). A failed
 write (a full disk, a quota, a vanished mount) leaves the previous file, if any, untouched and
-raises the OSError; the run directory that called it turns that into advice (`pba.rundir`).
+raises the OSError; the run directory that called it turns that into advice (`pba.directory`).
 """
 
 from __future__ import annotations

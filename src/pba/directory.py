@@ -62,7 +62,8 @@ class RunDirectory:
         return doc
 
     def is_finished(self) -> bool:
-        """Whether the run is over: each kind has one marker."""
+        """Whether the run is over, by its kind's one marker (the kinds whose parts are resumed
+        one by one: a search, a training run)."""
         raise NotImplementedError
 
     def resume_hint(self) -> str:

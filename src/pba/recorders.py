@@ -51,7 +51,7 @@ class ProgressBar(Recorder):
     round's best and median validation accuracy; one printed line per round, for logs."""
 
     def __init__(self, *, enabled: bool) -> None:
-        self.enabled = self.verbose = enabled
+        self.verbose = enabled
         self._loading = loading_bar(enabled)
         self.bar: tqdm | None = None
 
@@ -65,7 +65,7 @@ class ProgressBar(Recorder):
         per_epoch = config.population * images_per_epoch
         self.bar = tqdm(total=per_epoch * config.epochs, initial=per_epoch * state.epoch,
                         unit="img", unit_scale=True, dynamic_ncols=True,
-                        disable=not self.enabled, desc=self._title(state))
+                        disable=not self.verbose, desc=self._title(state))
 
     def trained(self, images: int) -> None:
         self.bar.update(images)
@@ -75,7 +75,7 @@ class ProgressBar(Recorder):
         self.bar.set_description(self._title(state))
         self.bar.set_postfix(best=f"{summary.best_accuracy:.3f}",
                              median=f"{summary.median_accuracy:.3f}")
-        if self.enabled:
+        if self.verbose:
             exploited = sum(isinstance(e, Exploit) for e in events)
             self.bar.write(
                 f"round {state.round}/{self.rounds} epoch {state.epoch}/{self.epochs}: best "

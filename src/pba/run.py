@@ -30,7 +30,7 @@ from pba import train as training
 from pba.augment import make_augment
 from pba.baseline_check import settle
 from pba.device import resolve_device
-from pba.directory import RunDirectory
+from pba.directory import CONFIG, RunDirectory
 from pba.errors import PBAError
 from pba.ops.registry import load_op_set
 from pba.precision import resolve_precision
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["CHECKPOINT", "CONFIG", "METRICS", "RESULT", "TrainConfig", "TrainingDir", "epoch_line",
            "fit", "new_config", "read_result", "resumed_config"]
 
-CONFIG, CHECKPOINT, METRICS, RESULT = "config.json", "checkpoint.pt", "metrics.jsonl", "result.json"
+CHECKPOINT, METRICS, RESULT = "checkpoint.pt", "metrics.jsonl", "result.json"
 
 
 class TrainingDir(RunDirectory):

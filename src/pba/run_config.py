@@ -18,6 +18,7 @@ from pba.augment import AUGMENT_MODES
 from pba.baseline import cutout_at, legacy
 from pba.data.datasets import default_baseline
 from pba.device import resolve_device
+from pba.directory import CONFIG
 from pba.errors import PBAError
 from pba.ops.registry import OpSet, load_op_set
 from pba.precision import resolve_precision
@@ -142,7 +143,7 @@ def new_config(
 
 def resumed_config(out: str | Path, given: dict | None = None) -> TrainConfig:
     """The settings of the run in `out` (its config.json); `given` settings must equal them."""
-    path = Path(out) / "config.json"
+    path = Path(out) / CONFIG
     if not path.is_file():
         raise PBAError(f"nothing to resume: {path} does not exist")
     try:

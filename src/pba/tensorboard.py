@@ -49,6 +49,9 @@ class TensorBoardLog:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.writer.close()
 
     def search_round(self, events: list[Event]) -> None:
@@ -98,4 +101,4 @@ class SearchBoard(Recorder):
 
     def close(self) -> None:
         if self.log is not None:
-            self.log.writer.close()
+            self.log.close()

@@ -135,7 +135,7 @@ def _run_demo(
     data_dir = data_dir or doc.get("data_dir")
     demo = _refit(out, demo, started, progress)
     jobs = final_jobs(demo, search, out, reference, first_seeds, precision=precision)
-    todo = [job for job in jobs if training_run.read_result(job.out) is None]
+    todo = [job for job in jobs if not training_run.TrainingDir(job.out).is_finished()]
     if todo:
         _say(progress, f"pba demo 2/2: {len(todo)} final models ({demo.model}, {demo.epochs} "
                        f"epochs) of {len(jobs)}")

@@ -30,9 +30,6 @@ class DemoDir(RunDirectory):
     def kept(self) -> str:
         return "the search and the final models finished before it are kept"
 
-    def is_finished(self) -> bool:
-        return (self.path / RESULTS).is_file()
-
 
 def is_demo_dir(path: str | Path) -> bool:
     return (Path(path) / DEMO_FILE).is_file()

@@ -15,6 +15,7 @@ from pba.final_models import Arm, FinalJob, final_job
 from pba.recorders import search_recorders
 from pba.reproduce.plan import FINALS, REFERENCE_EPOCHS, SEARCH_PRESET, ReproductionPlan
 from pba.search import SearchConfig, preset, rundir
+from pba.search.rundir import RunDir
 from pba.search.runner import resume_search, run_search
 from pba.search_cost import cost_line, search_cost
 
@@ -23,7 +24,6 @@ from pba.search_cost import cost_line, search_cost
 class Stage:
     name: str
     path: Path
-    done_file: str  # written when the stage has finished
     resume_point: str  # rewritten at every point the stage can resume from
     checkpoints: str  # glob, relative to path: what a resume needs besides the logs
 
@@ -31,13 +31,14 @@ class Stage:
 def stage(out: Path, name: str) -> Stage:
     """Stage `name` of the run in `out`."""
     if name == "search":
-        return Stage(name, out / name, rundir.SUMMARY, rundir.STATE, f"{rundir.CHECKPOINTS}/*/*.pt")
-    return Stage(name, out / name, training_run.RESULT, training_run.METRICS,
-                 training_run.CHECKPOINT)
+        return Stage(name, out / name, rundir.STATE, f"{rundir.CHECKPOINTS}/*/*.pt")
+    return Stage(name, out / name, training_run.METRICS, training_run.CHECKPOINT)
 
 
 def is_done(s: Stage) -> bool:
-    return (s.path / s.done_file).is_file()
+    """Whether the stage's run directory says it has finished."""
+    run = RunDir(s.path) if s.name == "search" else training_run.TrainingDir(s.path)
+    return run.is_finished()
 
 
 @dataclass(frozen=True)

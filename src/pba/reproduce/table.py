@@ -34,9 +34,6 @@ class ReproductionDir(RunDirectory):
     def kept(self) -> str:
         return "the stages finished before it are kept, and each stage's last resume point"
 
-    def is_finished(self) -> bool:
-        return (self.path / RESULTS_MD).is_file()
-
 
 def record_process(out: Path, name: str, wall_s: float, device: str) -> None:
     """Add one process's wall time and device to stage `name` in progress.json."""
