@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/pba demo --budget 15m --download --out runs/demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/pytest -q
 
 clean:

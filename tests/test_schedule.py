@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -11,7 +15,7 @@ import numpy as np
 import pytest
 
 from pba.errors import PBAError
-from pba.ops import DEFAULT_OPS
+from pba.ops import DEFAULT_OPS, Op, OpSet
 from pba.policy import Policy, explore
 from pba.schedule import (
     PBTLogWarning,
@@ -193,3 +197,140 @@ def test_plot_writes_a_png_with_every_epoch(tmp_path):
     assert probability[-1, 0] == rotate / 10
     plot_schedule(schedule, tmp_path / "s.png")
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# The op set a schedule was saved with, and exact replay.
+
+
+def rotate_mapped_otherwise() -> OpSet:
+    """The paper's ops with Rotate's magnitudes mapped onto 0..27 degrees, not 0..30."""
+    ops = list(DEFAULT_OPS)
+    k = DEFAULT_OPS.index("Rotate")
+    ops[k] = dataclasses.replace(ops[k], magnitude=lambda m: float(int(m * 27 / 10)))
+    return OpSet(tuple(ops))
+
+
+def test_schedule_json_records_its_op_set_and_a_content_hash(tmp_path):
+    schedule = random_schedule(5, seed=4)
+    schedule.save(tmp_path / "s.json")
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert [o["name"] for o in doc["op_set"]["ops"]] == list(DEFAULT_OPS.names) == doc["ops"]
+    rotate = doc["op_set"]["ops"][0]
+    assert rotate["magnitudes"][9] == 27.0 and rotate["signed"] and doc["op_set"][
+        "magnitude_version"] == 1
+    assert doc["sha256"] == schedule.content_hash() and len(doc["sha256"]) == 64
+    assert load_schedule(tmp_path / "s.json") == schedule
+    assert DEFAULT_OPS.fingerprint() != rotate_mapped_otherwise().fingerprint()
+
+
+def other_op_sets() -> dict[str, tuple[OpSet, str]]:
+    mirror = Op("Mirror", lambda m: 0.0, DEFAULT_OPS[0].pil, DEFAULT_OPS[0].tensor)
+    reordered = OpSet(tuple(reversed(DEFAULT_OPS.ops)))
+    unsigned = list(DEFAULT_OPS)
+    unsigned[1] = dataclasses.replace(unsigned[1], signed=False)
+    return {
+        "an extra op": (DEFAULT_OPS.with_op(mirror), "op 'Mirror' not in the file"),
+        "another order": (reordered, "the ops in another order \\('Rotate' where this op set "
+                                     "has 'Contrast'\\)"),
+        "another magnitude mapping": (rotate_mapped_otherwise(),
+                                      "Rotate maps magnitude 1 to 2.0 here, 3.0 in the file"),
+        "another sign": (OpSet(tuple(unsigned)), "TranslateX is unsigned here, signed in the file"),
+    }
+
+
+@pytest.mark.parametrize("case", list(other_op_sets()))
+def test_a_schedule_is_refused_under_another_op_set(tmp_path, case):
+    ops, difference = other_op_sets()[case]
+    random_schedule(4, seed=5).save(tmp_path / "s.json")
+    with pytest.raises(PBAError, match=difference) as info:
+        load_schedule(tmp_path / "s.json", ops=ops)
+    message = str(info.value)
+    assert "\n" not in message and "saved with another op set" in message
+    assert "load it with the op set it was saved with" in message
+    # and the other way round: saved under `ops`, refused under the paper's
+    Schedule((Policy.zeros(ops),)).save(tmp_path / "t.json")
+    with pytest.raises(PBAError, match="saved with another op set"):
+        load_schedule(tmp_path / "t.json")
+    assert load_schedule(tmp_path / "t.json", ops=ops).ops == ops
+
+
+def test_a_single_policy_file_records_its_op_set_too(tmp_path):
+    save_policy(Policy.zeros(rotate_mapped_otherwise()), tmp_path / "p.json")
+    with pytest.raises(PBAError, match="Rotate maps magnitude"):
+        load_policy(tmp_path / "p.json")
+
+
+def test_an_edited_file_is_refused_until_its_hash_is_removed(tmp_path):
+    schedule = random_schedule(3, seed=6)
+    schedule.save(tmp_path / "s.json")
+    doc = json.loads((tmp_path / "s.json").read_text())
+    doc["policies"][0][0] = 10 - doc["policies"][0][0]
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    with pytest.raises(PBAError, match="does not match its sha256"):
+        load_schedule(tmp_path / "s.json")
+    del doc["sha256"]
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    assert load_schedule(tmp_path / "s.json").policies[0].values[0] == doc["policies"][0][0]
+    doc["op_set"]["magnitude_version"] = 0
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    with pytest.raises(PBAError, match="magnitude mapping version 0 in the file, 1 in this pba"):
+        load_schedule(tmp_path / "s.json")
+
+
+def test_files_from_before_the_record_still_load_under_the_default_op_set(tmp_path):
+    schedule = random_schedule(3, seed=7)
+    doc = schedule.to_dict()
+    del doc["op_set"], doc["sha256"]
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    assert load_schedule(tmp_path / "old.json") == schedule
+
+
+REPLAY = """
+import hashlib, sys
+import numpy as np, torch
+from PIL import Image
+from pba import BatchPBAugment, PBAugment, load_schedule
+
+
+def replay(schedule_path: str, images_path: str, seed: int) -> str:
+    schedule = load_schedule(schedule_path)
+    images = torch.from_numpy(np.load(images_path))
+    digest = hashlib.sha256()
+    aug = PBAugment(schedule, epochs=6, seed=seed)
+    batch = BatchPBAugment(schedule, epochs=6, seed=seed)
+    for epoch in (0, 4):
+        aug.set_epoch(epoch)
+        batch.set_epoch(epoch)
+        for img in images:
+            pil = Image.fromarray(img.permute(1, 2, 0).numpy())
+            digest.update(np.asarray(aug(pil)).tobytes())
+            digest.update(aug(img).numpy().tobytes())
+        digest.update(batch(images).numpy().tobytes())
+    return digest.hexdigest()
+
+
+if __name__ == "__main__":
+    print(replay(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+def test_the_same_schedule_and_seed_replay_bit_for_bit_in_another_process(tmp_path,
+                                                                           cifar_images):
+    busy = (Policy.zeros().replace("Rotate", 0, probability=8, magnitude=7)
+            .replace("Cutout", 1, probability=9, magnitude=6)
+            .replace("Equalize", 0, probability=5).replace("ShearY", 1, probability=6,
+                                                           magnitude=9))
+    schedule, images = tmp_path / "schedule.json", tmp_path / "images.npy"
+    Schedule((busy, busy.replace("Solarize", 0, probability=10, magnitude=4), busy)).save(
+        schedule)
+    np.save(images, cifar_images[:24].numpy())
+    (tmp_path / "replay.py").write_text(REPLAY)
+    # A fresh interpreter (nothing shared but the files) against this one.
+    done = subprocess.run([sys.executable, str(tmp_path / "replay.py"), str(schedule),
+                           str(images), "3"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    here: dict = {}
+    exec(compile(REPLAY, "replay.py", "exec"), here)
+    assert done.stdout.strip() == here["replay"](str(schedule), str(images), 3)
+    assert here["replay"](str(schedule), str(images), 4) != done.stdout.strip()

@@ -10,14 +10,21 @@ The last three, written by `pba search` (absent from older files and from PBT lo
 the schedule was searched with: the baseline its policies were applied before, and the size of
 the images. `pba train --schedule` trains with that baseline unless told otherwise.
 
-A file may name its ops in any order and may omit ops of the op set in use (their entries are
-zero): a schedule learned with the 15 paper ops stays valid after a user registers a new op.
+A file saved by this pba also records its op set, `"op_set"` (`OpSet.record()`: the ops in
+order, each one's magnitude mapping, sign and scaling, the magnitude conventions' version), and
+`"sha256"`, a hash of everything else in the file. A schedule replays only under the op set it
+was saved with: loading it with another, or after an edit, is an error that names the
+difference, so the same schedule and seed give the same images everywhere. Files without the
+record (older pba, written by hand) are read as before: they may name their ops in any order
+and omit some (their entries are zero), and are mapped onto the op set given (the paper's 15 by
+default).
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import hashlib
 import json
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +33,7 @@ from pathlib import Path
 
 from pba.atomic import write_text_atomic
 from pba.errors import PBAError
-from pba.ops.registry import DEFAULT_OPS, OpSet
+from pba.ops.registry import DEFAULT_OPS, OpSet, record_differences
 from pba.policy import SLOTS, Policy
 
 FORMAT = "pba.schedule"
@@ -91,13 +98,19 @@ class Schedule:
     def to_dict(self) -> dict:
         searched = {"baseline": self.baseline, "cutout_size": self.cutout_size,
                     "image_size": None if self.image_size is None else list(self.image_size)}
-        return {
+        return _sealed({
             "format": FORMAT,
             "version": VERSION,
             "ops": list(self.ops.names),
+            "op_set": self.ops.record(),
             "policies": [p.to_list() for p in self.policies],
             **{key: value for key, value in searched.items() if value is not None},
-        }
+        })
+
+    def content_hash(self) -> str:
+        """The sha256 its schedule.json records: of its policies, its op set and what it was
+        searched with."""
+        return self.to_dict()["sha256"]
 
     def save(self, path: str | Path) -> None:
         write_text_atomic(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
@@ -142,9 +155,38 @@ def policy_from_named(values: Sequence[int], names: Sequence[str], ops: OpSet) -
 
 
 def save_policy(policy: Policy, path: str | Path) -> None:
-    doc = {"format": POLICY_FORMAT, "version": VERSION, "ops": list(policy.ops.names),
-           "policy": policy.to_list()}
+    doc = _sealed({"format": POLICY_FORMAT, "version": VERSION, "ops": list(policy.ops.names),
+                   "op_set": policy.ops.record(), "policy": policy.to_list()})
     write_text_atomic(path, json.dumps(doc) + "\n")
+
+
+def _digest(doc: dict) -> str:
+    body = {key: value for key, value in doc.items() if key != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+                          ).hexdigest()
+
+
+def _sealed(doc: dict) -> dict:
+    return {**doc, "sha256": _digest(doc)}
+
+
+def _check_recorded(path: Path, doc: dict, ops: OpSet) -> None:
+    """Refuse a file whose content changed after it was saved, or whose recorded op set is not
+    `ops` (files without the records pass: they predate them)."""
+    if "sha256" in doc and doc["sha256"] != _digest(doc):
+        raise PBAError(f"{path} does not match its sha256: it was changed after it was saved "
+                       "(delete its \"sha256\" entry to accept the edit)")
+    if "op_set" not in doc:
+        return
+    differences = record_differences(doc["op_set"], ops)
+    if differences:
+        shown = "; ".join(differences[:3])
+        more = f"; and {len(differences) - 3} more" if len(differences) > 3 else ""
+        raise PBAError(f"{path} was saved with another op set than the one given ({shown}{more})"
+                       ": load it with the op set it was saved with (--ops MODULE:NAME; in "
+                       "Python, ops=)")
+    if doc["ops"] != [o["name"] for o in doc["op_set"]["ops"]]:
+        raise PBAError(f"{path}: its \"ops\" and \"op_set\" name different ops")
 
 
 def _read_json(path: Path) -> dict:
@@ -167,6 +209,7 @@ def load_policy(path: str | Path, ops: OpSet = DEFAULT_OPS) -> Policy:
     doc = _read_json(path)
     if doc["format"] != POLICY_FORMAT or not isinstance(doc.get("policy"), list):
         raise PBAError(f"{path} is not a pba policy file")
+    _check_recorded(path, doc, ops)
     return _in_file(path, lambda: policy_from_named(doc["policy"], doc["ops"], ops))
 
 
@@ -194,6 +237,7 @@ def load_schedule(
         policies = doc.get("policies")
         if not isinstance(policies, list) or not policies:
             raise PBAError(f"{path} holds no policies")
+        _check_recorded(path, doc, ops)
         schedule = _in_file(
             path, lambda: Schedule(tuple(policy_from_named(v, doc["ops"], ops) for v in policies),
                                    doc.get("baseline"), doc.get("cutout_size"),
@@ -207,8 +251,9 @@ def load_schedule(
 
 def parse_pbt_log(text: str, search_epochs: int | None, ops: OpSet = DEFAULT_OPS) -> Schedule:
     """Ray Tune's PBT policy log, one exploit per line along the best member's lineage
-    (spec section 7): the first segment runs from 0 to the first clone epoch with that line's old
-    policy, each line's new policy runs until the next line's clone epoch, the last to the end.
+    (docs/algorithm.md §9): the first segment runs from 0 to the first clone epoch with that
+    line's old policy, each line's new policy runs until the next line's clone epoch, the last
+    to the end.
 
     The lines form a chain: each line's clone trial is the previous line's target (the lineage
     passes from one member to the next). Where the chain breaks, the lines before the break

@@ -1,20 +1,26 @@
 """Applying policies to images: functional batched path, per-image path, and user transforms.
 
-`PBAugment` drops into a torchvision `Compose` (PIL images or (C, H, W) tensors);
-`BatchPBAugment` augments whole (N, C, H, W) batches on the GPU or CPU, each image with its own
-ops. Both follow a Schedule through `set_epoch`. Images are 8-bit: uint8 tensors, or float
-tensors in [0, 1] which are quantised to 8 bits for the ops (the ops' semantics are Pillow's).
+`PBAugment` is a torchvision v2 transform (PIL images, `tv_tensors.Image` or (C, H, W) tensors,
+alone or in samples with labels); `BatchPBAugment` augments whole (N, C, H, W) batches on the
+GPU or CPU, each image with its own ops, as an `nn.Module`. Both follow a Schedule through
+`set_epoch`, which reaches DataLoader workers (`pba.epoch`). Images are 8-bit: uint8 tensors,
+or float tensors in [0, 1] which are quantised to 8 bits for the ops (the ops' semantics are
+Pillow's).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 import torch
 from PIL import Image
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
+from pba.epoch import SharedEpoch, epoch_seed
 from pba.errors import PBAError
 from pba.fused import apply_drawn
 from pba.ops import tensor as tensor_ops
@@ -22,7 +28,7 @@ from pba.ops.registry import OpSet
 from pba.policy import SETTINGS_PER_OP, Policy, SampledOps, sample_ops
 from pba.schedule import Schedule
 
-# CIFAR-10's mean colour: the default fill for pixels the ops uncover (spec section 1).
+# CIFAR-10's mean colour: the default fill for pixels the ops uncover (docs/algorithm.md §1).
 CIFAR10_FILL = (125, 123, 114)
 
 
@@ -116,7 +122,7 @@ def random_crop_flip(
     flip: bool = True,
 ) -> torch.Tensor:
     """Pad by `pad` pixels of the fill colour, crop back to size at a random offset per image,
-    then flip horizontally with probability 0.5 (spec section 4). `pad` 0 only flips, `flip`
+    then flip horizontally with probability 0.5 (docs/algorithm.md §4). `pad` 0 only flips, `flip`
     False only crops; the random numbers drawn are the same."""
     _check_batch(imgs, fill)
     n, c, h, w = imgs.shape
@@ -191,21 +197,73 @@ def _to_uint8(imgs: torch.Tensor) -> tuple[torch.Tensor, torch.dtype]:
     return (imgs.clamp(0, 1) * 255).round().to(torch.uint8), imgs.dtype
 
 
-class PBAugment:
-    """Per-image PBA augmentation for a torchvision pipeline, following a schedule.
+def _is_pure_tensor(x: object) -> bool:
+    return isinstance(x, torch.Tensor) and not isinstance(x, tv_tensors.TVTensor)
 
-    Accepts a PIL RGB image (Pillow reference ops) or a (C, H, W) tensor (uint8, or float in
-    [0, 1]; the batched ops on a batch of one). Put it before ToTensor/Normalize::
 
-        aug = PBAugment(load_schedule("schedule.json"), epochs=200, fill=(125, 123, 114))
-        pipeline = Compose([aug, RandomCrop(32, 4), RandomHorizontalFlip(), ToTensor(), ...])
-        for epoch in range(200):
-            aug.set_epoch(epoch)
+def check_type(x: object, types: tuple) -> bool:
+    """Whether `x` is one of `types` (classes, or predicates as v2's `_transformed_types`)."""
+    return any(isinstance(x, t) if isinstance(t, type) else t(x) for t in types)
 
-    `epochs` is the length of the training run: the schedule is stretched to it. With
-    DataLoader workers, call `set_epoch` before creating each epoch's iterator (workers copy
-    the transform when they start); each worker reseeds from its own worker seed, so workers
-    draw different ops.
+
+@dataclass
+class _Draws:
+    """A transform's random state in one process: its generator, the (worker, times the epoch
+    was set) it was last seeded for, and the block of per-image draws in use."""
+
+    generator: torch.Generator
+    key: tuple[int | None, int] = (None, 0)
+    block: tuple[Policy, SampledOps, np.random.Generator] | None = None
+    next: int = 0
+    device_generators: dict[torch.device, torch.Generator] = field(default_factory=dict)
+
+    # A torch.Generator does not survive torch's pickler to a spawned process (its state
+    # tensor is shared by a file descriptor the child cannot map): carry states as bytes.
+    def __getstate__(self) -> dict:
+        return {**vars(self), "generator": _generator_state(self.generator),
+                "device_generators": [_generator_state(g) for g in self.device_generators.values()]}
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        state["generator"] = _generator_from(*state["generator"])
+        generators = [_generator_from(*g) for g in state["device_generators"]]
+        state["device_generators"] = {g.device: g for g in generators}
+        vars(self).update(state)
+
+
+def _generator_state(generator: torch.Generator) -> tuple[str, bytes]:
+    return str(generator.device), generator.get_state().numpy().tobytes()
+
+
+def _generator_from(device: str, state: bytes) -> torch.Generator:
+    generator = torch.Generator(device)
+    generator.set_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
+    return generator
+
+
+class PBAugment(v2.Transform):
+    """Per-image PBA augmentation following a schedule: a torchvision v2 transform.
+
+    It augments the image of a sample of any structure v2 accepts (an image alone, tuples,
+    dicts, lists) and passes labels and everything else through untouched: a PIL RGB image
+    (Pillow reference ops), a `tv_tensors.Image` (kept one) or a plain (C, H, W) tensor (uint8,
+    or float in [0, 1]; the batched ops on a batch of one). A plain tensor is the image only
+    where the sample has no PIL image or `tv_tensors.Image` (v2's rule: the first one). Every
+    image of one sample gets the same drawn ops, as v2 transforms do. Boxes, masks and videos
+    are refused: the geometric ops would move the image under them::
+
+        aug = PBAugment(load_schedule("schedule.json"), epochs=200, fill=(125, 123, 114), seed=0)
+        pipeline = v2.Compose([v2.ToImage(), aug, v2.RandomCrop(32, 4), v2.ToDtype(...), ...])
+        for epoch in range(start, 200):
+            aug.set_epoch(epoch)          # before iterating the DataLoader
+            for images, labels in loader: ...
+
+    `epochs` is the length of the training run: the schedule is stretched to it. The epoch
+    lives in shared memory (`pba.epoch.SharedEpoch`), so `set_epoch` reaches DataLoader
+    workers, persistent or not, forked or spawned. Each `set_epoch` restarts the draws from a
+    seed of (`seed`, epoch, worker id): epoch k draws the same ops whether the run went through
+    epochs 0..k-1 or resumed at k, provided the images reach the workers in the same order.
+    Before the first `set_epoch`, workers draw from the DataLoader's worker seeds.
     """
 
     # Per-image calls draw their ops this many images at a time: the draws are independent per
@@ -221,6 +279,7 @@ class PBAugment:
         seed: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
+        super().__init__()
         if isinstance(schedule, Policy):
             schedule, epochs = Schedule((schedule,)), None
         if not isinstance(schedule, Schedule):
@@ -234,18 +293,27 @@ class PBAugment:
                 generator.seed()
             else:
                 generator.manual_seed(seed)
-        self.generator = generator
-        self.epoch = 0
-        self._device_generators: dict[torch.device, torch.Generator] = {}
-        self._worker: int | None = None
-        self._block: tuple[Policy, SampledOps, np.random.Generator] | None = None
-        self._next = 0
+        if seed is None:  # the epochs' seeds then come from the generator, itself seeded
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        self.seed = int(seed)
+        self._epoch = SharedEpoch()
+        self._draws = _Draws(generator)
+
+    @property
+    def generator(self) -> torch.Generator:
+        return self._draws.generator
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch.read()[0]
 
     def set_epoch(self, epoch: int) -> None:
-        """Use the policy of training epoch `epoch` (stretched when `epochs` was given)."""
+        """Use the policy of training epoch `epoch` (stretched when `epochs` was given) here and
+        in every DataLoader worker, and restart the draws for it. Call it before iterating the
+        DataLoader: batches already prefetched keep the epoch they were made in."""
         if len(self.schedule) > 1 or self.epochs is not None:
             self.schedule.policy_at(epoch, self.epochs)  # fail here, not in a worker later
-        self.epoch = epoch
+        self._epoch.set(epoch)
 
     @property
     def policy(self) -> Policy:
@@ -253,68 +321,123 @@ class PBAugment:
             return self.schedule.policies[0]
         return self.schedule.policy_at(self.epoch, self.epochs)
 
-    def __call__(self, img: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
-        if isinstance(img, Image.Image):
-            sampled, rng = self._draw_one()
-            return apply_sampled_pil(img, self.policy.ops, sampled, self.fill, rng)
-        if isinstance(img, torch.Tensor) and img.ndim == 3:
-            batch, dtype = _to_uint8(img[None])
-            _check_batch(batch, self.fill)
-            sampled, _ = self._draw_one()
-            sampled = sampled.to(img.device)
-            out = apply_sampled(batch, self.policy.ops, sampled, self.fill,
-                                self._generator_for(img))[0]
-            return out if dtype == torch.uint8 else out.to(dtype) / 255
-        raise PBAError(
-            "PBAugment takes a PIL image or a (C, H, W) tensor; for (N, C, H, W) batches use "
-            f"BatchPBAugment (got {type(img).__name__} "
-            f"{tuple(img.shape) if isinstance(img, torch.Tensor) else ''})"
-        )
+    # v2.Transform: which inputs are images, what a sample draws, how an image is augmented.
+
+    _transformed_types = (Image.Image, tv_tensors.Image, _is_pure_tensor)
+
+    def forward(self, *inputs):
+        # A lone image, the common case, skips v2's walk over the sample: that walk costs
+        # about a tenth of what augmenting a 32 x 32 PIL image does.
+        if len(inputs) == 1 and check_type(inputs[0], self._transformed_types):
+            return self.transform(inputs[0], self.make_params(list(inputs)))
+        return super().forward(*inputs)
+
+    def check_inputs(self, flat_inputs: list) -> None:
+        refused = [type(x).__name__ for x in flat_inputs
+                   if isinstance(x, tv_tensors.TVTensor) and not isinstance(x, tv_tensors.Image)]
+        if refused:
+            raise PBAError(f"{type(self).__name__} augments images only; the sample holds "
+                           f"{', '.join(sorted(set(refused)))}, which its geometric ops would "
+                           "not move with the image")
+        if not any(check_type(x, self._transformed_types) for x in flat_inputs):
+            raise PBAError(self._wrong_input(flat_inputs))
+
+    def make_params(self, flat_inputs: list) -> dict:
+        sampled, rng = self._draw_one()
+        return {"sampled": sampled, "rng": rng}
+
+    def transform(self, inpt, params: dict):
+        ops, sampled = self.schedule.ops, params["sampled"]
+        if isinstance(inpt, Image.Image):
+            return apply_sampled_pil(inpt, ops, sampled, self.fill, params["rng"])
+        img = inpt.as_subclass(torch.Tensor)
+        if img.ndim != 3:
+            raise PBAError(self._wrong_input([inpt]))
+        batch, dtype = _to_uint8(img[None])
+        _check_batch(batch, self.fill)
+        out = apply_sampled(batch, ops, sampled.to(img.device), self.fill,
+                            self._generator_for(img))[0]
+        out = out if dtype == torch.uint8 else out.to(dtype) / 255
+        return tv_tensors.wrap(out, like=inpt) if isinstance(inpt, tv_tensors.Image) else out
+
+    def _wrong_input(self, flat_inputs: list) -> str:
+        got = ", ".join(f"{type(x).__name__}"
+                        f"{tuple(x.shape) if isinstance(x, torch.Tensor) else ''}"
+                        for x in flat_inputs[:4])
+        return ("PBAugment takes samples holding a PIL image or a (C, H, W) tensor; for "
+                f"(N, C, H, W) batches use BatchPBAugment (got {got})")
+
+    # Draws: restarted when the epoch is set or the transform finds itself in another worker.
+
+    def _sync(self) -> None:
+        epoch, times = self._epoch.read()
+        info = torch.utils.data.get_worker_info()
+        key = (None if info is None else info.id, times)
+        draws = self._draws
+        if key == draws.key:
+            return
+        draws.key, draws.block = key, None
+        draws.device_generators.clear()
+        if times:
+            draws.generator.manual_seed(epoch_seed(self.seed, epoch, key[0]))
+        elif info is not None:  # workers start with copies of one generator state
+            draws.generator.manual_seed(info.seed % 2**63)
 
     def _draw_one(self) -> tuple[SampledOps, np.random.Generator]:
-        self._reseed_in_worker()
-        policy = self.policy
-        if self._block is None or self._block[0] is not policy or self._next == self.BLOCK:
-            sampled = sample_ops(policy, self.BLOCK, self.generator, device="cpu")
-            self._block, self._next = (policy, sampled, _numpy_rng(self.generator)), 0
-        _, sampled, rng = self._block
-        self._next += 1
-        return sampled[self._next - 1], rng
-
-    def _reseed_in_worker(self) -> None:
-        """DataLoader workers start with copies of one generator state: give each its own."""
-        info = torch.utils.data.get_worker_info()
-        if info is not None and self._worker != info.id:
-            self._worker, self._block = info.id, None
-            self.generator.manual_seed(info.seed % 2**63)
-            self._device_generators.clear()
+        self._sync()
+        policy, draws = self.policy, self._draws
+        if draws.block is None or draws.block[0] is not policy or draws.next == self.BLOCK:
+            sampled = sample_ops(policy, self.BLOCK, draws.generator, device="cpu")
+            draws.block, draws.next = (policy, sampled, _numpy_rng(draws.generator)), 0
+        _, sampled, rng = draws.block
+        draws.next += 1
+        return sampled[draws.next - 1], rng
 
     def _generator_for(self, img: torch.Tensor) -> torch.Generator:
         """The generator for images on `img`'s device; one on another device (the GPU) is
         seeded from the main generator so that one seed fixes everything."""
-        if img.device == self.generator.device:
-            return self.generator
-        if img.device not in self._device_generators:
-            seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
-            self._device_generators[img.device] = torch.Generator(img.device).manual_seed(seed)
-        return self._device_generators[img.device]
+        draws = self._draws
+        if img.device == draws.generator.device:
+            return draws.generator
+        if img.device not in draws.device_generators:
+            seed = int(torch.randint(0, 2**62, (1,), generator=draws.generator))
+            draws.device_generators[img.device] = torch.Generator(img.device).manual_seed(seed)
+        return draws.device_generators[img.device]
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(epochs={self.epochs or len(self.schedule)}, "
-                f"epoch={self.epoch})")
+                f"epoch={self.epoch}, seed={self.seed})")
 
 
 class BatchPBAugment(PBAugment):
     """Batched PBA augmentation of (N, C, H, W) tensors, each image its own ops, on the images'
-    device (a generator there is seeded from this one's)."""
+    device (a generator there is seeded from this one's): an `nn.Module` for the GPU side of a
+    training step (`nn.Sequential(BatchPBAugment(...), normalize)`) and a v2 transform of
+    batch samples (`aug((images, labels))`: the labels pass through). In eval mode
+    (`module.eval()`) it returns its input unchanged, so a model that holds it evaluates
+    unaugmented images. `set_epoch` works as `PBAugment`'s, in DataLoader workers too."""
 
-    def __call__(self, imgs: torch.Tensor) -> torch.Tensor:
-        if isinstance(imgs, torch.Tensor) and imgs.ndim == 3:
+    _transformed_types = (tv_tensors.Image, _is_pure_tensor)
+
+    def forward(self, *inputs):
+        if not self.training:
+            return inputs if len(inputs) > 1 else inputs[0]
+        return super().forward(*inputs)
+
+    def make_params(self, flat_inputs: list) -> dict:
+        self._sync()
+        return {}
+
+    def transform(self, inpt, params: dict):
+        imgs = inpt.as_subclass(torch.Tensor)
+        if imgs.ndim == 3:
             raise PBAError("BatchPBAugment takes (N, C, H, W) batches; for one (C, H, W) "
                            "image use PBAugment or add a batch dimension")
-        if not isinstance(imgs, torch.Tensor):
-            raise PBAError(f"BatchPBAugment takes tensors, got {type(imgs).__name__}")
-        self._reseed_in_worker()
         batch, dtype = _to_uint8(imgs)
         out = apply_policy(batch, self.policy, self.fill, self._generator_for(imgs))
-        return out if dtype == torch.uint8 else out.to(dtype) / 255
+        out = out if dtype == torch.uint8 else out.to(dtype) / 255
+        return tv_tensors.wrap(out, like=inpt) if isinstance(inpt, tv_tensors.Image) else out
+
+    def _wrong_input(self, flat_inputs: list) -> str:
+        got = ", ".join(type(x).__name__ for x in flat_inputs[:4])
+        return f"BatchPBAugment takes tensors (N, C, H, W), got {got}"

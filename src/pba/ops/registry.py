@@ -12,12 +12,18 @@ an h x w image gets its parameter times that side / 32: a magnitude-9 TranslateX
 the same to large ones. TranslateX scales with the width, TranslateY with the height, and Cutout
 (a square) with the shorter side; Rotate and Shear are angles and ratios and do not scale, nor
 do the colour ops. At 32 x 32 the factor is exactly 1: every parameter is the reference's.
+
+`OpSet.record()` is what a schedule file says about the op set it was saved with (names, order,
+each op's magnitude mapping, sign and scaling, and `MAGNITUDE_VERSION`); `record_differences`
+names what another op set changes, so that a schedule is never replayed under other ops.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +41,12 @@ from pba.ops import pil, tensor
 REFERENCE_SIDE = 32
 # What `Op.scales_with` may name: the image's width, its height, or its shorter side.
 SIDES = ("width", "height", "short")
+# The conventions a magnitude means under, beyond each op's table of parameters (integer
+# magnitudes 0..9, parameters at REFERENCE_SIDE, lengths relative to the side). A change to them
+# makes every saved schedule mean something else: raise it, and old files are refused.
+MAGNITUDE_VERSION = 1
+# The integer magnitudes a policy holds (`pba.policy.MAX_MAGNITUDE` is the last).
+_MAGNITUDES = range(10)
 
 # (image, parameter, fill colour, generator) -> image
 PilFn = Callable[[Image.Image, float, tuple[int, int, int], np.random.Generator], Image.Image]
@@ -113,6 +125,67 @@ class OpSet:
         """A new op set with `op` appended (its policy entries go after the existing ones)."""
         return OpSet(self.ops + (op,))
 
+    def record(self) -> dict:
+        """The op set as a schedule file records it: the ops in policy order, each with its
+        parameter at every magnitude (at REFERENCE_SIDE), its sign and its scaling, and the
+        magnitude conventions' version. JSON-ready; floats round-trip exactly."""
+        return {"magnitude_version": MAGNITUDE_VERSION,
+                "ops": [{"name": op.name, "magnitudes": _mapping(op), "signed": op.signed,
+                         "scales_with": op.scales_with} for op in self.ops]}
+
+    def fingerprint(self) -> str:
+        """A short hash of `record()`: equal for op sets that replay a schedule alike."""
+        text = json.dumps(self.record(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def record_differences(record: object, ops: OpSet) -> list[str]:
+    """What `ops` changes from the op set a file recorded (`OpSet.record()`), as short phrases,
+    most telling first; empty when they are the same."""
+    if (not isinstance(record, dict) or not isinstance(record.get("ops"), list)
+            or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
+                       for o in record["ops"])):
+        return ["the file's op set record is malformed"]
+    found = []
+    if record.get("magnitude_version") != MAGNITUDE_VERSION:
+        found.append(f"magnitude mapping version {record.get('magnitude_version')!r} in the "
+                     f"file, {MAGNITUDE_VERSION} in this pba")
+    saved = {o["name"]: o for o in record["ops"]}
+    names = list(saved)
+    unknown = [n for n in names if n not in ops.names]
+    extra = [n for n in ops.names if n not in saved]
+    if unknown:
+        found.append(f"unknown op{'s' if len(unknown) > 1 else ''} "
+                     f"{', '.join(map(repr, unknown))}")
+    if extra:
+        found.append(f"op{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} not in "
+                     "the file")
+    common, here = [n for n in names if n in ops.names], [n for n in ops.names if n in saved]
+    if common != here:
+        at = next(i for i, (a, b) in enumerate(zip(common, here, strict=True)) if a != b)
+        found.append(f"the ops in another order ({common[at]!r} where this op set has "
+                     f"{here[at]!r})")
+    for name in common:
+        now, then = ops[ops.index(name)], saved[name]
+        mapped = _mapping(now)
+        if then.get("magnitudes") != mapped:
+            old = then.get("magnitudes")
+            m = next((m for m in _MAGNITUDES if not isinstance(old, list) or m >= len(old)
+                      or old[m] != mapped[m]), 0)
+            was = old[m] if isinstance(old, list) and m < len(old) else None
+            found.append(f"{name} maps magnitude {m} to {mapped[m]!r} here, {was!r} in the file")
+        if then.get("signed") != now.signed:
+            found.append(f"{name} is {'' if now.signed else 'un'}signed here, "
+                         f"{'' if then.get('signed') else 'un'}signed in the file")
+        if then.get("scales_with") != now.scales_with:
+            found.append(f"{name} scales with {now.scales_with} here, "
+                         f"{then.get('scales_with')} in the file")
+    return found
+
+
+def _mapping(op: Op) -> list[float]:
+    return [float(op.magnitude(m)) for m in _MAGNITUDES]
+
 
 def load_op_set(spec: str | None) -> OpSet:
     """The OpSet named by `spec`, `MODULE:NAME` (an importable module) or `path/to/file.py:NAME`;
@@ -155,9 +228,19 @@ def _module(where: str):
     return sys.modules[key]
 
 
-def _truncated(top: int) -> Callable[[int], float]:
+# The magnitude mappings are module-level callables, not lambdas, so that an op set pickles:
+# DataLoader workers that are spawned (or forkserver's, Python 3.14's default) receive the
+# transforms, and so the op set, by pickle.
+
+
+@dataclass(frozen=True)
+class _Truncated:
     """m -> int(m * top / 10): magnitude 0..9 onto 0..top, truncated toward zero."""
-    return lambda m: float(int(m * top / 10))
+
+    top: int
+
+    def __call__(self, m: int) -> float:
+        return float(int(m * self.top / 10))
 
 
 def _enhance(m: int) -> float:
@@ -168,24 +251,36 @@ def _none(m: int) -> float:
     return 0.0
 
 
+def _posterize_bits(m: int) -> float:
+    return 4.0 - int(m * 4 / 10)
+
+
+def _shear(m: int) -> float:
+    return m * 0.3 / 10
+
+
+def _solarize_threshold(m: int) -> float:
+    return 256.0 - int(m * 256 / 10)
+
+
 DEFAULT_OPS = OpSet(
     (
-        Op("Rotate", _truncated(30), pil.rotate, tensor.rotate, signed=True),
-        Op("TranslateX", _truncated(10), pil.translate_x, tensor.translate_x, signed=True,
+        Op("Rotate", _Truncated(30), pil.rotate, tensor.rotate, signed=True),
+        Op("TranslateX", _Truncated(10), pil.translate_x, tensor.translate_x, signed=True,
            scales_with="width"),
-        Op("TranslateY", _truncated(10), pil.translate_y, tensor.translate_y, signed=True,
+        Op("TranslateY", _Truncated(10), pil.translate_y, tensor.translate_y, signed=True,
            scales_with="height"),
         Op("Brightness", _enhance, pil.brightness, tensor.brightness),
         Op("Color", _enhance, pil.color, tensor.color),
         Op("Invert", _none, pil.invert, tensor.invert),
         Op("Sharpness", _enhance, pil.sharpness, tensor.sharpness),
-        Op("Posterize", lambda m: 4.0 - int(m * 4 / 10), pil.posterize, tensor.posterize),
-        Op("ShearX", lambda m: m * 0.3 / 10, pil.shear_x, tensor.shear_x, signed=True),
-        Op("Solarize", lambda m: 256.0 - int(m * 256 / 10), pil.solarize, tensor.solarize),
-        Op("ShearY", lambda m: m * 0.3 / 10, pil.shear_y, tensor.shear_y, signed=True),
+        Op("Posterize", _posterize_bits, pil.posterize, tensor.posterize),
+        Op("ShearX", _shear, pil.shear_x, tensor.shear_x, signed=True),
+        Op("Solarize", _solarize_threshold, pil.solarize, tensor.solarize),
+        Op("ShearY", _shear, pil.shear_y, tensor.shear_y, signed=True),
         Op("Equalize", _none, pil.equalize, tensor.equalize),
         Op("AutoContrast", _none, pil.autocontrast, tensor.autocontrast),
-        Op("Cutout", _truncated(20), pil.cutout_op, tensor.cutout_op, scales_with="short"),
+        Op("Cutout", _Truncated(20), pil.cutout_op, tensor.cutout_op, scales_with="short"),
         Op("Contrast", _enhance, pil.contrast, tensor.contrast),
     )
 )
