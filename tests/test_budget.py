@@ -22,10 +22,20 @@ from pba.budget import (
     refit_final_epochs,
     split_sizes,
 )
-from pba.budget.planner import GOOD_EPOCHS, MIN_EPOCHS, MIN_FINAL_EPOCHS
+from pba.budget.planner import (
+    EVAL_SHARE,
+    GOOD_EPOCHS,
+    MIN_EPOCHS,
+    MIN_FINAL_EPOCHS,
+    MIN_VAL,
+    budget_for_final_floor,
+    scoring_share,
+)
+from pba.budget.power import power_statement
 from pba.budget.regime import SAFETY
 from pba.cli.main import main
 from pba.errors import PBAError
+from pba.train import images_per_epoch
 
 # About this machine's fp32 rates with two models at once (WRN-10-2 trains 2.5x slower).
 RATES = {"wrn_10_1": Rates("wrn_10_1", (32, 32), 2, 470.0, 660.0),
@@ -74,7 +84,7 @@ def test_the_chosen_regime_fits_the_budget_at_the_measured_rates(facts: Facts,
     assert predicted == pytest.approx(chosen.expected_s)
     assert predicted <= 60 * minutes * SAFETY
     # it fills the budget: one more epoch would not fit, or the epochs are at their cap
-    floor = MIN_FINAL_EPOCHS if r.final_epochs >= MIN_FINAL_EPOCHS else 0
+    floor = r.final_epochs if r.final_epochs > final_epochs_for(r.epochs, 0) else 0
     longer = r.__class__(**r.to_dict() | {"epochs": r.epochs + 1,
                                           "final_epochs": final_epochs_for(r.epochs + 1, floor)})
     assert (chosen.spent_s + sum(longer.seconds(facts, RATES).values()) > 60 * minutes * SAFETY
@@ -86,11 +96,16 @@ def test_the_chosen_regime_fits_the_budget_at_the_measured_rates(facts: Facts,
 
 def test_the_final_models_get_their_floor_where_the_budget_holds_it() -> None:
     # 15 minutes hold MIN_FINAL_EPOCHS beside a search: the final models get them, the
-    # search the rest; 5 minutes do not, and the final models follow the search's epochs.
+    # search the rest; 5 minutes do not, and the final models get what the budget holds
+    # beside the shortest search.
     fifteen, five = plan(60 * 15).regime, plan(60 * 5).regime
     assert fifteen.final_epochs >= MIN_FINAL_EPOCHS and fifteen.epochs >= GOOD_EPOCHS
     assert fifteen.population == 8
-    assert five.final_epochs == final_epochs_for(five.epochs, 0) < MIN_FINAL_EPOCHS
+    assert final_epochs_for(five.epochs, 0) < five.final_epochs < MIN_FINAL_EPOCHS
+    # the most final epochs that fit beside the shortest search
+    one_more = five.__class__(**five.to_dict() | {"epochs": MIN_EPOCHS,
+                                                  "final_epochs": five.final_epochs + 1})
+    assert 5.0 + sum(one_more.seconds(CIFAR, RATES).values()) > 60 * 5 * SAFETY
     # Without the floor the 15-minute search would have been longer and its models shorter.
     assert final_epochs_for(fifteen.epochs, 0) < fifteen.final_epochs
 
@@ -232,3 +247,71 @@ def test_a_demo_budget_too_small_is_refused_before_anything_is_written(tmp_path:
     assert not (out / "demo.json").exists()  # the same command with a larger budget starts anew
     assert main(["demo", "--budget", "15m", "--epochs", "0", "--out", str(out)]) == 2
     assert "--epochs must be >= 1" in capsys.readouterr().err
+
+
+def slower(factor: float) -> dict[str, Rates]:
+    return {m: Rates(m, r.image_size, r.workers, r.train / factor, r.evaluate / factor)
+            for m, r in RATES.items()}
+
+
+def test_a_slower_device_keeps_the_final_models_epochs_and_shrinks_the_search() -> None:
+    fast, slow = plan(60 * 15).regime, plan(60 * 15, rates=slower(1.2)).regime
+    assert fast.final_epochs >= MIN_FINAL_EPOCHS and slow.final_epochs >= MIN_FINAL_EPOCHS
+    assert MIN_EPOCHS <= slow.epochs < fast.epochs
+    # Where the floor does not fit, the final models still get what the budget holds beside
+    # the shortest search, not the search's epochs times FINAL_EPOCH_RATIO.
+    slowest = plan(60 * 15, rates=slower(1.8)).regime
+    assert slowest.epochs < fast.epochs
+    assert final_epochs_for(slowest.epochs, 0) < slowest.final_epochs < MIN_FINAL_EPOCHS
+
+
+def test_a_budget_below_the_floor_names_one_that_reaches_it() -> None:
+    rates = slower(2.5)
+    small = plan(60 * 15, rates=rates)
+    assert small.regime.final_epochs < MIN_FINAL_EPOCHS
+    need = budget_for_final_floor(5.0, CIFAR, rates, model="wrn_10_1", final_model="wrn_10_2")
+    assert need is not None and need % 60 == 0
+    # Planned again, that budget reaches the floor; a minute less does not.
+    assert plan(need, rates=rates).regime.final_epochs >= MIN_FINAL_EPOCHS
+    assert plan(need - 60, rates=rates).regime.final_epochs < MIN_FINAL_EPOCHS
+    lines = power_statement(small.regime, need)
+    assert f"{small.regime.final_epochs} epochs" in lines[0]
+    assert "expect no clear difference" in lines[-1]
+    assert f"pba demo --budget {round(need / 60)}m" in lines[-1]
+    assert "within the one where" in power_statement(plan(need, rates=rates).regime, None)[-1]
+    assert power_statement(small.regime, None)[-1].endswith("no budget within a day reaches "
+                                                            "it on this device")
+
+
+@pytest.mark.parametrize("factor", [1, 1.5, 2.5])
+def test_scoring_takes_at_most_its_share_of_a_search_round(factor: float) -> None:
+    rates = slower(factor)
+    r = plan(60 * 15, rates=rates).regime
+    search = rates[r.model]
+    per_round = r.interval * images_per_epoch(r.train_size, r.batch_size) / search.train
+    scoring = r.val_size / search.evaluate
+    assert r.val_size >= MIN_VAL
+    assert scoring <= EVAL_SHARE / (1 - EVAL_SHARE) * per_round * 1.0001
+    # Values given win: the split as asked, the rounds made longer instead.
+    given = plan(60 * 15, rates=rates, val_size=2000).regime
+    assert given.val_size == 2000
+
+
+def test_scoring_share_cuts_the_split_then_lengthens_the_rounds() -> None:
+    rates = Rates("wrn_10_1", (32, 32), 1, 1000.0, 3000.0)  # scoring 3x training's images/s
+    # A round of 2 epochs of 448 images trains 0.9 s: 15% of a round lets 474 images score.
+    assert scoring_share(2000, 10, 448, rates) == (2000, 10)
+    assert scoring_share(2000, 3, 448, rates) == (711, 3)
+    assert scoring_share(2000, 2, 448, rates) == (MIN_VAL, 3)
+    assert scoring_share(2000, 2, 448, rates, fixed_interval=True) == (MIN_VAL, 2)
+
+
+def test_a_plan_at_the_floor_keeps_it_when_the_search_ran_a_little_slow() -> None:
+    regime = plan(60 * 15, rates=slower(1.2)).regime
+    assert regime.final_epochs == MIN_FINAL_EPOCHS
+    planned_s = regime.seconds(CIFAR, slower(1.2))["final_models"]
+    # 4% slow: the margin would cost epochs, but the time left holds the floor without it.
+    kept = refit_final_epochs(regime, CIFAR, slower(1.2), planned_s / SAFETY, 1.04)
+    assert kept == MIN_FINAL_EPOCHS
+    # 20% slow: the floor no longer fits in the time left, and the epochs follow it.
+    assert refit_final_epochs(regime, CIFAR, slower(1.2), planned_s / SAFETY, 1.2) < kept

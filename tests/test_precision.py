@@ -59,8 +59,16 @@ def test_unknown_and_unresolved_precisions_are_refused() -> None:
         resolve_precision("fp16", CPU)
     with pytest.raises(PBAError, match="resolve 'auto'"):
         Recipe(epochs=1, lr=0.1, weight_decay=0, precision="auto")
-    assert memory_format("bf16") == torch.channels_last
-    assert memory_format("fp32") == torch.contiguous_format
+
+
+def test_layouts_follow_precision_and_device(monkeypatch) -> None:
+    assert memory_format("bf16", "cpu") == torch.channels_last
+    assert memory_format("bf16", "cuda") == torch.channels_last
+    assert memory_format("fp32", "cuda") == torch.contiguous_format
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    assert memory_format("fp32", "cpu") == torch.channels_last  # oneDNN's faster layout
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert memory_format("fp32", "cpu") == torch.contiguous_format
 
 
 def test_a_bf16_cpu_run_learns_real_images(data_dir) -> None:

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from pba.errors import PBAError
+from pba.precision import resolve_precision
 from pba.recipes import Recipe
 from pba.run_config import RUN_KEYS, TrainConfig, new_config, resumed_config
 
@@ -17,7 +18,9 @@ def test_a_config_goes_to_config_json_and_back_unchanged(tmp_path) -> None:
                          "seed": 4, "image_size": 48}, device="cpu", data_dir=tmp_path)
     doc = json.loads(json.dumps(config.to_dict()))
     assert set(RUN_KEYS) <= doc.keys() and "recipe" not in doc  # one flat object, as before
-    assert (doc["epochs"], doc["seed"], doc["precision"]) == (3, 4, "fp32")
+    # 'auto' resolved on this machine (bf16 where the CPU has it natively)
+    assert (doc["epochs"], doc["seed"], doc["precision"]) == (3, 4, resolve_precision("auto",
+                                                                                      "cpu"))
     assert TrainConfig.from_dict(doc) == config
     (tmp_path / "config.json").write_text(json.dumps(doc))
     assert resumed_config(tmp_path, {"epochs": 3}) == config

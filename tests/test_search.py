@@ -1,5 +1,5 @@
 """The search's decisions, lineage, state machine and run directory, without real training:
-explore and exploit statistics against the spec, and PBT over a fake engine."""
+explore and exploit statistics against docs/algorithm.md, and PBT over a fake engine."""
 
 from __future__ import annotations
 
@@ -34,12 +34,12 @@ def within_binomial(count: float, n: int, p: float) -> bool:
     return abs(count - n * p) <= SIGMAS * math.sqrt(n * p * (1 - p)) + 1e-9
 
 
-# ---- explore (spec section 6) -------------------------------------------------------------
+# ---- explore (docs/algorithm.md §7) -------------------------------------------------------
 
 
 def explore_distribution(value: int, cap: int) -> np.ndarray:
-    """P(new value) under the spec's rule: resample uniformly with probability 0.2, otherwise
-    step by 0..3 down or up with equal chance, clipped to 0..cap."""
+    """P(new value) under the rule of docs/algorithm.md §7: resample uniformly with
+    probability 0.2, otherwise step by 0..3 down or up with equal chance, clipped to 0..cap."""
     p = np.full(cap + 1, RESAMPLE_PROBABILITY / (cap + 1))
     for amount in range(MAX_STEP + 1):
         weight = (1 - RESAMPLE_PROBABILITY) / (MAX_STEP + 1) / 2
@@ -411,10 +411,13 @@ def search_into(out: Path, config: PBTConfig, engine: FakeEngine, rounds: int | 
     return run, state
 
 
+TIMINGS = ("seconds", "time", "phases")
+
+
 def strip_times(events) -> list[dict]:
     """The events that a resume must reproduce, without their timings."""
     docs = (e if isinstance(e, dict) else to_json(e) for e in events)
-    return [{k: v for k, v in doc.items() if k not in ("seconds", "time")} for doc in docs
+    return [{k: v for k, v in doc.items() if k not in TIMINGS} for doc in docs
             if doc["event"] != "start"]
 
 

@@ -48,8 +48,8 @@ def search(*args: str) -> subprocess.CompletedProcess:
 
 def replayable(events: list[dict]) -> list[dict]:
     """The events a resumed search must reproduce: all but process starts, without timings."""
-    return [{k: v for k, v in e.items() if k not in ("seconds", "time")} for e in events
-            if e["event"] != "start"]
+    return [{k: v for k, v in e.items() if k not in ("seconds", "time", "phases")}
+            for e in events if e["event"] != "start"]
 
 
 def logged(run: Path) -> list[dict]:

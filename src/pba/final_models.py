@@ -28,6 +28,7 @@ from pba.device import resolve_device
 from pba.parallel import default_workers, map_parallel
 from pba.progress import loading_bar
 from pba.run_config import TrainConfig
+from pba.timing import LOADING, WAITING, Stopwatch, TimeBreakdown
 from pba.train import images_per_epoch
 
 
@@ -105,17 +106,23 @@ def final_job(
 
 def train_finals(
     jobs: list[FinalJob], *, device: str, data_dir: str | Path | None, download: bool,
-    workers: int | None, progress: bool,
+    workers: int | None, progress: bool, watch: Stopwatch | None = None,
 ) -> None:
     """Train (or resume) `jobs`, `workers` at once (`pba.parallel`; default: one per CPU
-    core, one on a GPU), under one progress bar. They share one dataset and recipe shape."""
+    core, one on a GPU), under one progress bar. They share one dataset and recipe shape.
+    `watch` counts the stage's time: the loading, each model's phases as wall time (its
+    seconds over the workers), and the workers' waiting for the last models."""
+    watch = watch or Stopwatch()
     configs = [job.config(device=device, data_dir=data_dir) for job in jobs]
     first = configs[0]
-    data = load_dataset(first.dataset, data_dir or first.data_dir,
-                        train_size=first.train_size, val_size=first.val_size,
-                        download=download, image_size=first.image_size,
-                        progress=loading_bar(progress))
+    with watch.phase(LOADING):
+        data = load_dataset(first.dataset, data_dir or first.data_dir,
+                            train_size=first.train_size, val_size=first.val_size,
+                            download=download, image_size=first.image_size,
+                            progress=loading_bar(progress))
     workers = workers or default_workers(len(jobs), resolve_device(device))
+    workers = max(1, min(workers, len(jobs)))
+    models = TimeBreakdown()
     bar = tqdm(total=sum(_images(config, config.recipe.epochs) for config in configs),
                initial=sum(_images(config, _epochs_done(job))
                            for job, config in zip(jobs, configs, strict=True)),
@@ -129,19 +136,25 @@ def train_finals(
             bar.update(images)
 
     def train(job_config: tuple[FinalJob, TrainConfig]) -> None:
-        nonlocal done
+        nonlocal done, models
         job, config = job_config
         result = training_run.fit(config, job.out, resume=job.resume, device=device,
                                   data=data, progress=False, on_images=on_images)
         with lock:
+            models += TimeBreakdown.from_dict(result["time"])
             done += 1
             bar.set_description(f"final models {done}/{len(jobs)}")
             if progress:
                 bar.write(f"{job.arm} seed {job.seed}: test error {result['test_error']:.2f}% "
                           f"({result['train_time_s']:.0f} s)")
 
+    begun = watch.breakdown().wall_s
     with bar:
         map_parallel(train, list(zip(jobs, configs, strict=True)), workers)
+    side_by_side = models.scaled(1 / workers)
+    watch.add_breakdown(side_by_side)
+    # What the models' own wall time leaves of the stage's: workers idle at the end.
+    watch.add(WAITING, max(0.0, watch.breakdown().wall_s - begun - side_by_side.wall_s))
 
 
 def _images(config: TrainConfig, epochs: int) -> int:

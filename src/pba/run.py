@@ -15,7 +15,8 @@ DIR holds everything the run needs and produces:
                   step), grad_norm (mean, before clipping), nonfinite_steps, images_per_s,
                   time_s; test_acc/test_loss every eval_every epochs and after the last epoch,
                   with val_acc/val_loss there too when the dataset has a validation split
-  result.json     the final test error (%) and accuracy
+  result.json     the final test error (%) and accuracy, and where the wall time of the
+                  process that finished the run went ("time": `pba.timing.TimeBreakdown`)
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ from pba.errors import PBAError
 from pba.ops.registry import load_op_set
 from pba.precision import resolve_precision
 from pba.run_config import TrainConfig, load_run_schedule, new_config, resumed_config
+from pba.timing import (
+    BASELINE_CHECK,
+    CHECKPOINTS,
+    EVALUATION,
+    LOADING,
+    REPORTING,
+    TRAINING,
+    Stopwatch,
+)
 
 if TYPE_CHECKING:
     from pba.data import DatasetSplits
@@ -91,6 +101,7 @@ def fit(
     if tensorboard:
         require_tensorboard()
 
+    watch = Stopwatch()
     out = Path(out)
     if not resume:
         for name in (CONFIG, CHECKPOINT):
@@ -104,29 +115,32 @@ def fit(
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
 
     schedule = schedule_copy = None
-    if config.augment == "pba":
-        schedule_copy = out / ("schedule" + Path(config.schedule).suffix)
-        schedule = load_run_schedule(schedule_copy if resume else Path(config.schedule),
-                                     config.schedule_epochs, config.dataset,
-                                     load_op_set(config.ops))
-    if data is None:
-        data = load_dataset(config.dataset, data_dir or config.data_dir,
-                            train_size=config.train_size, val_size=config.val_size,
-                            download=download, image_size=config.image_size,
-                            skip_unreadable=config.skip_unreadable,
-                            progress=loading_bar(progress))
+    with watch.phase(LOADING):
+        if config.augment == "pba":
+            schedule_copy = out / ("schedule" + Path(config.schedule).suffix)
+            schedule = load_run_schedule(schedule_copy if resume else Path(config.schedule),
+                                         config.schedule_epochs, config.dataset,
+                                         load_op_set(config.ops))
+        if data is None:
+            data = load_dataset(config.dataset, data_dir or config.data_dir,
+                                train_size=config.train_size, val_size=config.val_size,
+                                download=download, image_size=config.image_size,
+                                skip_unreadable=config.skip_unreadable,
+                                progress=loading_bar(progress))
     if not resume and config.augment != "none":
         # Settled on the data (a check on image folders), then recorded in config.json.
-        baseline, check = settle(recipe.baseline, recipe.cutout_size, data,
-                                 model=config.model, recipe=recipe, seed=config.seed,
-                                 device=resolved, progress=progress)
+        with watch.phase(BASELINE_CHECK):
+            baseline, check = settle(recipe.baseline, recipe.cutout_size, data,
+                                     model=config.model, recipe=recipe, seed=config.seed,
+                                     device=resolved, progress=progress)
         config = config.replace(baseline=str(baseline), cutout_size=baseline.cutout_size,
                                 baseline_check=None if check is None else check.to_dict())
         recipe = config.recipe
-    augment = make_augment(config.augment, data, recipe, schedule=schedule)
-    state = training.init_state(config.model, data.num_classes, recipe, seed=config.seed,
-                                device=resolved,
-                                image_size=tuple(data.train.images.shape[-2:]))
+    with watch.phase(LOADING):
+        augment = make_augment(config.augment, data, recipe, schedule=schedule)
+        state = training.init_state(config.model, data.num_classes, recipe, seed=config.seed,
+                                    device=resolved,
+                                    image_size=tuple(data.train.images.shape[-2:]))
     if compile:
         state.model.compile()  # in place: the state dict, and so the checkpoints, stay as they are
     # Written only by this process from here on (checked after the settings, so that a bad
@@ -135,7 +149,8 @@ def fit(
     with run.owned("pba train"), contextlib.ExitStack() as stack:
         history: list[dict] = []
         if resume and (out / CHECKPOINT).exists():
-            history = training.load_checkpoint(out / CHECKPOINT, state)["history"]
+            with watch.phase(LOADING):
+                history = training.load_checkpoint(out / CHECKPOINT, state)["history"]
         elif not resume:
             out.mkdir(parents=True, exist_ok=True)
             if schedule is not None:
@@ -167,16 +182,20 @@ def fit(
         for metrics in training.epoch_by_epoch(state, train_set, augment, recipe,
                                                mean=data.mean, std=data.std,
                                                evaluations=evaluations, progress=images_done):
+            watch.add(TRAINING, metrics["time_s"])
+            watch.add(EVALUATION, metrics["eval_time_s"])
             history.append(metrics)
-            with run.writing(f"epoch {metrics['epoch']}"):
+            with watch.phase(CHECKPOINTS), run.writing(f"epoch {metrics['epoch']}"):
                 training.save_checkpoint(out / CHECKPOINT, state, {"history": history})
-            run.write_text(METRICS, "".join(json.dumps(m) + "\n" for m in history))
-            bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", acc=f"{metrics['train_acc']:.3f}")
-            if board is not None:
-                board.train_epoch(metrics, None if policies is None else
-                                  policies[state.epoch - 1].strength)
-            if progress:
-                bar.write(epoch_line(metrics, recipe.epochs))
+                run.write_text(METRICS, "".join(json.dumps(m) + "\n" for m in history))
+            with watch.phase(REPORTING):
+                bar.set_postfix(loss=f"{metrics['train_loss']:.3f}",
+                                acc=f"{metrics['train_acc']:.3f}")
+                if board is not None:
+                    board.train_epoch(metrics, None if policies is None else
+                                      policies[state.epoch - 1].strength)
+                if progress:
+                    bar.write(epoch_line(metrics, recipe.epochs))
         bar.close()
 
         last = history[-1]
@@ -191,6 +210,7 @@ def fit(
             "train_images": len(data.train),
             "test_images": len(data.test),
             "train_time_s": sum(m["time_s"] for m in history),
+            "time": watch.breakdown().to_dict(),
         }
         run.write_json(RESULT, result)
         return result

@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pba.formatting import duration
-from pba.search.events import Round, Start, Train
+from pba.search.events import Finish, Round, Start, Train
 from pba.search.rundir import RunDir
+from pba.timing import TimeBreakdown
 
 
 @dataclass(frozen=True)
 class SearchCost:
     """A search's cost and outcome so far, from its event log."""
 
-    wall_s: float  # of the processes that ran it, up to each one's last complete round
+    wall_s: float  # of the processes that ran it, up to each one's last complete round (or end)
     devices: tuple[str, ...]
     processes: int  # 1 + the number of resumes
     rounds: int
@@ -27,6 +28,8 @@ class SearchCost:
     train_images: int = 0  # summed over the members
     train_seconds: float = 0.0  # the members' training time, evaluation excluded
     precisions: tuple[str, ...] = ()
+    # where the wall time went (`pba.timing`); phases are empty in runs of before it and Ray's
+    time: TimeBreakdown = TimeBreakdown()
 
     @property
     def images_per_s(self) -> float | None:
@@ -36,9 +39,10 @@ class SearchCost:
 
 def search_cost(run_dir: str | Path) -> SearchCost:
     run = RunDir.open(run_dir)
-    wall, devices, precisions, processes, rounds, member_epochs = 0.0, [], [], 0, 0, 0
+    devices, precisions, processes, rounds, member_epochs = [], [], 0, 0, 0
     images, seconds = 0, 0.0
     start = last = None
+    time = TimeBreakdown()
     for event in run.events():
         if isinstance(event, Start):
             processes += 1
@@ -51,12 +55,14 @@ def search_cost(run_dir: str | Path) -> SearchCost:
             member_epochs += event.epochs[1] - event.epochs[0]
             images += event.images
             seconds += event.seconds
-        elif isinstance(event, Round):
-            rounds += 1
-            wall += event.time - start
-            start, last = event.time, event
+        elif isinstance(event, Round | Finish):
+            time += TimeBreakdown(event.time - start, event.phases)
+            start = event.time
+            if isinstance(event, Round):
+                rounds += 1
+                last = event
     return SearchCost(
-        wall_s=wall,
+        wall_s=time.wall_s,
         devices=tuple(devices),
         processes=processes,
         rounds=rounds,
@@ -68,6 +74,7 @@ def search_cost(run_dir: str | Path) -> SearchCost:
         train_images=images,
         train_seconds=seconds,
         precisions=tuple(precisions),
+        time=time,
     )
 
 

@@ -63,6 +63,8 @@ def summary_markdown(run_dir: str | Path) -> str:
         f"{', '.join(cost.precisions) or doc.get('precision') or 'fp32'}",
         f"- {cost_line(cost)}",
     ]
+    if cost.time.phases:
+        lines.append(f"- time: {cost.time.describe()}")
     if doc.get("baseline_check"):
         lines.append(f"- {BaselineCheck.from_dict(doc['baseline_check']).describe()}")
     if cost.best_member is not None:

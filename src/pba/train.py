@@ -1,4 +1,4 @@
-"""The training loop (spec section 4), one function for `pba train` and every search.
+"""The training loop (docs/algorithm.md §4, §10), one function for `pba train` and every search.
 
     recipe = default_recipe("reduced_cifar10", "wrn_28_10", precision="bf16")   # pba.recipes
     augment = make_augment("pba", data, recipe, schedule=load_schedule(path, 200))  # pba.augment
@@ -85,7 +85,7 @@ def init_state(
     model_seed, data_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
     with seeded_global_rng(model_seed):  # the models draw their init from the global RNG
         model = models.build(model_name, num_classes, image_size)
-    model = model.to(device, memory_format=memory_format(recipe.precision))
+    model = model.to(device, memory_format=memory_format(recipe.precision, device))
     # Weight decay as coupled L2 in the optimiser: the same update as wd/2 * |w|^2 in the loss.
     # It is added after clipping, so clipping bounds the data gradient alone.
     optimizer = torch.optim.SGD(
@@ -134,7 +134,7 @@ def train(
         raise PBAError(f"{len(labels)} training images do not fill one batch of {batch}")
     model, optimizer, generator = state.model, state.optimizer, state.generator
     params = [p for p in model.parameters() if p.requires_grad]
-    layout = memory_format(recipe.precision)
+    layout = memory_format(recipe.precision, device)
     model.train()
     metrics = []
     for _ in range(epochs):
@@ -195,15 +195,60 @@ def epoch_by_epoch(
 ) -> Iterator[dict]:
     """Train the rest of `recipe`'s run one epoch at a time and yield each epoch's metrics,
     with `{split}_acc` and `{split}_loss` for every split that `evaluations(epoch)` names
-    (split -> images) after that epoch. The loop of `pba train` and of a Ray member; each
-    persists the state after every yield."""
+    (split -> images) after that epoch, and `eval_time_s`. The loop of `pba train` and of a
+    Ray member; each persists the state after every yield."""
     while state.epoch < recipe.epochs:
         _, (metrics,) = train(state, train_set, 1, augment, recipe, mean=mean, std=std,
                               progress=progress)
+        start = time.perf_counter()
         for split, images in evaluations(state.epoch).items():
             scores = evaluate(state.model, images, mean=mean, std=std, precision=recipe.precision)
             metrics |= {f"{split}_acc": scores["accuracy"], f"{split}_loss": scores["loss"]}
+        metrics["eval_time_s"] = time.perf_counter() - start
         yield metrics
+
+
+EVAL_BATCH = 1024  # on a GPU, and the most on a CPU
+# On a CPU, the most bytes one activation of an evaluation batch may take: half of glibc's
+# largest mmap threshold, so that with `pba.allocator.keep_freed_memory` every activation is
+# carved from the heap and reused batch after batch instead of mapped, faulted in and unmapped
+# (benchmarks/cpu_speed.py: WRN-10-1 on 10,000 images, 1,024 a batch 4.1 million minor faults,
+# 128 a batch a few hundred, 2-4x the images/s).
+CPU_ACTIVATION_BYTES = 16 * 1024 * 1024
+MIN_EVAL_BATCH = 8
+
+
+def largest_activation_bytes(model: nn.Module, image: torch.Tensor, precision: str) -> int:
+    """The bytes of the largest output of any module of `model` for one normalised `image`
+    (C, H, W), in `precision`: what one image adds to an evaluation batch's largest buffer."""
+    largest = 0
+
+    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+        nonlocal largest
+        if isinstance(output, torch.Tensor):
+            largest = max(largest, output.numel() * output.element_size())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    device = image.device
+    try:
+        with torch.no_grad(), autocast(device, precision):
+            model(image[None].contiguous(memory_format=memory_format(precision, device)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return largest
+
+
+def evaluation_batch(per_image_bytes: int, device: torch.device) -> int:
+    """Images an evaluation batch holds: EVAL_BATCH on a GPU; on a CPU the largest power of two
+    up to it whose largest activation (`per_image_bytes` an image) stays within
+    CPU_ACTIVATION_BYTES, and at least MIN_EVAL_BATCH."""
+    if device.type != "cpu":
+        return EVAL_BATCH
+    batch = EVAL_BATCH
+    while batch > MIN_EVAL_BATCH and batch * per_image_bytes > CPU_ACTIVATION_BYTES:
+        batch //= 2
+    return batch
 
 
 @torch.no_grad()
@@ -214,21 +259,26 @@ def evaluate(
     mean: Triple,
     std: Triple,
     precision: str = "fp32",
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> dict:
     """Accuracy (fraction) and mean cross-entropy of `model` on `data` (images only normalised),
-    computed in `precision` (the run's: see `Recipe.precision`)."""
+    computed in `precision` (the run's: see `Recipe.precision`), `batch_size` images at a time
+    (default: `evaluation_batch` for this model and device)."""
     if len(data) == 0:
         raise PBAError("cannot evaluate on an empty set of images")
     device = next(model.parameters()).device
+    layout = memory_format(precision, device)
     was_training = model.training
     model.eval()
+    if batch_size is None:
+        first = normalize(data.images[:1].to(device), mean, std)[0]
+        batch_size = evaluation_batch(largest_activation_bytes(model, first, precision), device)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     for start in range(0, len(data), batch_size):
         x = data.images[start : start + batch_size].to(device, non_blocking=True)
         y = data.labels[start : start + batch_size].to(device, non_blocking=True)
-        x = normalize(x, mean, std).contiguous(memory_format=memory_format(precision))
+        x = normalize(x, mean, std).contiguous(memory_format=layout)
         with autocast(device, precision):
             logits = model(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum")

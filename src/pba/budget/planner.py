@@ -1,9 +1,13 @@
 """The planner: the richest regime of a short ladder (`TIERS`) that a budget fills with
-epochs (`plan_run`), and `plan_budget`, which loads the data, measures this device and plans.
+epochs (`plan_run`), and `plan_budget`, which loads the data, measures this device, plans and
+says what the plan's verdict can show (`pba.budget.power`).
 
-The time of a regime is predicted from this device's measured rates (`Regime.seconds`); the
-chosen tier is the richest whose epochs the budget can fill to at least GOOD_EPOCHS, filling
-the budget with epochs. The ladder starts from the regime the demo was measured in (8 x
+The time of a regime is predicted from this device's measured rates (`Regime.seconds`). What
+the verdict needs comes first: final models that train MIN_FINAL_EPOCHS epochs, then the
+search. The chosen tier is the richest that holds the final models' floor and a search of
+GOOD_EPOCHS or more; else, the floor kept, the tier with the longest search (a slower device
+shrinks the search, not the final models); else the tier whose final models train longest,
+beside a search of MIN_EPOCHS. The ladder starts from the regime the demo was measured in (8 x
 WRN-10-1 on 1,000 images, final models a larger WRN): few training images, so that the model
 fits them and augmentation matters, batches small enough for MIN_STEPS steps an epoch, and a
 validation split large enough that the selection has signal. A budget that cannot fit the
@@ -21,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pba.budget.power import MIN_FINAL_EPOCHS, power_statement
 from pba.budget.rates import Rates, measure_rates
 from pba.budget.regime import SAFETY, Facts, Regime, data_facts
 from pba.data import load_dataset
@@ -31,6 +36,8 @@ from pba.parallel import default_workers
 from pba.precision import resolve_precision
 from pba.progress import loading_bar
 from pba.search import SearchConfig
+from pba.timing import LOADING, MEASURING, Stopwatch
+from pba.train import images_per_epoch
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(s|sec|secs|m|min|mins|h|hr|hrs)?\s*$")
 _UNIT = {"s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60, "h": 3600, "hr": 3600,
@@ -40,13 +47,14 @@ MIN_EPOCHS = 16  # of a search: 8 rounds of 2 epochs, below which PBT has nothin
 GOOD_EPOCHS = 32  # a richer tier is taken only where the budget gives it this many
 MAX_EPOCHS = 200  # the paper's search length
 FINAL_EPOCH_RATIO = 64 / 50  # final models train longer than the search, as the demo measured
-# The final models' epochs where the budget holds them beside a search of MIN_EPOCHS: in the
-# 15-minute CIFAR demo on a 2-core fp32 CPU, WRN-10-1 final models trained 112 epochs
-# separated the schedule from the baseline on two sets of seeds (+4.6 and +4.2 points), and
-# at 42 and 46 epochs neither set did (README, "The 15-minute demo, measured").
-MIN_FINAL_EPOCHS = 96
 ROUNDS = 17  # rounds a search aims at (the quick preset's 50 epochs / 3)
 MAX_VAL = 2000  # validation images: a member's accuracy within about 1 point (1 SE)
+# The most of a search round's time that scoring the members may take: a search spends at
+# least 85% of its time training (the 15-minute demos, docs/benchmarks.md). Where the rates
+# would give it more, the validation split shrinks, down to MIN_VAL (a member's accuracy
+# within about 2.2 points), then the rounds grow longer.
+EVAL_SHARE = 0.15
+MIN_VAL = 500
 VAL_FRACTION = 4  # at least 1/4 of a small pool validates
 MAX_VAL_FRACTION_OF_TRAIN = 2  # and never more than twice the training images
 
@@ -63,13 +71,16 @@ def plan_budget(
     search: SearchConfig, budget_s: float, started: float, *, final_model: str | None = None,
     final_models: int = 0, given: Mapping[str, int | str] | None = None, device: str = "auto",
     precision: str = "auto", workers: int | None = None, data_dir: str | Path | None = None,
-    download: bool = False, progress: bool = True,
+    download: bool = False, progress: bool = True, watch: Stopwatch | None = None,
 ) -> Plan:
     """Load `search`'s data, measure this device on its models and plan a run of `budget_s`
     seconds counted from `started` (`time.monotonic()`): the search and, with `final_model`,
-    `final_models` final models (`plan_run`). The plan is printed with `progress`."""
-    data = load_dataset(search.dataset, data_dir, download=download,
-                        image_size=search.image_size, progress=loading_bar(progress))
+    `final_models` final models (`plan_run`). The plan is printed with `progress`; `watch`
+    times the loading and the measuring (`pba.timing`)."""
+    watch = watch or Stopwatch()
+    with watch.phase(LOADING):
+        data = load_dataset(search.dataset, data_dir, download=download,
+                            image_size=search.image_size, progress=loading_bar(progress))
     facts = data_facts(search, data, final_models if final_model else 0)
     resolved = resolve_device(device)
     measure = {"image_size": tuple(data.train.images.shape[-2:]),
@@ -83,9 +94,15 @@ def plan_budget(
     if progress:
         print(f"measuring how fast this device trains {' and '.join(dict.fromkeys(models))} "
               f"at {measure['image_size'][0]}x{measure['image_size'][1]} ...", flush=True)
-    rates = {m: measure_rates(m, **measure) for m in dict.fromkeys(models)}
+    with watch.phase(MEASURING):
+        rates = {m: measure_rates(m, **measure) for m in dict.fromkeys(models)}
     plan = plan_run(budget_s, time.monotonic() - started, facts, rates, model=search.model,
                     final_model=final_model, given=given)
+    regime, need = plan.regime, None
+    if regime.final_model and regime.final_epochs < MIN_FINAL_EPOCHS:
+        need = budget_for_final_floor(plan.spent_s, facts, rates, model=search.model,
+                                      final_model=regime.final_model, given=given)
+    plan = dataclasses.replace(plan, power=power_statement(regime, need))
     if progress:
         print(plan.describe(), flush=True)
     return plan
@@ -119,6 +136,7 @@ class Plan:
     seconds: dict[str, float]  # predicted, per stage
     reasons: tuple[str, ...]  # one line per choice
     rates: tuple[Rates, ...]
+    power: tuple[str, ...] = ()  # what the verdict can show (`pba.budget.power`)
 
     @property
     def expected_s(self) -> float:
@@ -129,7 +147,7 @@ class Plan:
                 "expected_s": self.expected_s, "facts": dataclasses.asdict(self.facts),
                 "regime": self.regime.to_dict(),
                 "seconds": self.seconds, "reasons": list(self.reasons),
-                "rates": [r.to_dict() for r in self.rates]}
+                "rates": [r.to_dict() for r in self.rates], "power": list(self.power)}
 
     def describe(self) -> str:
         rates = "; ".join(f"{r.model} {r.train:.0f} img/s training, {r.evaluate:.0f} scoring "
@@ -142,6 +160,7 @@ class Plan:
             *(f"  {line}" for line in self.reasons),
             f"  expected: {duration(self.expected_s)} ({stages}, "
             f"{duration(self.spent_s)} already spent loading and measuring)",
+            *(f"  {line}" for line in self.power),
         ])
 
 
@@ -165,18 +184,20 @@ def plan_run(
         raise PBAError("no training images to plan with")
     epochs_given = "epochs" in given or "final_epochs" in given
 
-    def good(regime: Regime, fits: bool, floored: bool) -> bool:
-        return (fits and (regime.epochs >= GOOD_EPOCHS or epochs_given)
-                and not (floored and regime.final_model
-                         and regime.final_epochs < MIN_FINAL_EPOCHS))
+    def floored(regime: Regime) -> bool:
+        return not regime.final_model or regime.final_epochs >= MIN_FINAL_EPOCHS
 
-    # The richest tier that fills enough epochs, its final models at their floor where one
-    # can be: a verdict needs final models that train long enough more than a richer search.
-    chosen = next((regime for floored in (True, False) for regime, fits in reversed(fill)
-                   if good(regime, fits, floored)), None)
-    if chosen is None:
-        fitting = [regime for regime, fits in fill if fits]
-        chosen = fitting[0] if fitting else None
+    fitting = [regime for regime, fits in fill if fits]
+    # What matters most for the verdict first: final models that train long enough, then the
+    # search. The richest tier that holds both the final models' floor and GOOD_EPOCHS of
+    # search; else, the floor kept, the tier with the longest search (a slower device shrinks
+    # the search, not the final models); else the tier whose final models train longest.
+    chosen = next((r for r in reversed(fitting) if floored(r) and
+                   (r.epochs >= GOOD_EPOCHS or epochs_given)), None)
+    if chosen is None and any(floored(r) for r in fitting):
+        chosen = max((r for r in fitting if floored(r)), key=lambda r: r.epochs)
+    if chosen is None and fitting:  # the most final epochs, then the longest search
+        chosen = max(fitting, key=lambda r: (r.final_epochs, r.epochs))
     if chosen is None:
         leanest = fill[0][0]
         if set(given) & {"population", "epochs", "train_size", "val_size", "final_epochs"}:
@@ -191,6 +212,29 @@ def plan_run(
     plan = Plan(budget_s, spent_s, facts, chosen, seconds, (), tuple(rates[m] for m in
                                                              dict.fromkeys(_models(chosen))))
     return dataclasses.replace(plan, reasons=tuple(_reasons(plan, facts, given)))
+
+
+def budget_for_final_floor(
+    spent_s: float, facts: Facts, rates: Mapping[str, Rates], *, model: str,
+    final_model: str, given: Mapping[str, int | str] | None = None,
+) -> float | None:
+    """The smallest budget, in whole minutes (as seconds), whose plan on these rates trains
+    the final models MIN_FINAL_EPOCHS epochs or more; None beyond a day."""
+    def reaches(minutes: int) -> bool:
+        try:
+            plan = plan_run(minutes * 60.0, spent_s, facts, rates, model=model,
+                            final_model=final_model, given=given)
+        except PBAError:
+            return False
+        return plan.regime.final_epochs >= MIN_FINAL_EPOCHS
+
+    low, high = 1, 24 * 60
+    if not reaches(high):
+        return None
+    while low < high:  # the least minutes that reach it: more time never plans fewer epochs
+        middle = (low + high) // 2
+        low, high = (low, middle) if reaches(middle) else (middle + 1, high)
+    return low * 60.0
 
 
 def _fill(
@@ -218,17 +262,25 @@ def _fill(
     def regime(epochs: int, floor: int) -> Regime:
         epochs = int(given.get("epochs", epochs))
         interval = int(given.get("interval", max(2, round(epochs / ROUNDS))))
+        scored = val
+        if facts.own_val is None and "val_size" not in given:
+            scored, interval = scoring_share(val, interval, images_per_epoch(train, batch),
+                                             rates[model], fixed_interval="interval" in given)
         final_epochs = int(given.get("final_epochs", final_epochs_for(epochs, floor)))
         return dataclasses.replace(base, epochs=epochs, interval=min(interval, epochs),
-                                   final_epochs=final_epochs if final else 0)
+                                   val_size=scored, final_epochs=final_epochs if final else 0)
 
     def total(epochs: int, floor: int) -> float:
         return sum(regime(epochs, floor).seconds(facts, rates).values())
 
-    # The final models' floor where the budget holds it; the search takes the rest.
-    floor = next((f for f in (MIN_FINAL_EPOCHS, 0) if total(MIN_EPOCHS, f) <= left), None)
-    if floor is None:
+    if total(MIN_EPOCHS, 0) > left:
         return regime(MIN_EPOCHS, 0), False
+    # The final models' floor: MIN_FINAL_EPOCHS where the budget holds them beside the
+    # shortest search, else as many as it holds; the search takes the rest.
+    floor, most = 0, MIN_FINAL_EPOCHS if final else 0
+    while floor < most:  # time grows with the final epochs
+        middle = (floor + most + 1) // 2
+        floor, most = (middle, most) if total(MIN_EPOCHS, middle) <= left else (floor, middle - 1)
     low, high = MIN_EPOCHS, MAX_EPOCHS  # the most epochs that fit: time grows with them
     while low < high:
         middle = (low + high + 1) // 2
@@ -236,9 +288,25 @@ def _fill(
     return regime(low, floor), True
 
 
+def scoring_share(
+    val: int, interval: int, per_epoch: int, rates: Rates, *, fixed_interval: bool = False,
+) -> tuple[int, int]:
+    """The validation images and the interval that keep the members' scoring within
+    EVAL_SHARE of a round's time at these rates: the validation split cut first (to no fewer
+    than MIN_VAL images), then, unless `fixed_interval`, the rounds made longer."""
+    # Scoring `n` images takes n / evaluate seconds, a round's training interval * per_epoch
+    # / train: the most images the share allows in a round of `interval` epochs.
+    ratio = EVAL_SHARE / (1 - EVAL_SHARE) * per_epoch * rates.evaluate / rates.train
+    scored = min(val, max(MIN_VAL, math.floor(ratio * interval)))
+    if not fixed_interval:
+        interval = max(interval, math.ceil(scored / ratio))
+    return scored, interval
+
+
 def final_epochs_for(epochs: int, floor: int) -> int:
     """The final models' epochs beside a search of `epochs`: FINAL_EPOCH_RATIO of them, at
-    least `floor` (MIN_FINAL_EPOCHS where the budget holds it, else 0)."""
+    least `floor` (MIN_FINAL_EPOCHS where the budget holds it beside the shortest search, else
+    as many as it holds)."""
     return max(round(epochs * FINAL_EPOCH_RATIO), floor)
 
 
@@ -291,7 +359,8 @@ def _reasons(plan: Plan, facts: Facts, given: Mapping[str, int | str]) -> list[s
         why = (f"the members' ranking: one member's accuracy within about "
                f"{100 * math.sqrt(0.25 / max(r.val_size, 1)):.1f} points (1 SE at 50%); "
                f"at most {MAX_VAL:,} and twice the training images; a quarter of a small pool "
-               "at least")
+               f"at least; few enough that scoring takes at most {EVAL_SHARE:.0%} of a round "
+               f"(at least {MIN_VAL:,})")
     lines.append(f"validation images {r.val_size:,}: {why}")
     lines.append(f"population {r.population}: " + ("as given" if "population" in given else
                  f"8 where the budget fills {GOOD_EPOCHS} or more epochs with it, else 4"))
@@ -301,7 +370,7 @@ def _reasons(plan: Plan, facts: Facts, given: Mapping[str, int | str]) -> list[s
     lines.append(f"search epochs {r.epochs}, a round every {r.interval}: " + (
         "as given" if "epochs" in given else
         f"as many as the budget holds (at least {MIN_EPOCHS}); about {ROUNDS} rounds, so that "
-        "lineages mix"))
+        f"lineages mix, each long enough that scoring takes at most {EVAL_SHARE:.0%} of it"))
     if r.final_model:
         lines.append(f"final models {r.final_models} x {r.final_model} for {r.final_epochs} "
                      "epochs: " + ("as given" if "final_model" in given else (

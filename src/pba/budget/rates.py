@@ -44,8 +44,8 @@ def measure_rates(
     """Train `workers` fresh `model`s at once for 2 + `steps` batches of random images (a
     PBA policy and the CIFAR baseline on them, as a search member trains) and take the median
     step of the last `steps` (a step stalled by another process does not count); then time
-    scoring EVAL_IMAGES images twice (one batch of `pba.train.evaluate`'s, slower per image
-    than training's small batches on a CPU), the second, warm, time. About ten seconds."""
+    scoring EVAL_IMAGES images twice (in `pba.train.evaluate`'s batches), the second, warm,
+    time. About ten seconds."""
     height, width = image_size
     generator = torch.Generator().manual_seed(0)
     n = batch_size * (2 + steps)
@@ -75,7 +75,7 @@ def measure_rates(
         times = []
         for _ in range(2):
             begin = _sync(device)
-            evaluate(state.model, scored, **norm, precision=precision)  # 1,024 a batch
+            evaluate(state.model, scored, **norm, precision=precision)
             times.append(_sync(device) - begin)
         return batch_size / step, len(scored) / times[-1]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pba.allocator import keep_freed_memory
 from pba.errors import PBAError
 
 # Each module has `add_parser(subparsers)` and `run(args) -> int`; imported lazily so that
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # pba's own process: see pba.allocator
     try:
         return args._run(args)
     except PBAError as err:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pba.timing import TimeBreakdown
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from pba.cli.options import (
@@ -104,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
                               tensorboard=args.tensorboard, compile=args.compile,
                               progress=not args.no_progress)
     print(f"test error {result['test_error']:.2f}% ({args.out / training_run.RESULT})")
+    print(f"time: {TimeBreakdown.from_dict(result['time']).describe()}")
     return 0
 
 

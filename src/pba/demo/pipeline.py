@@ -55,6 +55,7 @@ from pba.recorders import search_recorders
 from pba.search import SearchConfig, rundir
 from pba.search.rundir import RunDir
 from pba.search.runner import resume_search, run_search
+from pba.timing import LOADING, Stopwatch
 
 
 def run_demo(
@@ -87,21 +88,22 @@ def run_demo(
     """
     out = Path(out)
     check_demo_dir(out)  # before the lock creates anything
-    started = time.monotonic()
+    started, watch = time.monotonic(), Stopwatch()
     with DemoDir(out).owned("pba demo"):
         try:
             _run_demo(demo, out, reference, first_seed, budget, dict(given or {}), started,
-                      device, precision, data_dir, download, workers, progress)
+                      watch, device, precision, data_dir, download, workers, progress)
         finally:
             if (out / DEMO_FILE).is_file():
-                add_wall_time(out, time.monotonic() - started)
+                add_wall_time(out, time.monotonic() - started, watch.breakdown())
         return demo_report(out)
 
 
 def _run_demo(
     demo: DemoConfig, out: Path, reference: str | Path | None, first_seed: int | None,
-    budget: float | None, given: dict, started: float, device: str, precision: str,
-    data_dir: str | Path | None, download: bool, workers: int | None, progress: bool,
+    budget: float | None, given: dict, started: float, watch: Stopwatch, device: str,
+    precision: str, data_dir: str | Path | None, download: bool, workers: int | None,
+    progress: bool,
 ) -> None:
     plan = None
     if (out / DEMO_FILE).is_file():
@@ -109,12 +111,13 @@ def _run_demo(
     else:
         demo, plan = _new_demo(demo, budget, given, reference is not None, started,
                                device=device, precision=precision, data_dir=data_dir,
-                               download=download, workers=workers, progress=progress)
+                               download=download, workers=workers, progress=progress,
+                               watch=watch)
     demo, reference, first_seeds = open_demo(demo, out, reference, first_seed, plan,
                                              sorted(given))
     search = demo.search_config()
     search_dir = out / DEMO_SEARCH
-    options = {"data_dir": data_dir, "download": download,
+    options = {"data_dir": data_dir, "download": download, "watch": watch,
                "recorders": search_recorders(progress=progress),
                **({} if workers is None else {"workers": workers})}
     if not (search_dir / rundir.SCHEDULE).is_file():
@@ -140,13 +143,13 @@ def _run_demo(
         _say(progress, f"pba demo 2/2: {len(todo)} final models ({demo.model}, {demo.epochs} "
                        f"epochs) of {len(jobs)}")
         train_finals(todo, device=device, data_dir=data_dir, download=download,
-                     workers=workers, progress=progress)
+                     workers=workers, progress=progress, watch=watch)
 
 
 def _new_demo(
     demo: DemoConfig, budget: float | None, given: dict, reference: bool, started: float, *,
     device: str, precision: str, data_dir: str | Path | None, download: bool,
-    workers: int | None, progress: bool,
+    workers: int | None, progress: bool, watch: Stopwatch,
 ) -> tuple[DemoConfig, Plan | None]:
     """A new demo's regime: planned for `budget` on this device, or `demo`'s with `given`
     (its images capped to the data's pool), and the plan."""
@@ -160,10 +163,12 @@ def _new_demo(
         plan = plan_budget(search, budget, started, final_model=demo.model,
                            final_models=demo.final_models(reference), given=given,
                            device=device, precision=precision, workers=workers,
-                           data_dir=data_dir, download=download, progress=progress)
+                           data_dir=data_dir, download=download, progress=progress,
+                           watch=watch)
         return _with_regime(demo, plan.regime), plan
-    data = load_dataset(search.dataset, data_dir, download=download,
-                        image_size=search.image_size, progress=loading_bar(progress))
+    with watch.phase(LOADING):
+        data = load_dataset(search.dataset, data_dir, download=download,
+                            image_size=search.image_size, progress=loading_bar(progress))
     facts = data_facts(search, data, demo.final_models(reference))
     sizes = split_sizes(int(given.get("train_size", search.train_size or facts.pool)), facts)
     if sizes is None:

@@ -1,6 +1,6 @@
 """A demo directory (laid out as `pba.demo` says) and its record, demo.json: what the demo runs,
-the published schedule, the first seed of every set of final models, the processes' wall time,
-the budget's plan and the final models' refit.
+the published schedule, the first seed of every set of final models, the processes' wall time
+and where it went (`pba.timing`), the budget's plan and the final models' refit.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pba.demo.config import DEFAULT_FIRST_SEED, DemoConfig
 from pba.directory import RunDirectory
 from pba.errors import PBAError
 from pba.lock import LOCK
+from pba.timing import TimeBreakdown
 
 DEMO_FILE = "demo.json"
 DEMO_SEARCH = "search"
@@ -88,10 +89,13 @@ def write_demo_file(out: Path, doc: dict) -> None:
     DemoDir(out).write_json(DEMO_FILE, doc)
 
 
-def add_wall_time(out: Path, seconds: float) -> None:
-    """Count a demo process's wall time in demo.json (the report's time is their sum)."""
+def add_wall_time(out: Path, seconds: float, breakdown: TimeBreakdown) -> None:
+    """Count a demo process's wall time, and where it went, in demo.json (the report's time
+    is their sum)."""
     doc = read_demo_file(out)
-    write_demo_file(out, doc | {"wall_s": doc.get("wall_s", 0.0) + seconds})
+    time = TimeBreakdown.from_dict(doc.get("time")) + breakdown
+    write_demo_file(out, doc | {"wall_s": doc.get("wall_s", 0.0) + seconds,
+                                "time": time.to_dict()})
 
 
 def check_demo_dir(out: Path) -> None:

@@ -47,7 +47,8 @@ def demo_report(out: str | Path) -> str:
             "image_size": size, "baseline": search.settled_baseline().describe(),
             "test_split": test_split(search.dataset, sizes.get("test_images"))}
     times = {"search_s": search_cost(search_dir).wall_s, "final_models_s": train_s,
-             "final_models": trained, "demo_wall_s": doc.get("wall_s", 0.0)}
+             "final_models": trained, "demo_wall_s": doc.get("wall_s", 0.0),
+             "breakdown": doc.get("time")}
     if doc.get("plan"):
         times |= {"budget_s": doc["plan"]["budget_s"],
                   "expected_s": doc["plan"]["expected_s"]}

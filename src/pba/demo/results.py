@@ -16,7 +16,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 
 from pba.formatting import duration, markdown_table, mean_sd
-from pba.verdict import ARM_NAMES, EFFORT, Comparison, advice, recommend
+from pba.timing import TimeBreakdown
+from pba.verdict import ARM_NAMES, EFFORT, UNCLEAR, Comparison, advice, recommend
 
 OURS = "pba"  # the arm trained with the search's own schedule
 # The verdicts in the order they are read: the two that decide whether the search paid off first.
@@ -87,6 +88,9 @@ def render(doc: dict, title: str) -> str:
             outcome = v["outcome"] or "no verdict"
             lines.append(f"- against {ARM_NAMES[other]}: **{outcome}**, {v['text']}")
         lines.append("")
+        power = (doc["plan"].get("budget") or {}).get("power")
+        if power and doc["verdicts"].get("baseline", {}).get("outcome") == UNCLEAR:
+            lines += ["What this regime could show: " + "; ".join(power) + ".", ""]
     if len(doc["seed_sets"]) > 1:
         shown = [o for o in VERDICT_ORDER if o in doc["verdicts"]]
         rows = [[_span(s["first_seed"], s["arms"]),
@@ -116,6 +120,9 @@ def render(doc: dict, title: str) -> str:
                  + (f"; its first run was planned for a budget of {duration(times['budget_s'])} "
                     f"(expected: {duration(times['expected_s'])})." if times.get("budget_s")
                     else "."))
+    if times.get("breakdown"):
+        spent = TimeBreakdown.from_dict(times["breakdown"])
+        lines += ["", f"Where the time went: {spent.describe()}."]
     return "\n".join(lines) + "\n"
 
 

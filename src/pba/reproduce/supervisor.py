@@ -22,6 +22,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import NamedTuple
 
+from pba.allocator import keep_freed_memory
 from pba.errors import PBAError
 
 SAFETY = 1.25  # the next round or epoch is assumed to take this much longer than the last
@@ -60,6 +61,7 @@ def start(target: Callable[..., None], *args: object) -> Child:
 def _child_main(target: Callable[..., None], args: tuple, errors: Connection) -> None:
     # Line by line, so that in a log the child's lines and the watchdog's stay in order.
     sys.stdout.reconfigure(line_buffering=True)
+    keep_freed_memory()  # a fresh interpreter of pba's own (pba.allocator)
     try:
         target(*args)
     except KeyboardInterrupt:  # the watchdog's stop (or Ctrl-C): resume points are intact

@@ -1,11 +1,14 @@
-"""What a search did, as small typed records (spec section 6's steps).
+"""What a search did, as small typed records (docs/algorithm.md §5's steps).
 
 Each round produces, in order: a `Train` per member, an `Evaluate` per member, then an
 `Exploit` per clone (a bottom-quantile target copies a top-quantile source), an `Explore` per
 bottom-quantile member (its perturbed policy: the source's where it cloned one; under
 `--selection significant` a member that was not clearly worse perturbs its own), and last one
 `Round` summary. Each process that ran the search
-leaves a `Start`. Both backends produce these (`pba.search.pbt.PBT.step`, and
+leaves a `Start`, and the process that finished it a `Finish`. A `Round` and the `Finish` carry
+the seconds of each phase (`pba.timing`) since the event before them: the round's training,
+evaluation and exploit/explore, and what came between (loading, the previous round's
+checkpoints and reporting). Both backends produce these (`pba.search.pbt.PBT.step`, and
 `pba.search.ray_log.population_events` from Tune's logs); the lineage, the report, the progress
 line, the plots and TensorBoard read them.
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from pba.errors import PBAError
@@ -90,11 +93,21 @@ class Round:
     images: int  # trained by every member together
     seconds: float
     time: float  # time.time() when it ended
+    # phase -> seconds since the event before (`pba.timing`); empty in runs of before it and
+    # with Ray
+    phases: dict = field(default_factory=dict)
 
 
-Event = Start | Train | Evaluate | Exploit | Explore | Round
+@dataclass(frozen=True)
+class Finish:
+    KIND: ClassVar[str] = "finish"
+    time: float  # time.time() when the schedule and the reports were written
+    phases: dict = field(default_factory=dict)  # since the last round
+
+
+Event = Start | Train | Evaluate | Exploit | Explore | Round | Finish
 KINDS: dict[str, type[Event]] = {c.KIND: c for c in (Start, Train, Evaluate, Exploit, Explore,
-                                                     Round)}
+                                                     Round, Finish)}
 
 
 def to_json(event: Event) -> dict:
@@ -115,7 +128,7 @@ def from_json(doc: dict) -> Event:
     values = {}
     for f in dataclasses.fields(kind):
         if f.name not in doc:
-            if f.default is dataclasses.MISSING:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise PBAError(f"a {kind.KIND} event without {f.name!r}: {str(doc)[:80]}")
             continue
         value = doc[f.name]

@@ -1,4 +1,4 @@
-"""Population Based Training as PBA runs it (spec section 6): a small state machine.
+"""Population Based Training as PBA runs it (docs/algorithm.md §5): a small state machine.
 
 Each round: every member trains `interval` epochs with its own policy (train), is scored on the
 validation split (evaluate), the bottom quantile clones the weights, optimiser state and policy
@@ -26,6 +26,7 @@ from pba.ops.registry import DEFAULT_OPS, OpSet
 from pba.policy import Policy, explore
 from pba.search.events import Evaluate, Event, Exploit, Explore, Round, Train
 from pba.search.lineage import Lineage
+from pba.timing import EVALUATION, EXPLOIT_EXPLORE, TRAINING, Stopwatch
 
 if TYPE_CHECKING:
     from pba.recipes import Recipe
@@ -228,12 +229,17 @@ OnRound = Callable[[SearchState, list[Event]], None]
 
 
 class PBT:
-    """Runs rounds of PBT over an engine's population, one `step()` per round."""
+    """Runs rounds of PBT over an engine's population, one `step()` per round. `watch` times
+    each round's phases (and holds what the caller timed between rounds) for its `Round`."""
 
-    def __init__(self, engine: Engine, state: SearchState, on_round: OnRound) -> None:
+    def __init__(
+        self, engine: Engine, state: SearchState, on_round: OnRound,
+        watch: Stopwatch | None = None,
+    ) -> None:
         self.engine = engine
         self.state = state
         self.on_round = on_round
+        self.watch = watch or Stopwatch()
 
     def run(self) -> SearchState:
         while not self.state.finished:
@@ -243,20 +249,23 @@ class PBT:
     def step(self) -> list[Event]:
         """One round: train, evaluate, then (unless it was the last) exploit and explore;
         record the events. Returns them."""
-        state = self.state
+        state, watch = self.state, self.watch
         started = time.perf_counter()
         start, end = state.epoch, min(state.epoch + state.config.interval, state.config.epochs)
-        events: list[Event] = list(self._train(start, end))
-        events += self._evaluate(end, [e.loss for e in events])
+        with watch.phase(TRAINING):
+            events: list[Event] = list(self._train(start, end))
+        with watch.phase(EVALUATION):
+            events += self._evaluate(end, [e.loss for e in events])
         if end < state.config.epochs:
-            pairs = exploit_pairs(state.scores, state.config.quantile, state.rng)
-            copies = pairs
-            if state.config.selection == "significant":
-                accuracies = [e.accuracy for e in events if isinstance(e, Evaluate)]
-                copies = significant_copies(pairs, accuracies, state.scores,
-                                            len(self.engine.data.val))
-            events += self._exploit(end, copies)
-            events += self._explore(end, pairs, copies)
+            with watch.phase(EXPLOIT_EXPLORE):
+                pairs = exploit_pairs(state.scores, state.config.quantile, state.rng)
+                copies = pairs
+                if state.config.selection == "significant":
+                    accuracies = [e.accuracy for e in events if isinstance(e, Evaluate)]
+                    copies = significant_copies(pairs, accuracies, state.scores,
+                                                len(self.engine.data.val))
+                events += self._exploit(end, copies)
+                events += self._explore(end, pairs, copies)
         events.append(self._summary(end, events, time.perf_counter() - started))
         state.epoch, state.round = end, state.round + 1
         for event in events:
@@ -305,4 +314,5 @@ class PBT:
         best = self.state.best()
         return Round(self.state.round, epoch, best, accuracies[best],
                      float(np.median(accuracies)),
-                     sum(e.images for e in events if isinstance(e, Train)), seconds, time.time())
+                     sum(e.images for e in events if isinstance(e, Train)), seconds, time.time(),
+                     self.watch.lap())

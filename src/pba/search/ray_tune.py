@@ -23,6 +23,7 @@ from ray.tune.experiment import Trial
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.schedulers import PopulationBasedTraining
 
+from pba.allocator import keep_freed_memory
 from pba.augment import make_augment
 from pba.data import DatasetSplits, ImageSet
 from pba.ops.registry import DEFAULT_OPS, OpSet
@@ -43,7 +44,7 @@ CHECKPOINT_FILE = "member.pt"
 
 
 def evaluates_at(epoch: int, config: SearchConfig) -> bool:
-    """Members are scored where PBT uses the score: at the end of every round (spec section 10:
+    """Members are scored where PBT uses the score: at the end of every round (docs/algorithm.md §5:
     evaluating the validation split after every epoch would cost more than training)."""
     return epoch % config.interval == 0 or epoch == config.epochs
 
@@ -60,6 +61,7 @@ def train_member(
     policy is all the config holds (the rest comes through `tune.with_parameters`), so that
     Tune's policy logs read as the reference ones.
     """
+    keep_freed_memory()  # Ray's worker process runs pba alone (pba.allocator)
     member = member_index(tune.get_context().get_trial_id())
     device = torch.device(device)
     recipe = search.recipe(resolve_precision(precision, device))

@@ -22,7 +22,7 @@ from pba.device import resolve_device
 from pba.errors import PBAError
 from pba.lock import owned
 from pba.precision import resolve_precision
-from pba.search.events import Event, Start
+from pba.search.events import Event, Finish, Start
 from pba.search.local import LocalEngine
 from pba.search.pbt import ENGINES, PBT, Engine, SearchState
 from pba.search.presets import SearchConfig
@@ -30,6 +30,7 @@ from pba.search.recorder import Recorder, Recorders
 from pba.search.rundir import RunDir, SearchResult
 from pba.search.setup import load_search_data, run_record, settle_baseline
 from pba.search.vectorized import VectorizedEngine
+from pba.timing import BASELINE_CHECK, CHECKPOINTS, LOADING, REPORTING, Stopwatch
 
 
 def run_search(
@@ -47,6 +48,7 @@ def run_search(
     recorders: Sequence[Recorder] = (),
     compile: bool = False,
     budget: dict | None = None,
+    watch: Stopwatch | None = None,
 ) -> SearchResult:
     """Search from scratch into the new run directory `out`. `engine` is one of ENGINES,
     `precision` one of `pba.precision.PRECISIONS`; `workers` members train at once with the
@@ -55,21 +57,26 @@ def run_search(
     the search's progress (`pba.recorders.search_recorders`: bars, plots, summary.md,
     TensorBoard); `compile` hands the vectorized engine's network and step to `torch.compile`
     (CUDA only). `budget` is the plan that sized `config` (`pba.budget.Plan.to_dict`),
-    recorded in config.json."""
-    started = time.time()
+    recorded in config.json. `watch` times the search's phases (`pba.timing`; a caller's
+    watch also counts them in its own total)."""
+    started, watch = time.time(), _fresh_lap(watch)
     RunDir.check_new(out)  # before minutes of data loading
     heard = Recorders(recorders)
     with owned(out, "pba search"), RunDir.discarded_on_failure(out):
         settings = _settings(config, device, engine, precision, workers, compile)
-        data = load_search_data(config, data_dir, download, skip_unreadable, heard.loading)
-        config, check = settle_baseline(config, data, device=settings.device,
-                                        precision=settings.precision, workers=workers,
-                                        progress=heard.verbose)
+        with watch.phase(LOADING):
+            data = load_search_data(config, data_dir, download, skip_unreadable, heard.loading)
+        with watch.phase(BASELINE_CHECK):
+            config, check = settle_baseline(config, data, device=settings.device,
+                                            precision=settings.precision, workers=workers,
+                                            progress=heard.verbose)
         run = RunDir.create(out, run_record(
             config, data, check, preset=preset, device=device, engine=engine,
             precision=precision, data_dir=data_dir, skip_unreadable=skip_unreadable,
             budget=budget))
-        return _run(run, config, settings.build(config, data), settings.device, started, heard)
+        with watch.phase(LOADING):  # the members' networks
+            search_engine = settings.build(config, data)
+        return _run(run, config, search_engine, settings.device, started, heard, watch)
 
 
 def resume_search(
@@ -83,23 +90,24 @@ def resume_search(
     download: bool = False,
     recorders: Sequence[Recorder] = (),
     compile: bool = False,
+    watch: Stopwatch | None = None,
 ) -> SearchResult:
     """Continue the search in `out` from its last complete round (reading the data as it
     started: with `skip_unreadable` if it did). `device`, `engine`,
     `precision` and `data_dir` default to those it was started with (both engines read each
     other's checkpoints, so a search may change engine or precision when it resumes);
-    `workers`, `recorders` and `compile` as in `run_search`."""
+    `workers`, `recorders`, `compile` and `watch` as in `run_search`."""
     started = time.time()
     RunDir.open_unfinished(out)  # before the lock creates anything
     with owned(out, "pba search --resume"):
         return _resume(out, device, engine, precision, workers, data_dir, download,
-                       Recorders(recorders), compile, started)
+                       Recorders(recorders), compile, started, _fresh_lap(watch))
 
 
 def _resume(
     out: str | Path, device: str | None, engine: str | None, precision: str | None,
     workers: int | None, data_dir: str | Path | None, download: bool, heard: Recorders,
-    compile: bool, started: float,
+    compile: bool, started: float, watch: Stopwatch,
 ) -> SearchResult:
     run = RunDir.open_unfinished(out)  # again: another owner may have finished it meanwhile
     doc = run.config()
@@ -113,9 +121,19 @@ def _resume(
                          engine or doc.get("engine", "auto"),
                          # runs from before --precision trained the CPU's way: fp32
                          precision or doc.get("precision", "fp32"), workers, compile)
-    data = load_search_data(config, data_dir, download, doc.get("skip_unreadable", False),
-                            heard.loading)
-    return _run(run, config, settings.build(config, data), settings.device, started, heard)
+    with watch.phase(LOADING):
+        data = load_search_data(config, data_dir, download, doc.get("skip_unreadable", False),
+                                heard.loading)
+        search_engine = settings.build(config, data)
+    return _run(run, config, search_engine, settings.device, started, heard, watch)
+
+
+def _fresh_lap(watch: Stopwatch | None) -> Stopwatch:
+    """`watch` (a new one if None) with its lap begun now: the search's first round counts
+    only what the search timed."""
+    watch = watch or Stopwatch()
+    watch.lap()
+    return watch
 
 
 def choose_engine(engine: str, model: str, device: torch.device) -> type[Engine]:
@@ -178,9 +196,10 @@ def _settings(
 
 def _run(
     run: RunDir, config: SearchConfig, engine: Engine, device: torch.device,
-    started: float, heard: Recorders,
+    started: float, heard: Recorders, watch: Stopwatch,
 ) -> SearchResult:
-    state = run.restore(config.pbt(), engine)
+    with watch.phase(LOADING):  # the members' checkpoints, when it resumes
+        state = run.restore(config.pbt(), engine)
     run.append([Start(started, state.round, state.epoch, _device_name(device, engine),
                        engine.recipe.precision)])
     try:
@@ -188,12 +207,17 @@ def _run(
         engine.progress = heard.trained
 
         def record(state: SearchState, events: list[Event]) -> None:
-            run.commit(state, events, engine)
-            heard.round_done(state, events)
+            with watch.phase(CHECKPOINTS):
+                run.commit(state, events, engine)
+            with watch.phase(REPORTING):
+                heard.round_done(state, events)
 
-        PBT(engine, state, record).run()
+        PBT(engine, state, record, watch).run()
         best = state.best()
-        schedule = run.save_schedule(state, state.lineage.schedule(best), best)
+        with watch.phase(CHECKPOINTS):
+            schedule = run.save_schedule(state, state.lineage.schedule(best), best)
+        # Logged before the reports, so that summary.md counts the whole search.
+        run.append([Finish(time.time(), watch.lap())])
         heard.finished(run, state, schedule, best)
     finally:
         heard.close()

@@ -114,7 +114,7 @@ class VectorizedEngine:
         # The members LocalEngine would build from this seed: same weights, same data streams.
         states = init_members(model, data.num_classes, recipe, population, seed=seed,
                               device=self.device)
-        self.memory_format = memory_format(recipe.precision)
+        self.memory_format = memory_format(recipe.precision, self.device)
         self.input_dtype = torch.bfloat16 if recipe.precision == "bf16" else torch.float32
         # Normalised once, so that an evaluation is nothing but forward passes (bf16 is the
         # precision autocast gives the first convolution anyway).
