@@ -41,7 +41,7 @@ from pba.search.vectorized import VectorizedEngine
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The paper preset (spec section 6): 200 epochs of 4,000 images (31 full batches of 128) for
+# The paper preset (docs/algorithm.md §5): 200 epochs of 4,000 images (31 full batches of 128) for
 # 16 members, scored on 46,000 validation images every 3 epochs and at the end.
 PAPER_EPOCHS = 200
 PAPER_IMAGES_PER_EPOCH = 4000 // 128 * 128

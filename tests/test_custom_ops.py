@@ -40,7 +40,7 @@ def test_the_mirror_ops_batched_path_is_its_pillow_path(cifar_images) -> None:
     policy = Policy.zeros(ops).replace("Mirror", 0, probability=10)
     out = apply_policy(cifar_images, policy, CIFAR10_FILL, torch.Generator().manual_seed(0))
     mirrored = (out == cifar_images.flip(-1)).flatten(1).all(1).float().mean()
-    assert 0.7 < mirrored < 0.9  # 80% of images get at least one op (spec section 3)
+    assert 0.7 < mirrored < 0.9  # 80% of images get at least one op (docs/algorithm.md §3)
 
 
 def test_op_specs_fail_clearly() -> None:

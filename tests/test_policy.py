@@ -1,4 +1,4 @@
-"""Policy layout and validation, and the per-image op sampling of spec section 3."""
+"""Policy layout and validation, and the per-image op sampling of docs/algorithm.md §3."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The baseline augmentation every run applies after its policy: any of pad-crop, horizontal flip
-and Cutout (spec section 4), chosen per dataset.
+and Cutout (docs/algorithm.md §4), chosen per dataset.
 
     base = Baseline.parse("crop,flip,cutout", cutout_size=16)   # CIFAR's
     images = base(images, fill, generator)

@@ -2,7 +2,7 @@
 
 The policy vector holds, for each of two copies ("slots") of the op set, a probability level
 p in 0..10 and a magnitude m in 0..9 per op, laid out
-[p0, m0, p1, m1, ..., | p0', m0', ...] (spec section 2).
+[p0, m0, p1, m1, ..., | p0', m0', ...] (docs/algorithm.md §2).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pba.ops.registry import DEFAULT_OPS, REFERENCE_SIDE, OpSet
 SLOTS = 2
 MAX_PROBABILITY = 10
 MAX_MAGNITUDE = 9
-# Number of ops an image gets: 0, 1 or 2 with these probabilities (spec section 3).
+# Number of ops an image gets: 0, 1 or 2 with these probabilities (docs/algorithm.md §3).
 COUNT_PROBABILITIES = (0.2, 0.3, 0.5)
-# Explore (spec section 6).
+# Explore (docs/algorithm.md §7).
 RESAMPLE_PROBABILITY = 0.2
 MAX_STEP = 3
 
@@ -205,7 +205,8 @@ def sample_ops(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> SampledOps:
-    """Draw, independently for each of `n` images, which ops the policy applies (spec section 3).
+    """Draw, independently for each of `n` images, which ops the policy applies
+    (docs/algorithm.md §3).
 
     Count 0/1/2 with probabilities (0.2, 0.3, 0.5); the 2 * len(ops) (op, p, m) entries are walked
     in a uniformly random order, each firing with probability p/10, until `count` have fired.
@@ -253,8 +254,9 @@ def _entries(policy: Policy, device: torch.device) -> tuple[torch.Tensor, ...]:
 
 
 def explore(policy: Policy, rng: np.random.Generator) -> Policy:
-    """PBA's explore (spec section 6), entry by entry: resample with probability 0.2, otherwise
-    step by an amount drawn from {0, 1, 2, 3}, down or up with equal chance, clipped to range."""
+    """PBA's explore (docs/algorithm.md §7), entry by entry: resample with probability 0.2,
+    otherwise step by an amount drawn from {0, 1, 2, 3}, down or up with equal chance, clipped
+    to range."""
     values = np.asarray(policy.values)
     cap = np.where(np.arange(values.size) % 2 == 0, MAX_PROBABILITY, MAX_MAGNITUDE)
     resample = rng.random(values.size) < RESAMPLE_PROBABILITY

@@ -1,4 +1,4 @@
-"""The paper's training recipes (spec sections 4 and 8): `Recipe`, the lr/weight-decay table
+"""The paper's training recipes (docs/algorithm.md §4 and §10): `Recipe`, the lr/weight-decay table
 of its final models, and the learning-rate schedules.
 
     recipe = default_recipe("reduced_cifar10", "wrn_28_10", precision="bf16")
@@ -57,8 +57,9 @@ class Recipe:
                            f"{self.weight_decay}, {self.grad_clip}")
 
 
-# (lr, weight decay) of the paper's final models (spec section 8; the full-dataset rows follow
-# the reference implementation's scripts). Any other pair gets the search's setting below.
+# (lr, weight decay) of the paper's final models (docs/algorithm.md §10; the full-dataset rows
+# follow the reference implementation's scripts). Any other pair gets the search's setting
+# below.
 _PAPER_LR_WD: dict[tuple[str, str], tuple[float, float]] = {
     ("reduced_cifar10", "wrn_28_10"): (0.05, 5e-3),
     ("reduced_cifar10", "shake_shake_26_2x96d"): (0.025, 2.5e-3),
@@ -83,8 +84,8 @@ def default_recipe(dataset: str, model: str, *, precision: str = "fp32") -> Reci
     SVHN-family runs last 160 epochs, CIFAR-family and folder runs
     200, Shake-Shake and PyramidNet on full CIFAR 1,800; PyramidNet uses batches of 64. Pairs the
     paper did not train get the search's lr 0.1 and weight decay 5e-4 (SVHN: 5e-3). WRNs on
-    SVHN use the step learning-rate schedule, as the reference code trained them (spec
-    section 8); everything else the cosine.
+    SVHN use the step learning-rate schedule, as the reference code trained them
+    (docs/algorithm.md §12); everything else the cosine.
     """
     svhn = "svhn" in dataset.split(":")[0]
     lr, wd = _PAPER_LR_WD.get((dataset, model), (0.1, 5e-3 if svhn else 5e-4))

@@ -25,7 +25,7 @@ from pba.verdict import ARM_NAMES, BEATS, EFFORT, Comparison, advice, recommend
 THIS_SEARCH = "pba (this search)"
 BASELINE = "baseline"
 
-# Test error (%) of the paper's PBA schedules (spec section 9), by (dataset, model).
+# Test error (%) of the paper's PBA schedules (docs/algorithm.md §11), by (dataset, model).
 PAPER_PBA_ERROR = {
     ("cifar10", "wrn_28_10"): 2.58,
     ("cifar10", "shake_shake_26_2x32d"): 2.54,

@@ -54,7 +54,7 @@ class Stats:
     std: Triple
 
 
-# The paper's statistics of the standard training subsets (spec section 4). They are used for
+# The paper's statistics of the standard training subsets (docs/algorithm.md §4). They are used for
 # those subsets as the paper does, rather than statistics recomputed from a local copy whose
 # bytes may differ (e.g. a JPEG re-encoding of CIFAR-10).
 CIFAR10_STATS = Stats((0.49139968, 0.48215841, 0.44653091), (0.24703223, 0.24348513, 0.26158784))

@@ -20,7 +20,7 @@ from pba.search import rundir
 from pba.search.rundir import RunDir
 from pba.search_cost import cost_line, search_cost
 
-PAPER_SEARCH_GPU_HOURS = 5.0  # spec section 6: about 5 GPU-hours on a Titan XP
+PAPER_SEARCH_GPU_HOURS = 5.0  # docs/algorithm.md §11: about 5 GPU-hours on a Titan XP
 PROGRESS = "progress.json"  # per stage: wall time and devices of the processes that ran it
 RESULTS_MD, RESULTS_JSON = "results.md", "results.json"
 

@@ -2,7 +2,7 @@
 
 When a member clones another (PBT's exploit) it inherits the other's past as its own: the
 weights it now holds were trained with those policies. So the schedule a search outputs is the
-best final member's history (spec section 6). The history is rebuilt from the search's event
+best final member's history (docs/algorithm.md §8). The history is rebuilt from the search's event
 log (population.jsonl) by replaying its "train" and "exploit" events in order, which is also
 how a resumed search recovers it.
 """

@@ -102,12 +102,12 @@ _CPU = {"model": "wrn_10_1", "dataset": "reduced_cifar10", "quantile": 0.25, "lr
         "weight_decay": 5e-4}
 
 PRESETS: dict[str, SearchConfig] = {
-    # The paper's searches (spec section 6): about 5 and 1 GPU-hours. The model is WRN-40-2, as
-    # the paper says; the reference code built its "wrn_40_2" at depth 28 (a WRN-28-2, about
-    # 2/3 of the compute), which matters when comparing search costs.
+    # The paper's searches (docs/algorithm.md §5): about 5 and 1 GPU-hours. The model is
+    # WRN-40-2, as the paper says; the reference code built its "wrn_40_2" at depth 28 (a
+    # WRN-28-2, about 2/3 of the compute), which matters when comparing search costs.
     "paper-rcifar10": SearchConfig(dataset="reduced_cifar10", epochs=200, weight_decay=5e-4,
                                    **_PAPER),
-    # The reference code searched SVHN with a step learning rate (spec section 8).
+    # The reference code searched SVHN with a step learning rate (docs/algorithm.md §12).
     "paper-rsvhn": SearchConfig(dataset="reduced_svhn", epochs=160, weight_decay=5e-3,
                                 lr_schedule="step", **_PAPER),
     # The search of `pba demo`, sized for two CPU cores in a regime where augmentation pays off,

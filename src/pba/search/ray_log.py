@@ -23,7 +23,7 @@ EXPERIMENT = "ray"  # DIR/ray: Tune's experiment
 BACKEND_FILE = "backend.json"  # DIR/ray/backend.json
 ROWS_FILE = "members.jsonl"  # DIR/ray/members.jsonl: every member's row of every epoch
 # The trial-config key of a member's policy: the key the reference PBT policy logs use, so
-# that Tune's pbt_policy_*.txt files parse as schedules (spec section 7).
+# that Tune's pbt_policy_*.txt files parse as schedules (docs/algorithm.md §9).
 POLICY_KEY = "hp_policy"
 
 
