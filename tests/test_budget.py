@@ -277,7 +277,7 @@ def test_a_budget_below_the_floor_names_one_that_reaches_it() -> None:
     lines = power_statement(small.regime, need)
     assert f"{small.regime.final_epochs} epochs" in lines[0]
     assert "expect no clear difference" in lines[-1]
-    assert f"pba demo --budget {round(need / 60)}m" in lines[-1]
+    assert f"--budget {round(need / 60)}m and a new --out" in lines[-1]
     assert "within the one where" in power_statement(plan(need, rates=rates).regime, None)[-1]
     assert power_statement(small.regime, None)[-1].endswith("no budget within a day reaches "
                                                             "it on this device")

@@ -47,7 +47,7 @@ def power_statement(regime: Regime, need_s: float | None, seeds: int = 3) -> tup
         return tuple(lines)
     reach = ("no budget within a day reaches it on this device" if need_s is None else
              f"a budget of {duration(need_s)} reaches {MIN_FINAL_EPOCHS} final epochs on this "
-             f"device: pba demo --budget {round(need_s / 60)}m")
+             f"device: the same command with --budget {round(need_s / 60)}m and a new --out")
     lines.append(f"this budget is below that regime on this device, so expect no clear "
                  f"difference; {reach}")
     return tuple(lines)
