@@ -13,7 +13,7 @@ from torch import nn
 from pba import train as training
 from pba.allocator import keep_freed_memory
 from pba.augment import make_augment
-from pba.data import ImageSet, load_dataset
+from pba.data import ImageSet, load_dataset, normalize
 from pba.recipes import Recipe
 from pba.search import preset
 from pba.search.runner import run_search
@@ -180,18 +180,24 @@ def test_importing_pba_leaves_the_allocator_alone() -> None:
 
 def test_channels_last_trains_like_the_contiguous_layout(cifar, monkeypatch) -> None:
     """fp32 on a CPU trains in channels_last (pba.precision): the same run in either layout
-    ends with the same loss and accuracy up to float rounding."""
+    differs by float rounding only. After 2 epochs the training loss agrees within 0.1%, and
+    the two models' test predictions agree far more often than those of the same run on
+    another seed (near chance a rounding difference flips a few borderline images)."""
     recipe = Recipe(epochs=2, lr=0.1, weight_decay=5e-4, batch_size=64)
     images = ImageSet(cifar.train.images[:512], cifar.train.labels[:512])
-    results = {}
-    for layout in (torch.contiguous_format, torch.channels_last):
+    test = normalize(cifar.test.images[:500], cifar.mean, cifar.std)
+    losses, predictions = [], []
+    for layout, seed in ((torch.contiguous_format, 3), (torch.channels_last, 3),
+                         (torch.contiguous_format, 4)):
         monkeypatch.setattr(training, "memory_format", lambda precision, device, f=layout: f)
-        state = training.init_state("wrn_10_1", 10, recipe, seed=3, device="cpu")
+        state = training.init_state("wrn_10_1", 10, recipe, seed=seed, device="cpu")
         _, metrics = training.train(state, images, 2, make_augment("baseline", cifar, recipe),
                                     recipe, mean=cifar.mean, std=cifar.std)
-        results[layout] = (metrics[-1]["train_loss"], training.evaluate(
-            state.model, ImageSet(cifar.test.images[:500], cifar.test.labels[:500]),
-            mean=cifar.mean, std=cifar.std))
-    (loss_a, eval_a), (loss_b, eval_b) = results.values()
-    assert math.isclose(loss_a, loss_b, rel_tol=1e-3)
-    assert abs(eval_a["accuracy"] - eval_b["accuracy"]) <= 0.01
+        losses.append(metrics[-1]["train_loss"])
+        state.model.eval()
+        with torch.no_grad():
+            predictions.append(state.model(test.contiguous(memory_format=layout)).argmax(1))
+    assert math.isclose(losses[0], losses[1], rel_tol=1e-3)
+    layouts = (predictions[0] == predictions[1]).float().mean().item()
+    seeds = (predictions[0] == predictions[2]).float().mean().item()
+    assert layouts >= 0.85 and layouts >= seeds + 0.2
