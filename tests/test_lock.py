@@ -64,9 +64,12 @@ def test_a_live_owner_is_named_and_a_killed_one_taken_over(tmp_path: Path, capsy
 
 def test_a_second_resume_of_a_running_search_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    first = subprocess.Popen([*PBA, "search", "--no-progress", "--preset", "smoke", "--out",
-                              str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             text=True)
+    # Long enough to outlast the second process's start: the smoke preset's 6 epochs end in a
+    # few seconds now that evaluation no longer page-faults.
+    epochs = 24
+    first = subprocess.Popen([*PBA, "search", "--no-progress", "--preset", "smoke", "--epochs",
+                              str(epochs), "--out", str(out)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
     wait_for(out / "state.json", first)  # its first round is committed; it is still running
     second = subprocess.run([*PBA, "search", "--resume", str(out)], capture_output=True,
                             text=True, timeout=120)
@@ -76,7 +79,8 @@ def test_a_second_resume_of_a_running_search_is_refused(tmp_path: Path) -> None:
     assert first.wait(timeout=300) == 0, first.stderr.read()
     rounds = [json.loads(line)["round"] for line in (out / "population.jsonl").open()
               if '"event": "round"' in line]
-    assert rounds == list(range(preset("smoke").pbt().rounds))  # no round written twice
+    config = preset("smoke").replace(epochs=epochs)
+    assert rounds == list(range(config.pbt().rounds))  # no round written twice
 
 
 def test_train_and_demo_directories_are_owned_too(tmp_path: Path, capsys) -> None:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from pba import models
+from pba import train as pba_train
 from pba.data import DatasetSplits, ImageSet, channel_stats, normalize
 from pba.data.datasets import default_baseline
 from pba.errors import PBAError
@@ -24,6 +25,7 @@ from pba.models.population import PopulationWRN
 from pba.policy import Policy
 from pba.recipes import Recipe
 from pba.search import PBT, PBTConfig, SearchState
+from pba.search import vectorized as vectorized_module
 from pba.search.events import Exploit
 from pba.search.local import LocalEngine
 from pba.search.vectorized import VectorizedEngine, sgd_step
@@ -36,6 +38,19 @@ ATOL = 1e-5
 # cancelling terms: in float32 they carry rounding of ~1e-5 (a member alone, float32 against
 # float64, differs by more). The parameters, which see them times the learning rate, meet ATOL.
 GRAD_ATOL = 1e-4
+
+
+@pytest.fixture(autouse=True)
+def contiguous_fp32(monkeypatch):
+    """The engines' arithmetic compared in one layout. fp32 on a CPU trains in channels_last
+    (pba.precision), where oneDNN's grouped convolutions (the packed population) and a member's
+    own accumulate in different orders: after one step, with two torch threads, parameters
+    differed by up to 5e-5; in the contiguous layout they meet ATOL."""
+    def layout(precision: str, device) -> torch.memory_format:
+        return torch.contiguous_format if precision == "fp32" else torch.channels_last
+
+    monkeypatch.setattr(pba_train, "memory_format", layout)
+    monkeypatch.setattr(vectorized_module, "memory_format", layout)
 
 
 @pytest.fixture(scope="module")
