@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 
 def child(spec: dict) -> dict:
@@ -143,49 +144,50 @@ def main() -> None:
     if args.part in ("eval", "both"):
         print("\n## Evaluation, per 10,000 images (median of "
               f"{args.repeats} runs, {args.images:,} images a run)\n")
-        print("| model | precision | threads | batch | allocator | layout | images/s | ratio "
-              "| user s | sys s | minor faults |")
-        print("|" + " --- |" * 11)
-        for model, precision, threads in itertools.product(args.models, precisions,
-                                                           args.threads):
-            specs = [{"part": "eval", "model": model, "precision": precision,
-                      "threads": threads, "images": args.images, "batch": batch,
-                      "allocator": allocator, "layout": layout}
-                     for batch, allocator, layout in itertools.product(
-                         ("1024", "rule"), ("default", "kept"),
-                         ("contiguous", "channels_last"))]
-            results = measure(specs, args.repeats)
-            first = median(results[0], "images_per_s")
-            for spec, runs in zip(specs, results, strict=True):
-                rate = median(runs, "images_per_s")
-                print(f"| {model} | {precision} | {threads} | {spec['batch']} | "
-                      f"{spec['allocator']} | {spec['layout']} | {rate:.0f} | "
-                      f"{rate / first:.2f} | {median(runs, 'user_s'):.1f} | "
-                      f"{median(runs, 'sys_s'):.1f} | {median(runs, 'minor_faults'):,.0f} |",
-                      flush=True)
+        table(args, precisions, {"part": "eval", "images": args.images},
+              {"batch": ("1024", "rule"), "allocator": ("default", "kept"),
+               "layout": ("contiguous", "channels_last")},
+              {"user s": lambda runs: f"{median(runs, 'user_s'):.1f}",
+               "sys s": lambda runs: f"{median(runs, 'sys_s'):.1f}",
+               "minor faults": lambda runs: f"{median(runs, 'minor_faults'):,.0f}"})
     if args.part in ("train", "both"):
         print(f"\n## Training steps, batch 64 (median step of {args.steps}, median of "
               f"{args.repeats} runs; allocator kept)\n")
-        print("| model | precision | threads | layout | compile | images/s | ratio | "
-              "warm-up s | sys share |")
-        print("|" + " --- |" * 9)
-        compiles = (False,) if args.no_compile else (False, True)
-        for model, precision, threads in itertools.product(args.models, precisions,
-                                                           args.threads):
-            specs = [{"part": "train", "model": model, "precision": precision,
-                      "threads": threads, "steps": args.steps, "allocator": "kept",
-                      "layout": layout, "compile": compiled}
-                     for compiled, layout in itertools.product(
-                         compiles, ("contiguous", "channels_last"))]
-            results = measure(specs, args.repeats)
-            first = median(results[0], "images_per_s")
-            for spec, runs in zip(specs, results, strict=True):
-                rate = median(runs, "images_per_s")
-                print(f"| {model} | {precision} | {threads} | {spec['layout']} | "
-                      f"{'yes' if spec['compile'] else 'no'} | {rate:.0f} | {rate / first:.2f} |"
-                      f" {median(runs, 'warm_up_s'):.1f} | {median(runs, 'sys_share'):.0%} |",
-                      flush=True)
+        table(args, precisions, {"part": "train", "steps": args.steps, "allocator": "kept"},
+              {"compile": (False,) if args.no_compile else (False, True),
+               "layout": ("contiguous", "channels_last")},
+              {"warm-up s": lambda runs: f"{median(runs, 'warm_up_s'):.1f}",
+               "sys share": lambda runs: f"{median(runs, 'sys_share'):.0%}"},
+              order=("layout", "compile"))
 
+
+def table(
+    args: argparse.Namespace, precisions: list[str], fixed: dict, varied: dict[str, tuple],
+    measured: dict[str, Callable[[list[dict]], str]], order: tuple[str, ...] | None = None,
+) -> None:
+    """One markdown table: for every model, precision and thread count a group of rows, one
+    per combination of the `varied` settings (taking turns, `measure`), each with its images/s,
+    its ratio to the group's first row and the `measured` columns. `order` is the varied
+    settings' column order (default: as given)."""
+    order = order or tuple(varied)
+    header = ["model", "precision", "threads", *order, "images/s", "ratio", *measured]
+    print("| " + " | ".join(header) + " |")
+    print("|" + " --- |" * len(header))
+    for model, precision, threads in itertools.product(args.models, precisions, args.threads):
+        specs = [{"model": model, "precision": precision, "threads": threads, **fixed,
+                  **dict(zip(varied, values, strict=True))}
+                 for values in itertools.product(*varied.values())]
+        results = measure(specs, args.repeats)
+        first = median(results[0], "images_per_s")
+        for spec, runs in zip(specs, results, strict=True):
+            rate = median(runs, "images_per_s")
+            cells = [model, precision, str(threads), *(_cell(spec[k]) for k in order),
+                     f"{rate:.0f}", f"{rate / first:.2f}", *(f(runs) for f in measured.values())]
+            print("| " + " | ".join(cells) + " |", flush=True)
+
+
+def _cell(value: object) -> str:
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 if __name__ == "__main__":
     main()
