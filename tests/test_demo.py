@@ -28,9 +28,9 @@ from pba.verdict import BEATS, UNCLEAR, WORSE, Comparison, recommend
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "rcifar10_16_wrn.txt"
 SMOKE_DEMO = DemoConfig(preset="smoke", model="wrn_10_1", epochs=2, lr=0.1, weight_decay=5e-4,
-                        seeds={"pba": 2, "baseline": 2, "trivialaugment": 2, "published": 1,
-                               "none": 1})
-ARM_DIRS = {"pba-seed1", "pba-seed2", "baseline-seed1", "baseline-seed2",
+                        seeds={"pba": 2, "ramp": 1, "baseline": 2, "trivialaugment": 2,
+                               "published": 1, "none": 1})
+ARM_DIRS = {"pba-seed1", "pba-seed2", "ramp-seed1", "baseline-seed1", "baseline-seed2",
             "trivialaugment-seed1", "trivialaugment-seed2", "published-seed1", "none-seed1"}
 DEMO_SCRIPT = (
     "import sys; from pba.demo import DemoConfig, run_demo; "
@@ -78,9 +78,10 @@ def test_killed_demo_on_a_folder_continues_and_reports(tmp_path: Path, capsys,
     for plot in ("schedule.png", "population.png"):
         assert (out / "search" / plot).read_bytes().startswith(b"\x89PNG")
     assert (out / "summary.md").read_text() == text
-    assert "| the searched schedule | 2 |" in text and "| the baseline | 2 |" in text
-    assert "| TrivialAugment | 2 |" in text and "| the published schedule | 1 |" in text
-    assert "| no augmentation | 1 |" in text
+    for name, seeds in [("the searched schedule", 2), ("the baseline", 2),
+                        ("TrivialAugment", 2), ("the published schedule", 1),
+                        ("no augmentation", 1), ("the search-free schedule", 1)]:
+        assert f"| {name} | {seeds} |" in text or f"| **{name}** | {seeds} |" in text
     assert "- against the baseline: **" in text and "- against TrivialAugment: **" in text
     assert "**Recommended: " in text
     assert "member-epochs" in text  # the search's cost
@@ -89,7 +90,12 @@ def test_killed_demo_on_a_folder_continues_and_reports(tmp_path: Path, capsys,
     assert {c["precision"] for c in configs} == {"fp32"}
 
     results = json.loads((out / "results.json").read_text())
-    assert set(results["arms"]) == {"pba", "baseline", "trivialaugment", "published", "none"}
+    assert set(results["arms"]) == {"pba", "ramp", "baseline", "trivialaugment", "published",
+                                    "none"}
+    board = {row["arm"]: row for row in results["leaderboard"]}
+    assert set(board) == set(results["arms"]) and board["pba"]["search_s"] > 0
+    assert board["ramp"]["search_s"] == 0 and board["published"]["search_s"] is None
+    assert all(row["train_s_per_model"] > 0 for row in board.values())
     assert results["arms"]["pba"]["seeds"] == [1, 2] == results["arms"]["trivialaugment"]["seeds"]
     errors = {arm: a["test_errors"] for arm, a in results["arms"].items()}
     for arm, a in results["arms"].items():
@@ -205,9 +211,9 @@ def test_schedule_notes_flag_a_schedule_that_never_augments() -> None:
 
 
 def test_demo_refuses_a_config_without_the_comparison() -> None:
-    with pytest.raises(PBAError, match="both need seeds"):
+    with pytest.raises(PBAError, match="arm needs seeds"):
         DemoConfig(preset="smoke", model="wrn_10_1", epochs=2, lr=0.1, weight_decay=0,
-                   seeds={"pba": 3})
+                   seeds={"baseline": 3, "trivialaugment": 3})
     with pytest.raises(PBAError, match="unknown arm"):
         DemoConfig(preset="smoke", model="wrn_10_1", epochs=2, lr=0.1, weight_decay=0,
                    seeds={"pba": 1, "baseline": 1, "mixup": 1})
@@ -237,4 +243,4 @@ def test_results_judge_each_set_of_seeds_and_all_together() -> None:
     assert text.startswith("# PBA demo x\n\n**Recommended: TrivialAugment.**")
     assert "- against the baseline: **beats**" in text
     assert "| 1-3 | beats: +3.50" in text and "| 11-13 | beats: " in text
-    assert "| TrivialAugment | 3 | 44.47 ± 0.40 | 44.10, 44.90, 44.40 |" in text
+    assert "| **TrivialAugment** | 3 | 44.47 ± 0.40 | 44.10, 44.90, 44.40 |" in text

@@ -1,5 +1,6 @@
-"""The training augmentation of a run, by name: none, the baseline, a PBA schedule, or
-torchvision's AutoAugment, RandAugment and TrivialAugment for comparison.
+"""The training augmentation of a run, by name: none, the baseline, a PBA schedule, the
+search-free schedule (`pba.ramp`), or torchvision's AutoAugment, RandAugment and
+TrivialAugment for comparison.
 
     augment = make_augment("pba", data, recipe, schedule=load_schedule(path, 200))
     images = augment(images, epoch, generator)
@@ -14,25 +15,30 @@ import torch
 from pba.baseline import resolve as resolve_baseline
 from pba.data import DatasetSplits
 from pba.errors import PBAError
+from pba.ops.registry import DEFAULT_OPS, OpSet
 from pba.parallel import seeded_global_rng
 from pba.policy import Policy
+from pba.ramp import ramp_schedule
 from pba.recipes import Recipe
 from pba.schedule import Schedule
 from pba.transforms import apply_policy
 
-AUGMENT_MODES = ("none", "baseline", "pba", "autoaugment", "randaugment", "trivialaugment")
+AUGMENT_MODES = ("none", "baseline", "pba", "ramp", "autoaugment", "randaugment",
+                 "trivialaugment")
 # (uint8 batch on the training device, epoch of the run, generator) -> augmented uint8 batch
 Augment = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
 
 
 def make_augment(
-    mode: str, data: DatasetSplits, recipe: Recipe, *, schedule: Schedule | Policy | None = None
+    mode: str, data: DatasetSplits, recipe: Recipe, *, schedule: Schedule | Policy | None = None,
+    ops: OpSet = DEFAULT_OPS,
 ) -> Augment:
     """The training augmentation `mode`, one of AUGMENT_MODES, for `data` under `recipe`.
 
     'baseline' is `recipe.baseline` (None: the dataset's, `data.baseline`; see pba.baseline);
     'pba' applies `schedule` (a Schedule stretched to `recipe.epochs`, or one fixed Policy as a
-    search member trains with) before the baseline; 'autoaugment' (CIFAR-10 policy),
+    search member trains with) before the baseline; 'ramp' the search-free schedule over
+    `ops` (`pba.ramp`), `recipe.epochs` long, likewise; 'autoaugment' (CIFAR-10 policy),
     'randaugment' and 'trivialaugment' are torchvision's, each image drawing its own ops, before
     the baseline; 'none' returns the images as they are.
     """
@@ -40,6 +46,8 @@ def make_augment(
         raise PBAError(f"unknown augmentation {mode!r}; known: {', '.join(AUGMENT_MODES)}")
     if (mode == "pba") != (schedule is not None):
         raise PBAError("augmentation 'pba' needs a schedule, and only 'pba' uses one")
+    if mode == "ramp":
+        mode, schedule = "pba", ramp_schedule(recipe.epochs, ops)
     fill = data.fill
     baseline = resolve_baseline(recipe.baseline, recipe.cutout_size, data.baseline)
 

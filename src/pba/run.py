@@ -137,7 +137,8 @@ def fit(
                                 baseline_check=None if check is None else check.to_dict())
         recipe = config.recipe
     with watch.phase(LOADING):
-        augment = make_augment(config.augment, data, recipe, schedule=schedule)
+        augment = make_augment(config.augment, data, recipe, schedule=schedule,
+                               ops=load_op_set(config.ops))
         state = training.init_state(config.model, data.num_classes, recipe, seed=config.seed,
                                     device=resolved,
                                     image_size=tuple(data.train.images.shape[-2:]))

@@ -4,7 +4,8 @@ A comparison is of final models' test errors (%) over seeds, the same data, mode
 both sides: the difference of the means against two standard errors of that difference. Beyond
 them it is a win or a loss; within, no clear difference. The recommendation never asks for more
 effort than the evidence pays for: of the arms that no other arm beats, the one that costs least
-(no augmentation, the baseline, TrivialAugment, a search of one's own). So it is never an arm
+(no augmentation, the baseline, TrivialAugment, the search-free schedule, a search of one's
+own). So it is never an arm
 that is clearly worse than another one trained, no augmentation included. A published schedule
 is compared with but not recommended: it exists for CIFAR and SVHN, not for a user's images.
 """
@@ -18,10 +19,11 @@ from dataclasses import dataclass
 
 BEATS, UNCLEAR, WORSE = "beats", "no clear difference", "worse"
 # The arms a recommendation chooses from, least effort first (`pba demo`'s names).
-EFFORT = ("none", "baseline", "trivialaugment", "pba")
+EFFORT = ("none", "baseline", "trivialaugment", "ramp", "pba")
 # For people, by arm.
 ARM_NAMES = {"pba": "the searched schedule", "baseline": "the baseline",
-             "trivialaugment": "TrivialAugment", "none": "no augmentation",
+             "trivialaugment": "TrivialAugment", "ramp": "the search-free schedule",
+             "none": "no augmentation",
              "published": "the published schedule"}
 
 
@@ -99,6 +101,9 @@ def advice(recommended: str, vs_baseline: str | None) -> str:
     cheaper = {
         "trivialaugment": "TrivialAugment does as well as the searched schedule with no search "
                           "at all: use it (`--augment trivialaugment`).",
+        "ramp": "The search-free schedule (every op, its strength raised over training) does "
+                "as well as the searched schedule with no search at all: use it "
+                "(`--augment ramp`).",
         "baseline": "Train with the baseline (`--augment baseline`): nothing here clearly beats "
                     "it.",
         "none": "Train without augmentation (`--augment none`): nothing here clearly beats it.",

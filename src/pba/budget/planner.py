@@ -69,14 +69,17 @@ def parse_duration(text: str) -> float:
 
 def plan_budget(
     search: SearchConfig, budget_s: float, started: float, *, final_model: str | None = None,
-    final_models: int = 0, given: Mapping[str, int | str] | None = None, device: str = "auto",
+    final_models: int = 0, optional_final_models: int = 0,
+    given: Mapping[str, int | str] | None = None, device: str = "auto",
     precision: str = "auto", workers: int | None = None, data_dir: str | Path | None = None,
     download: bool = False, progress: bool = True, watch: Stopwatch | None = None,
 ) -> Plan:
     """Load `search`'s data, measure this device on its models and plan a run of `budget_s`
     seconds counted from `started` (`time.monotonic()`): the search and, with `final_model`,
-    `final_models` final models (`plan_run`). The plan is printed with `progress`; `watch`
-    times the loading and the measuring (`pba.timing`)."""
+    `final_models` final models (`plan_run`). The last `optional_final_models` of them are
+    left out where the others reach MIN_FINAL_EPOCHS only without them (the plan's
+    `facts.final_models` says how many it kept). The plan is printed with `progress`;
+    `watch` times the loading and the measuring (`pba.timing`)."""
     watch = watch or Stopwatch()
     with watch.phase(LOADING):
         data = load_dataset(search.dataset, data_dir, download=download,
@@ -97,7 +100,9 @@ def plan_budget(
     with watch.phase(MEASURING):
         rates = {m: measure_rates(m, **measure) for m in dict.fromkeys(models)}
     plan = plan_run(budget_s, time.monotonic() - started, facts, rates, model=search.model,
-                    final_model=final_model, given=given)
+                    final_model=final_model, given=given,
+                    optional_final_models=optional_final_models)
+    facts = plan.facts
     regime, need = plan.regime, None
     if regime.final_model and regime.final_epochs < MIN_FINAL_EPOCHS:
         need = budget_for_final_floor(plan.spent_s, facts, rates, model=search.model,
@@ -167,12 +172,35 @@ class Plan:
 def plan_run(
     budget_s: float, spent_s: float, facts: Facts, rates: Mapping[str, Rates], *, model: str,
     final_model: str | None = None, given: Mapping[str, int | str] | None = None,
+    optional_final_models: int = 0,
 ) -> Plan:
     """The regime for a run of `budget_s` seconds of which `spent_s` are spent: a search of
     `model` and, when `final_model` is given (the larger one the ladder's richer tiers train),
-    `facts.final_models` final models. Values in `given` (PLANNED names) are kept as they are;
-    where they alone exceed the budget the plan says so instead of refusing. Raises PBAError
-    when even the leanest regime needs more than the budget, naming the smallest that fits."""
+    `facts.final_models` final models, of which the last `optional_final_models` are left out
+    where the others reach MIN_FINAL_EPOCHS only without them (the plan's `facts` says how
+    many it kept). Values in `given` (PLANNED names) are kept as they are; where they alone
+    exceed the budget the plan says so instead of refusing. Raises PBAError when even the
+    leanest regime needs more than the budget, naming the smallest that fits."""
+    plan = _plan_run(budget_s, spent_s, facts, rates, model=model, final_model=final_model,
+                     given=given)
+    if optional_final_models and plan.regime.final_model and \
+            plan.regime.final_epochs < MIN_FINAL_EPOCHS:
+        fewer = dataclasses.replace(facts, final_models=facts.final_models
+                                    - optional_final_models)
+        lean = _plan_run(budget_s, spent_s, fewer, rates, model=model,
+                         final_model=final_model, given=given)
+        if lean.regime.final_epochs >= MIN_FINAL_EPOCHS:
+            why = (f"{optional_final_models} optional final models left out: with them the "
+                   f"final models would train {plan.regime.final_epochs} epochs, fewer than "
+                   f"the {MIN_FINAL_EPOCHS} the verdict needs")
+            return dataclasses.replace(lean, reasons=(*lean.reasons, why))
+    return plan
+
+
+def _plan_run(
+    budget_s: float, spent_s: float, facts: Facts, rates: Mapping[str, Rates], *, model: str,
+    final_model: str | None, given: Mapping[str, int | str] | None,
+) -> Plan:
     given = dict(given or {})
     unknown = set(given) - set(PLANNED)
     if unknown:

@@ -20,6 +20,7 @@ PLANNED_FLAGS = {"--model": "model", "--population": "population", "--epochs": "
 def add_parser(sub) -> argparse.ArgumentParser:
     from pba.cli.options import SOURCES, add_device_argument, add_image_size_argument
     from pba.demo import ARMS, DEFAULT_FIRST_SEED, DEMO, DEMO_TIME
+    from pba.search.pbt import METRICS, SELECTIONS
     from pba.search.presets import PRESETS
 
     search = PRESETS[DEMO.preset]
@@ -71,6 +72,22 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    ", at most 3/4 of the data's training pool)")
     g.add_argument("--val-size", type=int, help="validation images the search ranks on "
                    f"({search.val_size}, at most the rest of the pool)")
+    p.add_argument("--arms", metavar="ARMS",
+                   help="the arms to compare, comma-separated, each ARM or ARM:SEEDS (seeds "
+                   f"per set), of {', '.join(ARMS)} (default: {arms}; with --budget the "
+                   "search-free schedule 'ramp' is left out where its models would take the "
+                   "final models below the epochs the verdict needs; 'published' needs "
+                   "--reference). pba is required: the demo judges its search")
+    v = p.add_argument_group("the search's variants (the study in docs/benchmarks.md measured "
+                             "them; the defaults are the preset's)")
+    v.add_argument("--metric", choices=list(METRICS),
+                   help=f"what ranks the members on the validation images (default "
+                   f"{search.metric}; loss still tells members apart when their accuracies "
+                   "saturate)")
+    v.add_argument("--selection", choices=list(SELECTIONS),
+                   help=f"who copies whom (default {search.selection}: a member copies another "
+                   "only when worse beyond noise; truncation: the paper's, the bottom quarter "
+                   "always copies the top; significant needs --metric accuracy)")
     p.add_argument("--reference", type=Path, metavar="FILE",
                    help="the published reduced CIFAR-10 schedule (rcifar10_16_wrn.txt, a PBT "
                    "policy log) for the 'published' arm; left out without it")
@@ -97,6 +114,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pba.budget import parse_duration
     from pba.demo import DEMO, run_demo
+    from pba.demo.config import VARIANTS, parse_arms
 
     if args.workers is not None and args.workers < 1:
         raise PBAError(f"--workers must be >= 1, got {args.workers}")
@@ -109,6 +127,11 @@ def run(args: argparse.Namespace) -> int:
     for flag, name in PLANNED_FLAGS.items():
         if isinstance(given.get(name), int) and given[name] < 1:
             raise PBAError(f"{flag} must be >= 1, got {given[name]}")
+    given |= {name: getattr(args, name) for name in VARIANTS if getattr(args, name) is not None}
+    if args.arms is not None:
+        given["arms"] = parse_arms(args.arms, DEMO)
+        if "published" in given["arms"] and args.reference is None:
+            raise PBAError("the arm 'published' needs --reference FILE")
     budget = None if args.budget is None else parse_duration(args.budget)
     demo = DEMO if args.dataset is None else dataclasses.replace(DEMO, dataset=args.dataset)
     text = run_demo(demo, args.out, reference=args.reference, first_seed=args.first_seed,

@@ -36,7 +36,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "shake_shake_26_2x{32,96,112}d, pyramidnet_272_200, or another valid size")
     p.add_argument("--augment", metavar="MODE",
                    help="none, baseline (--baseline's parts), pba (needs --schedule), "
-                   "autoaugment, randaugment or trivialaugment (torchvision's, per image, then "
+                   "ramp (the search-free schedule: every op equally likely, probability and "
+                   "magnitude raised from none to the strongest over --epochs), autoaugment, "
+                   "randaugment or trivialaugment (torchvision's, per image, then "
                    "the baseline); default: pba with --schedule, else baseline")
     p.add_argument("--schedule", metavar="FILE", type=Path,
                    help="PBA schedule: pba JSON (from `pba search`) or a Ray Tune PBT policy "

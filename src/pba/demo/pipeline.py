@@ -29,7 +29,9 @@ from pba.demo.config import (
     ARMS,
     DEFAULT_FIRST_SEED,
     PUBLISHED,
+    SEARCH_FREE,
     THIS_SCHEDULE,
+    VARIANTS,
     DemoConfig,
     baseline_is_none,
     set_order,
@@ -154,17 +156,24 @@ def _new_demo(
     """A new demo's regime: planned for `budget` on this device, or `demo`'s with `given`
     (its images capped to the data's pool), and the plan."""
     check_name(str(given.get("final_model", demo.model)))
-    # The searched model and the image size are chosen, not planned.
-    chosen = {name: given[name] for name in ("model", "image_size") if name in given}
-    demo = dataclasses.replace(demo, search=demo.search | chosen)
+    # The searched model, the image size and the search's variants are chosen, not planned.
+    chosen = {name: given[name] for name in ("model", "image_size", *VARIANTS) if name in given}
+    demo = dataclasses.replace(demo, search=demo.search | chosen,
+                               seeds=given.get("arms", demo.seeds))
+    # Unless the arms are given, the search-free arm gives way to the final models' floor.
+    optional = 0 if "arms" in given else demo.seeds.get(SEARCH_FREE, 0)
     given = {name: value for name, value in given.items() if name in PLANNED}
     search = demo.search_config()
     if budget is not None:
+        everything = demo.final_models(reference)
         plan = plan_budget(search, budget, started, final_model=demo.model,
-                           final_models=demo.final_models(reference), given=given,
-                           device=device, precision=precision, workers=workers,
+                           final_models=everything, optional_final_models=optional,
+                           given=given, device=device, precision=precision, workers=workers,
                            data_dir=data_dir, download=download, progress=progress,
                            watch=watch)
+        if plan.facts.final_models < everything:
+            demo = dataclasses.replace(demo, seeds={arm: n for arm, n in demo.seeds.items()
+                                                    if arm != SEARCH_FREE})
         return _with_regime(demo, plan.regime), plan
     with watch.phase(LOADING):
         data = load_dataset(search.dataset, data_dir, download=download,
@@ -175,8 +184,9 @@ def _new_demo(
         raise PBAError(f"{search.dataset} has too few images for a search")
     values = demo.values() | {"train_size": sizes[0], "val_size": sizes[1],
                               "batch_size": batch_for(sizes[0], search.batch_size)} | given
-    values.pop("image_size")  # chosen, not planned: in `demo.search` already
-    regime = Regime(final_models=facts.final_models, **values)
+    # The rest is chosen, not planned: in `demo` already.
+    regime = Regime(final_models=facts.final_models,
+                    **{name: values[name] for name in ("model", *PLANNED)})
     return _with_regime(demo, regime), None
 
 

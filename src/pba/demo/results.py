@@ -6,6 +6,8 @@ finished final models; `render` turns it into the report's text.
     {"data": {...}, "arms": {ARM: {"seeds": [...], "test_errors": [...], "mean": m, "std": s}},
      "verdicts": {ARM: {"outcome": "beats", "gain": g, "standard_error": se, "text": ...}},
      "recommended": ARM, "advice": "...",
+     "leaderboard": [{"arm": ARM, "mean": m, "std": s, "search_s": t, "train_s_per_model": t,
+                      "beaten_by": [ARM, ...], "unbeaten": true}, ...],   # lowest error first
      "seed_sets": [{"first_seed": 1, "arms": ..., "verdicts": ..., "recommended": ...}, ...],
      "plan": {...}, "times": {...}}
 """
@@ -17,11 +19,12 @@ from collections.abc import Mapping, Sequence
 
 from pba.formatting import duration, markdown_table, mean_sd
 from pba.timing import TimeBreakdown
-from pba.verdict import ARM_NAMES, EFFORT, UNCLEAR, Comparison, advice, recommend
+from pba.verdict import ARM_NAMES, BEATS, EFFORT, UNCLEAR, Comparison, advice, recommend
 
 OURS = "pba"  # the arm trained with the search's own schedule
-# The verdicts in the order they are read: the two that decide whether the search paid off first.
-VERDICT_ORDER = ("baseline", "trivialaugment", "none", "published")
+# The verdicts in the order they are read: the two that decide whether the search paid off
+# first, then whether it paid off beyond a schedule that needs no search.
+VERDICT_ORDER = ("baseline", "trivialaugment", "ramp", "none", "published")
 
 
 def judge(errors: Mapping[str, Sequence[float]]) -> dict:
@@ -42,12 +45,31 @@ def judge(errors: Mapping[str, Sequence[float]]) -> dict:
     return doc
 
 
+def leaderboard(arms: Mapping[str, dict], costs: Mapping[str, Mapping[str, float | None]]
+                ) -> list[dict]:
+    """The arms' summaries beside their costs (`costs[arm]`: "search_s", the search it needs,
+    None where it is not known; "train_s_per_model"), lowest mean error first, each with the
+    arms that beat it by more than two standard errors: an arm no other beats is `unbeaten`."""
+    rows = []
+    for arm, a in sorted(arms.items(), key=lambda item: item[1]["mean"]):
+        beaten_by = [other for other, b in arms.items() if other != arm and Comparison(
+            b["test_errors"], a["test_errors"]).outcome == BEATS]
+        cost = costs.get(arm, {})
+        rows.append({"arm": arm, "mean": a["mean"], "std": a["std"],
+                     "search_s": cost.get("search_s"),
+                     "train_s_per_model": cost.get("train_s_per_model"),
+                     "beaten_by": beaten_by, "unbeaten": not beaten_by})
+    return rows
+
+
 def results(
     finished: Mapping[str, Mapping[int, float]], sets: Sequence[Mapping[str, Sequence[int]]],
     first_seeds: Sequence[int], *, data: dict, plan: dict, times: dict,
+    costs: Mapping[str, Mapping[str, float | None]] | None = None,
 ) -> dict:
     """results.json's document. `finished` is the test error by arm and seed of every finished
-    final model; `sets[i]` the seeds of each arm of the set that starts at `first_seeds[i]`."""
+    final model; `sets[i]` the seeds of each arm of the set that starts at `first_seeds[i]`;
+    `costs` each arm's, as `leaderboard` takes them."""
     def summaries(seeds: Mapping[str, Sequence[int]]) -> dict:
         out = {}
         for arm in seeds:
@@ -59,7 +81,8 @@ def results(
     every = {arm: sorted({s for seeds in sets for s in seeds.get(arm, ())}) for arm in finished}
     arms = summaries(every)
     doc = {"data": data, "arms": arms,
-           **judge({arm: a["test_errors"] for arm, a in arms.items()})}
+           **judge({arm: a["test_errors"] for arm, a in arms.items()}),
+           "leaderboard": leaderboard(arms, costs or {})}
     doc["seed_sets"] = []
     for first, seeds in zip(first_seeds, sets, strict=True):
         part = summaries(seeds)
@@ -105,9 +128,18 @@ def render(doc: dict, title: str) -> str:
     lines += [f"## Test error of the final models ({data['model']}, {data['epochs']} epochs on "
               f"{data['train_images']:,} {data['dataset']} training images{pixels}; tested on "
               f"{data['test_split']})", ""]
-    rows = [[ARM_NAMES.get(arm, arm), str(len(a["seeds"])), mean_sd(a["test_errors"]),
-             ", ".join(f"{e:.2f}" for e in a["test_errors"])] for arm, a in arms.items()]
-    lines += [markdown_table(["augmentation", "seeds", "test error %", "per seed"], rows), ""]
+    rows = []
+    for row in doc.get("leaderboard") or leaderboard(arms, {}):
+        a, name = arms[row["arm"]], ARM_NAMES.get(row["arm"], row["arm"])
+        rows.append([f"**{name}**" if row["unbeaten"] else name, str(len(a["seeds"])),
+                     mean_sd(a["test_errors"]), ", ".join(f"{e:.2f}" for e in a["test_errors"]),
+                     _cost(row["search_s"]), _cost(row["train_s_per_model"]),
+                     ", ".join(ARM_NAMES.get(o, o) for o in row["beaten_by"]) or "-"])
+    lines += [markdown_table(["augmentation", "seeds", "test error %", "per seed", "search",
+                              "training per model", "clearly beaten by"], rows), "",
+              "In bold: the arms no other arm clearly beats. The search is this demo's (a "
+              "published schedule's was not run here: ?); training per model is one final "
+              "model's wall time, several training at once on a CPU.", ""]
     if data.get("baseline") == "none":
         lines += ["The baseline decided on the data is no augmentation: its final models are "
                   "also the no-augmentation arm's.", ""]
@@ -124,6 +156,10 @@ def render(doc: dict, title: str) -> str:
         spent = TimeBreakdown.from_dict(times["breakdown"])
         lines += ["", f"Where the time went: {spent.describe()}."]
     return "\n".join(lines) + "\n"
+
+
+def _cost(seconds: float | None) -> str:
+    return "?" if seconds is None else "-" if seconds == 0 else duration(seconds)
 
 
 def _verdict_rank(arm: str) -> tuple[int, str]:
