@@ -119,8 +119,8 @@ def test_exploit_replaces_exactly_the_bottom_quantile_from_the_top_one() -> None
     trials = 2000
     for seed in range(trials):
         pairs = exploit_pairs(scores.tolist(), 0.25, np.random.default_rng(seed))
-        assert {t for t, _ in pairs} == bottom and len(pairs) == 4
-        sources += [s for _, s in pairs]
+        assert {c.target for c in pairs} == bottom and len(pairs) == 4
+        sources += [c.source for c in pairs]
     assert set(sources) == top
     for member in top:  # drawn uniformly from the top quantile
         assert within_binomial(sources.count(member), len(sources), 0.25)
@@ -131,27 +131,27 @@ def test_exploit_breaks_ties_without_favouring_members() -> None:
     for seed in range(400):
         pairs = exploit_pairs([0.5] * 16, 0.25, np.random.default_rng(seed))
         assert len(pairs) == 4
-        assert not {t for t, _ in pairs} & {s for _, s in pairs}
-        targets += [t for t, _ in pairs]
+        assert not {c.target for c in pairs} & {c.source for c in pairs}
+        targets += [c.target for c in pairs]
     assert set(targets) == set(range(16))
     # Five members tie for the bottom four places: four of those five are replaced.
     scores = [0.1] * 5 + [0.2 + i / 100 for i in range(11)]
     for seed in range(50):
         pairs = exploit_pairs(scores, 0.25, np.random.default_rng(seed))
-        assert {t for t, _ in pairs} < set(range(5)) and len(pairs) == 4
-        assert all(s >= 12 for _, s in pairs)
+        assert {c.target for c in pairs} < set(range(5)) and len(pairs) == 4
+        assert all(c.source >= 12 for c in pairs)
 
 
 def test_exploit_replaces_every_diverged_member() -> None:
     scores = [float(i) for i in range(16)]
     scores[13] = scores[2] = math.nan  # one of them would otherwise be in the top quantile
     pairs = exploit_pairs(scores, 0.25, np.random.default_rng(0))
-    assert {t for t, _ in pairs} == {0, 1, 2, 13}
-    assert {s for _, s in pairs} <= {11, 12, 14, 15}
+    assert {c.target for c in pairs} == {0, 1, 2, 13}
+    assert {c.source for c in pairs} <= {11, 12, 14, 15}
     scores[5:11] = [math.nan] * 6  # more diverged members than the bottom quantile holds
     pairs = exploit_pairs(scores, 0.25, np.random.default_rng(0))
-    assert {t for t, _ in pairs} == {2, 5, 6, 7, 8, 9, 10, 13}  # not 0 and 1 any more
-    assert all(math.isfinite(scores[s]) for _, s in pairs)
+    assert {c.target for c in pairs} == {2, 5, 6, 7, 8, 9, 10, 13}  # not 0 and 1 any more
+    assert all(math.isfinite(scores[c.source]) for c in pairs)
     with pytest.raises(PBAError, match="diverged"):
         exploit_pairs([math.nan] * 4, 0.25, np.random.default_rng(0))
 

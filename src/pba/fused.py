@@ -106,7 +106,7 @@ def _tabulate(param: Tensor, tabulated: tuple[int, ...], rows: Callable[[int, Te
     return torch.cat([*blocks, identity.view(1, -1)]), row
 
 
-def apply_drawn(
+def apply_sampled(
     imgs: Tensor,
     ops: OpSet,
     sampled: SampledOps,

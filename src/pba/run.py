@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,7 +48,13 @@ from pba.timing import (
 )
 
 if TYPE_CHECKING:
+    import torch
+
+    from pba.augment import Augment
     from pba.data import DatasetSplits
+    from pba.recipes import Recipe
+    from pba.schedule import Schedule
+    from pba.train import TrainState
 
 __all__ = ["CHECKPOINT", "CONFIG", "METRICS", "RESULT", "TrainConfig", "TrainingDir", "epoch_line",
            "fit", "new_config", "read_result", "resumed_config"]
@@ -67,6 +74,20 @@ class TrainingDir(RunDirectory):
     def is_finished(self) -> bool:
         return (self.path / RESULT).is_file()
 
+
+
+@dataclass
+class _Run:
+    """What `_set_up` prepares for the loop: the settled config, where it trains, with what."""
+
+    config: TrainConfig
+    recipe: Recipe
+    device: torch.device
+    data: DatasetSplits
+    augment: Augment
+    state: TrainState
+    schedule: Schedule | None
+    schedule_copy: Path | None
 
 
 def fit(
@@ -89,18 +110,13 @@ def fit(
     dataset already loaded (runs that share it load it once). `progress` shows a bar and a line
     per epoch; `on_images(n)` is called after every step with its n images. `tensorboard`
     also logs every epoch to DIR/tensorboard (`pba.tensorboard`). `compile` hands the model to
-    `torch.compile` (how this machine trains, not part of the run: on a 2-core CPU it cost
-    about a minute of compilation and gave no speed-up, so it is off unless asked for)."""
-    import torch
-    from tqdm import tqdm
-
-    from pba.data import load_dataset
-    from pba.progress import loading_bar
-    from pba.tensorboard import TensorBoardLog, require_tensorboard
+    `torch.compile` (how this machine trains, not part of the run; off unless asked for: its
+    compilation costs more than it gains on a small CPU, docs/benchmarks.md, "Training steps
+    on the CPU: layout and torch.compile")."""
+    from pba.tensorboard import require_tensorboard
 
     if tensorboard:
         require_tensorboard()
-
     watch = Stopwatch()
     out = Path(out)
     if not resume:
@@ -108,6 +124,41 @@ def fit(
             if (out / name).exists():
                 raise PBAError(f"{out} already holds a run ({name}); continue it with --resume "
                                "or choose another --out")
+    job = _set_up(config, out, resume=resume, device=device, data_dir=data_dir,
+                  download=download, data=data, progress=progress, watch=watch)
+    if compile:
+        job.state.model.compile()  # in place: the state dict, and so the checkpoints, stay
+    # Written only by this process from here on (checked after the settings, so that a bad
+    # setting leaves nothing behind).
+    run = TrainingDir(out)
+    with run.owned("pba train"):
+        history: list[dict] = []
+        if resume and (out / CHECKPOINT).exists():
+            with watch.phase(LOADING):
+                history = training.load_checkpoint(out / CHECKPOINT, job.state)["history"]
+        elif not resume:
+            out.mkdir(parents=True, exist_ok=True)
+            if job.schedule_copy is not None:
+                run.write_bytes(job.schedule_copy.name, Path(job.config.schedule).read_bytes())
+            run.write_json(CONFIG, job.config.to_dict())
+        _train(job, run, history, watch, progress=progress, on_images=on_images,
+               tensorboard=tensorboard)
+        result = _result(job, history, watch)
+        run.write_json(RESULT, result)
+        return result
+
+
+def _set_up(
+    config: TrainConfig, out: Path, *, resume: bool, device: str, data_dir: str | Path | None,
+    download: bool, data: DatasetSplits | None, progress: bool, watch: Stopwatch,
+) -> _Run:
+    """The device, the schedule, the data, the baseline settled on it (recorded in the
+    config), the augmentation and the model: everything the loop needs, nothing written."""
+    import torch
+
+    from pba.data import load_dataset
+    from pba.progress import loading_bar
+
     recipe = config.recipe
     resolved = resolve_device(device)
     resolve_precision(recipe.precision, resolved)  # refuses bf16 where it cannot run
@@ -142,29 +193,28 @@ def fit(
         state = training.init_state(config.model, data.num_classes, recipe, seed=config.seed,
                                     device=resolved,
                                     image_size=tuple(data.train.images.shape[-2:]))
-    if compile:
-        state.model.compile()  # in place: the state dict, and so the checkpoints, stay as they are
-    # Written only by this process from here on (checked after the settings, so that a bad
-    # setting leaves nothing behind).
-    run = TrainingDir(out)
-    with run.owned("pba train"), contextlib.ExitStack() as stack:
-        history: list[dict] = []
-        if resume and (out / CHECKPOINT).exists():
-            with watch.phase(LOADING):
-                history = training.load_checkpoint(out / CHECKPOINT, state)["history"]
-        elif not resume:
-            out.mkdir(parents=True, exist_ok=True)
-            if schedule is not None:
-                run.write_bytes(schedule_copy.name, Path(config.schedule).read_bytes())
-            run.write_json(CONFIG, config.to_dict())
+    return _Run(config, recipe, resolved, data, augment, state, schedule, schedule_copy)
 
+
+def _train(
+    job: _Run, run: TrainingDir, history: list[dict], watch: Stopwatch, *, progress: bool,
+    on_images: Callable[[int], None] | None, tensorboard: bool,
+) -> None:
+    """The epochs left, each followed by its checkpoint and metrics line (`history` grows)."""
+    from tqdm import tqdm
+
+    from pba.tensorboard import TensorBoardLog
+
+    config, recipe, data, state = job.config, job.recipe, job.data, job.state
+    with contextlib.ExitStack() as stack:
         # Upload the uint8 training set once; `train` then finds it on the model's device.
-        train_set = data.train.to(resolved)
+        train_set = data.train.to(job.device)
         per_epoch = training.images_per_epoch(len(train_set), recipe.batch_size)
-        bar = tqdm(total=recipe.epochs * per_epoch, initial=state.epoch * per_epoch, unit="img",
-                   unit_scale=True, desc="pba train", disable=None if progress else True)
-        board = stack.enter_context(TensorBoardLog(out)) if tensorboard else None
-        policies = None if schedule is None else schedule.stretch(recipe.epochs).policies
+        bar = stack.enter_context(tqdm(
+            total=recipe.epochs * per_epoch, initial=state.epoch * per_epoch, unit="img",
+            unit_scale=True, desc="pba train", disable=None if progress else True))
+        board = stack.enter_context(TensorBoardLog(run.path)) if tensorboard else None
+        policies = None if job.schedule is None else job.schedule.stretch(recipe.epochs).policies
 
         def images_done(n: int) -> None:
             bar.update(n)
@@ -180,14 +230,14 @@ def fit(
                 splits["val"] = data.val
             return splits
 
-        for metrics in training.epoch_by_epoch(state, train_set, augment, recipe,
+        for metrics in training.epoch_by_epoch(state, train_set, job.augment, recipe,
                                                mean=data.mean, std=data.std,
                                                evaluations=evaluations, progress=images_done):
             watch.add(TRAINING, metrics["time_s"])
             watch.add(EVALUATION, metrics["eval_time_s"])
             history.append(metrics)
             with watch.phase(CHECKPOINTS), run.writing(f"epoch {metrics['epoch']}"):
-                training.save_checkpoint(out / CHECKPOINT, state, {"history": history})
+                training.save_checkpoint(run.path / CHECKPOINT, state, {"history": history})
                 run.write_text(METRICS, "".join(json.dumps(m) + "\n" for m in history))
             with watch.phase(REPORTING):
                 bar.set_postfix(loss=f"{metrics['train_loss']:.3f}",
@@ -197,24 +247,24 @@ def fit(
                                       policies[state.epoch - 1].strength)
                 if progress:
                     bar.write(epoch_line(metrics, recipe.epochs))
-        bar.close()
 
-        last = history[-1]
-        result = {
-            "test_error": 100 * (1 - last["test_acc"]),
-            "test_acc": last["test_acc"],
-            "test_loss": last["test_loss"],
-            **({"val_acc": last["val_acc"]} if "val_acc" in last else {}),
-            "epochs": recipe.epochs,
-            "precision": recipe.precision,
-            "skipped_unreadable": len(data.skipped),
-            "train_images": len(data.train),
-            "test_images": len(data.test),
-            "train_time_s": sum(m["time_s"] for m in history),
-            "time": watch.breakdown().to_dict(),
-        }
-        run.write_json(RESULT, result)
-        return result
+
+def _result(job: _Run, history: list[dict], watch: Stopwatch) -> dict:
+    """result.json's document of a finished run."""
+    last = history[-1]
+    return {
+        "test_error": 100 * (1 - last["test_acc"]),
+        "test_acc": last["test_acc"],
+        "test_loss": last["test_loss"],
+        **({"val_acc": last["val_acc"]} if "val_acc" in last else {}),
+        "epochs": job.recipe.epochs,
+        "precision": job.recipe.precision,
+        "skipped_unreadable": len(job.data.skipped),
+        "train_images": len(job.data.train),
+        "test_images": len(job.data.test),
+        "train_time_s": sum(m["time_s"] for m in history),
+        "time": watch.breakdown().to_dict(),
+    }
 
 
 def read_result(out: str | Path) -> dict | None:

@@ -20,9 +20,9 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from pba import fused
 from pba.epoch import SharedEpoch, epoch_seed
 from pba.errors import PBAError
-from pba.fused import apply_drawn
 from pba.ops import tensor as tensor_ops
 from pba.ops.registry import OpSet
 from pba.policy import SETTINGS_PER_OP, Policy, SampledOps, sample_ops
@@ -81,8 +81,8 @@ def apply_sampled(
     (None: any), lets the sync-free way skip the others.
     """
     _check_batch(imgs, fill)
-    return apply_drawn(imgs, ops, sampled, fill_tensor(fill, imgs.device), generator,
-                       sync_free=_is_sync_free(sync_free, imgs), candidates=candidates)
+    return fused.apply_sampled(imgs, ops, sampled, fill_tensor(fill, imgs.device), generator,
+                               sync_free=_is_sync_free(sync_free, imgs), candidates=candidates)
 
 
 def apply_sampled_pil(

@@ -14,7 +14,15 @@ only the state machine and the configurations, so that reading a run needs neith
 nor a progress bar.
 """
 
-from pba.search.pbt import PBT, Engine, PBTConfig, SearchState, TrainStats, exploit_pairs
+from pba.search.pbt import (
+    PBT,
+    Copy,
+    Engine,
+    PBTConfig,
+    SearchState,
+    TrainStats,
+    exploit_pairs,
+)
 from pba.search.presets import PRESETS, SearchConfig, preset
 
 __all__ = [
@@ -25,6 +33,7 @@ __all__ = [
     "SearchConfig",
     "SearchState",
     "TrainStats",
+    "Copy",
     "exploit_pairs",
     "preset",
 ]

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 
@@ -144,10 +144,17 @@ def tail_size(population: int, quantile: float) -> int:
     return min(math.ceil(population * quantile), population // 2)
 
 
+class Copy(NamedTuple):
+    """One exploit: `target` takes `source`'s weights and policy (the order of `Engine.copy`)."""
+
+    source: int
+    target: int
+
+
 def exploit_pairs(
     scores: Sequence[float], quantile: float, rng: np.random.Generator
-) -> list[tuple[int, int]]:
-    """(target, source) pairs, sorted by target: each member of the bottom quantile, and every
+) -> list[Copy]:
+    """Who copies whom, sorted by target: each member of the bottom quantile, and every
     member whose score is nan, clones a member drawn uniformly from the top quantile.
 
     Ties are ordered by a random permutation so that no member index is favoured.
@@ -163,7 +170,7 @@ def exploit_pairs(
     bottom = set(ranked[:k].tolist()) | set(np.flatnonzero(~finite).tolist())
     targets = sorted(int(m) for m in bottom)
     sources = rng.choice(top, size=len(targets))
-    return [(t, int(s)) for t, s in zip(targets, sources, strict=True)]
+    return [Copy(int(s), t) for t, s in zip(targets, sources, strict=True)]
 
 
 def beyond_noise(source: float, target: float, images: int, z: float = SELECTION_Z) -> bool:
@@ -177,14 +184,14 @@ def beyond_noise(source: float, target: float, images: int, z: float = SELECTION
 
 
 def significant_copies(
-    pairs: Sequence[tuple[int, int]], accuracies: Sequence[float], scores: Sequence[float],
+    pairs: Sequence[Copy], accuracies: Sequence[float], scores: Sequence[float],
     images: int,
-) -> list[tuple[int, int]]:
-    """The (target, source) pairs of `exploit_pairs` whose copy goes ahead under the
-    significant selection: those whose source is better beyond noise (`beyond_noise`), and
-    every diverged target (nan score)."""
-    return [(t, s) for t, s in pairs
-            if not math.isfinite(scores[t]) or beyond_noise(accuracies[s], accuracies[t], images)]
+) -> list[Copy]:
+    """The pairs of `exploit_pairs` whose copy goes ahead under the significant selection:
+    those whose source is better beyond noise (`beyond_noise`), and every diverged target
+    (nan score)."""
+    return [c for c in pairs if not math.isfinite(scores[c.target])
+            or beyond_noise(accuracies[c.source], accuracies[c.target], images)]
 
 
 # ---- the state machine ------------------------------------------------------------------
@@ -287,23 +294,22 @@ class PBT:
         return [Evaluate(self.state.round, m, epoch, e["accuracy"], e["loss"],
                          self.state.scores[m]) for m, e in enumerate(evaluations)]
 
-    def _exploit(self, epoch: int, pairs: list[tuple[int, int]]) -> list[Exploit]:
+    def _exploit(self, epoch: int, copies: list[Copy]) -> list[Exploit]:
         scores = self.state.scores
-        for target, source in pairs:
-            self.engine.copy(source, target)
-        return [Exploit(self.state.round, epoch, target, source, scores[target], scores[source])
-                for target, source in pairs]
+        for c in copies:
+            self.engine.copy(c.source, c.target)
+        return [Exploit(self.state.round, epoch, c.target, c.source, scores[c.target],
+                        scores[c.source]) for c in copies]
 
-    def _explore(
-        self, epoch: int, pairs: list[tuple[int, int]], copies: list[tuple[int, int]]
-    ) -> list[Explore]:
+    def _explore(self, epoch: int, pairs: list[Copy], copies: list[Copy]) -> list[Explore]:
         """Every target of `pairs` perturbs the policy it now holds: its source's where it
         copied it (`copies`), else its own."""
         policies = self.state.policies
         copied = set(copies)
         events = []
-        for target, source in pairs:
-            old = policies[source] if (target, source) in copied else policies[target]
+        for pair in pairs:
+            source, target = pair
+            old = policies[source] if pair in copied else policies[target]
             policies[target] = explore(old, self.state.rng)
             events.append(Explore(self.state.round, epoch, target, tuple(old.to_list()),
                                   tuple(policies[target].to_list())))

@@ -111,7 +111,8 @@ PRESETS: dict[str, SearchConfig] = {
     "paper-rsvhn": SearchConfig(dataset="reduced_svhn", epochs=160, weight_decay=5e-3,
                                 lr_schedule="step", **_PAPER),
     # The search of `pba demo`, sized for two CPU cores in a regime where augmentation pays off,
-    # chosen by measurement (README, "The main job"): the first 1,000 reduced CIFAR-10
+    # chosen by measurement (docs/benchmarks.md, "Without a budget: the demo's first
+    # regime"): the first 1,000 reduced CIFAR-10
     # training images for 50 epochs, so that WRN-10-1 overfits (without augmentation it
     # reaches 100% training accuracy); 17 rounds, so that lineages mix; a 2,000-image
     # validation subset to rank members on (scoring 46,000 would cost more than the training),
