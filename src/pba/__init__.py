@@ -1,6 +1,6 @@
 """Population Based Augmentation: learn augmentation policy schedules with PBT, apply them fast."""
 
-from pba.errors import PBAError
+from pba.errors import PBAError, RunStopped, UserError
 from pba.ops.registry import DEFAULT_OPS, Op, OpSet
 from pba.policy import Policy, explore, sample_ops
 from pba.schedule import Schedule, load_policy, load_schedule, save_policy
@@ -14,7 +14,9 @@ __all__ = [
     "PBAError",
     "PBAugment",
     "Policy",
+    "RunStopped",
     "Schedule",
+    "UserError",
     "apply_policy",
     "explore",
     "load_policy",

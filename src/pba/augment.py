@@ -14,7 +14,7 @@ import torch
 
 from pba.baseline import resolve as resolve_baseline
 from pba.data import DatasetSplits
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.ops.registry import DEFAULT_OPS, OpSet
 from pba.parallel import seeded_global_rng
 from pba.policy import Policy
@@ -43,9 +43,9 @@ def make_augment(
     the baseline; 'none' returns the images as they are.
     """
     if mode not in AUGMENT_MODES:
-        raise PBAError(f"unknown augmentation {mode!r}; known: {', '.join(AUGMENT_MODES)}")
+        raise UserError(f"unknown augmentation {mode!r}; known: {', '.join(AUGMENT_MODES)}")
     if (mode == "pba") != (schedule is not None):
-        raise PBAError("augmentation 'pba' needs a schedule, and only 'pba' uses one")
+        raise UserError("augmentation 'pba' needs a schedule, and only 'pba' uses one")
     if mode == "ramp":
         mode, schedule = "pba", ramp_schedule(recipe.epochs, ops)
     fill = data.fill

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.ops.registry import REFERENCE_SIDE
 from pba.transforms import cutout, random_crop_flip
 
@@ -49,10 +49,10 @@ class Baseline:
     def __post_init__(self) -> None:
         unknown = [p for p in self.parts if p not in PARTS]
         if unknown or len(set(self.parts)) != len(self.parts):
-            raise PBAError(f"a baseline is a comma-separated subset of {','.join(PARTS)} (or "
+            raise UserError(f"a baseline is a comma-separated subset of {','.join(PARTS)} (or "
                            f"{NONE!r}), got {','.join(self.parts)!r}")
         if self.cutout_size < 1:
-            raise PBAError(f"the Cutout size must be >= 1 pixel, got {self.cutout_size}")
+            raise UserError(f"the Cutout size must be >= 1 pixel, got {self.cutout_size}")
         object.__setattr__(self, "parts", tuple(p for p in PARTS if p in self.parts))
 
     @classmethod
@@ -100,7 +100,7 @@ def resolve(text: str | None, cutout_size: int | None, default: Baseline) -> Bas
     """The baseline a run asked for: `text` (None: the dataset's `default`), the Cutout size
     `cutout_size` (None: the dataset's). 'auto' must be settled first (`pba.baseline_check`)."""
     if text == AUTO:
-        raise PBAError("baseline 'auto' is decided on the data first (pba.baseline_check)")
+        raise UserError("baseline 'auto' is decided on the data first (pba.baseline_check)")
     size = default.cutout_size if cutout_size is None else cutout_size
     return Baseline(default.parts, size) if text is None else Baseline.parse(text, size)
 

@@ -29,7 +29,7 @@ from pba.augment import make_augment
 from pba.baseline import AUTO, Baseline, resolve
 from pba.data import DatasetSplits
 from pba.data.datasets import FOLDER_PREFIX
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.parallel import default_workers, map_parallel
 from pba.recipes import Recipe
 from pba.train import evaluate, images_per_epoch, init_state, train
@@ -94,7 +94,7 @@ def check_baseline(
     from tqdm import tqdm
 
     if data.val is None:
-        raise PBAError("--baseline auto is decided on the validation split, and this run has "
+        raise UserError("--baseline auto is decided on the validation split, and this run has "
                        "none: give a --val-size, or name the parts (for example --baseline "
                        "crop,flip)")
     epochs = min(recipe.epochs, CHECK_EPOCHS)

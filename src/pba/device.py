@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from pba.errors import PBAError
+from pba.errors import UserError
 
 NAMES = ("auto", "cpu", "cuda")
 FORMS = "auto, cpu, cuda or cuda:N"  # for help texts and errors
@@ -19,7 +19,7 @@ def parse_device(text: str) -> str:
     kind, _, index = text.partition(":")
     if kind == "cuda" and index.isascii() and index.isdigit():
         return f"cuda:{int(index)}"
-    raise PBAError(f"unknown device {text!r}; use {FORMS}")
+    raise UserError(f"unknown device {text!r}; use {FORMS}")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -29,8 +29,8 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise PBAError(f"device {device!r} asked for, but this machine has no usable CUDA GPU")
+        raise UserError(f"device {device!r} asked for, but this machine has no usable CUDA GPU")
     if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-        raise PBAError(f"device {device!r} asked for, but this machine has "
+        raise UserError(f"device {device!r} asked for, but this machine has "
                        f"{torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
     return resolved

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from pba.atomic import write_bytes_atomic
-from pba.errors import PBAError
+from pba.errors import RunStopped, UserError
 from pba.lock import owned
 
 CONFIG = "config.json"
@@ -54,10 +54,10 @@ class RunDirectory:
         except (OSError, ValueError):
             doc = None
         if not isinstance(doc, dict) or doc.get("format") != self.format:
-            raise PBAError(f"{self.path} is not a pba {self.kind} directory (no {CONFIG} "
+            raise UserError(f"{self.path} is not a pba {self.kind} directory (no {CONFIG} "
                            f"written by pba for a {self.kind})")
         if self.format is not None and doc.get("version") != self.version:
-            raise PBAError(f"{self.path} was written by a pba {self.kind} of format version "
+            raise UserError(f"{self.path} was written by a pba {self.kind} of format version "
                            f"{doc.get('version')!r}; this pba reads version {self.version}")
         return doc
 
@@ -84,7 +84,7 @@ class RunDirectory:
         try:
             yield
         except OSError as err:
-            raise PBAError(
+            raise RunStopped(
                 f"cannot write {what} in {self.path} ({err.strerror or err}); {self.kept()}: "
                 f"fix the cause (free some space?) and continue with {self.resume_hint()}"
             ) from None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pba.errors import PBAError
+from pba.errors import UserError
 
 
 class SharedEpoch:
@@ -30,7 +30,7 @@ class SharedEpoch:
 
     def set(self, epoch: int) -> None:
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise PBAError(f"an epoch is an integer 0 or more, got {epoch!r}")
+            raise UserError(f"an epoch is an integer 0 or more, got {epoch!r}")
         self._cell[0] = int(epoch)
         self._cell[1] += 1
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pba.errors import PBAError
+from pba.errors import UserError
 
 LOCK = ".lock"
 
@@ -34,7 +34,7 @@ except ImportError:  # Windows
 @contextmanager
 def owned(directory: str | Path, what: str) -> Iterator[None]:
     """Hold `directory`'s lock for the block (the directory is created if needed); refuse with
-    a PBAError naming the owner when a live process holds it."""
+    a UserError naming the owner when a live process holds it."""
     path = Path(directory) / LOCK
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -44,9 +44,9 @@ def owned(directory: str | Path, what: str) -> Iterator[None]:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                raise PBAError(_refusal(directory, previous)) from None
+                raise UserError(_refusal(directory, previous)) from None
         elif previous and _alive(previous):
-            raise PBAError(_refusal(directory, previous))
+            raise UserError(_refusal(directory, previous))
         if previous and previous.get("pid") != os.getpid():
             print(f"{what}: taking over {directory} from {_owner(previous)}, which is no "
                   "longer running", file=sys.stderr)

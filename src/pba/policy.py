@@ -15,7 +15,7 @@ from itertools import accumulate
 import numpy as np
 import torch
 
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.ops.registry import DEFAULT_OPS, REFERENCE_SIDE, OpSet
 
 SLOTS = 2
@@ -45,16 +45,16 @@ class Policy:
         values = tuple(self.values)
         expected = 2 * SLOTS * len(self.ops)
         if len(values) != expected:
-            raise PBAError(
+            raise UserError(
                 f"a policy over {len(self.ops)} ops has {expected} integers, got {len(values)}"
             )
         for i, v in enumerate(values):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise PBAError(f"policy entry {i} is {v!r}, not an integer")
+                raise UserError(f"policy entry {i} is {v!r}, not an integer")
             kind, high = _kind_and_cap(i)
             if not 0 <= v <= high:
                 op, slot = self.ops[(i // 2) % len(self.ops)].name, i // (2 * len(self.ops))
-                raise PBAError(
+                raise UserError(
                     f"policy entry {i} ({kind} of {op}, slot {slot}) is {v}; must be in 0..{high}"
                 )
         object.__setattr__(self, "values", tuple(int(v) for v in values))
@@ -67,7 +67,7 @@ class Policy:
     def _index(self, op: str | int, slot: int) -> int:
         k = self.ops.index(op) if isinstance(op, str) else op
         if not 0 <= slot < SLOTS:
-            raise PBAError(f"slot must be 0 or 1, got {slot}")
+            raise UserError(f"slot must be 0 or 1, got {slot}")
         return 2 * (slot * len(self.ops) + k)
 
     def probability(self, op: str | int, slot: int = 0) -> int:
@@ -184,7 +184,7 @@ class SampledOps:
     def settings(self, ops: OpSet) -> torch.Tensor:
         """(N, 2) int64: each slot's setting for `ops`, the op set the draws were made for."""
         if self.none != len(ops) * SETTINGS_PER_OP:
-            raise PBAError(
+            raise UserError(
                 f"these ops were drawn for a policy of {self.none // SETTINGS_PER_OP} ops, not for "
                 f"the {len(ops)} given"
             )

@@ -20,7 +20,7 @@ import contextlib
 
 import torch
 
-from pba.errors import PBAError
+from pba.errors import UserError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 RESOLVED = ("fp32", "bf16")
@@ -47,21 +47,21 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     the device has native bf16 support, else fp32; 'bf16' on a device without it is refused."""
     device = torch.device(device)
     if precision not in PRECISIONS:
-        raise PBAError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+        raise UserError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     native = device_has_native_bf16(device)
     if precision == "auto":
         return "bf16" if native else "fp32"
     if precision == "bf16" and not native:
         what = "this CPU has neither AVX512-BF16 nor AMX" if device.type == "cpu" else (
             f"{device} has no native bf16 support")
-        raise PBAError(f"--precision bf16 asked for, but {what} (bf16 would be emulated, "
+        raise UserError(f"--precision bf16 asked for, but {what} (bf16 would be emulated, "
                        "slower than fp32): use --precision fp32 or auto")
     return precision
 
 
 def check_resolved(precision: str) -> None:
     if precision not in RESOLVED:
-        raise PBAError(f"a training precision is one of {', '.join(RESOLVED)}, got "
+        raise UserError(f"a training precision is one of {', '.join(RESOLVED)}, got "
                        f"{precision!r} (resolve 'auto' with resolve_precision first)")
 
 

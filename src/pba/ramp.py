@@ -13,7 +13,7 @@ schedule: the one difference between the two arms is the search.
 
 from __future__ import annotations
 
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.ops.registry import DEFAULT_OPS, OpSet
 from pba.policy import MAX_MAGNITUDE, MAX_PROBABILITY, SLOTS, Policy
 from pba.schedule import Schedule
@@ -23,7 +23,7 @@ def ramp_policy(strength: float, ops: OpSet = DEFAULT_OPS) -> Policy:
     """The policy of strength `strength` in [0, 1]: every entry at probability level
     round(10 s) and magnitude round(9 s)."""
     if not 0.0 <= strength <= 1.0:
-        raise PBAError(f"a ramp's strength is in [0, 1], got {strength}")
+        raise UserError(f"a ramp's strength is in [0, 1], got {strength}")
     entry = (round(MAX_PROBABILITY * strength), round(MAX_MAGNITUDE * strength))
     return Policy(entry * (SLOTS * len(ops)), ops)
 
@@ -31,7 +31,7 @@ def ramp_policy(strength: float, ops: OpSet = DEFAULT_OPS) -> Policy:
 def ramp_strengths(epochs: int) -> list[float]:
     """Strength per epoch: 0 at the first, 1 at the last, linear between (1 for one epoch)."""
     if epochs < 1:
-        raise PBAError(f"a schedule needs at least one epoch, got {epochs}")
+        raise UserError(f"a schedule needs at least one epoch, got {epochs}")
     if epochs == 1:
         return [1.0]
     return [epoch / (epochs - 1) for epoch in range(epochs)]

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from pba.baseline import check_request
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.precision import check_resolved
 
 # cosine: from the base rate to 0 over every iteration; step: the reference code's SVHN WRN
@@ -45,15 +45,15 @@ class Recipe:
         check_resolved(self.precision)
         check_request(self.baseline)
         if self.cutout_size is not None and self.cutout_size < 1:
-            raise PBAError(f"the Cutout size must be >= 1 pixel, got {self.cutout_size}")
+            raise UserError(f"the Cutout size must be >= 1 pixel, got {self.cutout_size}")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise PBAError(f"unknown learning-rate schedule {self.lr_schedule!r}; known: "
+            raise UserError(f"unknown learning-rate schedule {self.lr_schedule!r}; known: "
                            f"{', '.join(LR_SCHEDULES)}")
         if self.epochs < 1 or self.batch_size < 1:
-            raise PBAError(f"epochs and batch size must be >= 1, got {self.epochs}, "
+            raise UserError(f"epochs and batch size must be >= 1, got {self.epochs}, "
                            f"{self.batch_size}")
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip <= 0:
-            raise PBAError(f"need lr > 0, weight decay >= 0 and grad clip > 0, got {self.lr}, "
+            raise UserError(f"need lr > 0, weight decay >= 0 and grad clip > 0, got {self.lr}, "
                            f"{self.weight_decay}, {self.grad_clip}")
 
 

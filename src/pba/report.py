@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.formatting import markdown_table, mean_sd
 from pba.run import CONFIG, read_result
 from pba.search import rundir
@@ -72,10 +72,10 @@ def final_runs(
         elif place.is_dir():
             found += sorted(p.parent for p in place.glob(f"*/{CONFIG}"))
         elif place not in optional:
-            raise PBAError(f"{place} is neither a pba train run directory nor a folder of them")
+            raise UserError(f"{place} is neither a pba train run directory nor a folder of them")
     runs = [r for r in (_final_run(path, ours) for path in dict.fromkeys(found)) if r]
     if not runs and extra:
-        raise PBAError(f"no pba train runs in {', '.join(map(str, extra))}")
+        raise UserError(f"no pba train runs in {', '.join(map(str, extra))}")
     return runs
 
 

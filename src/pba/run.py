@@ -33,7 +33,7 @@ from pba.augment import make_augment
 from pba.baseline_check import settle
 from pba.device import resolve_device
 from pba.directory import CONFIG, RunDirectory
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.ops.registry import load_op_set
 from pba.precision import resolve_precision
 from pba.run_config import TrainConfig, load_run_schedule, new_config, resumed_config
@@ -122,7 +122,7 @@ def fit(
     if not resume:
         for name in (CONFIG, CHECKPOINT):
             if (out / name).exists():
-                raise PBAError(f"{out} already holds a run ({name}); continue it with --resume "
+                raise UserError(f"{out} already holds a run ({name}); continue it with --resume "
                                "or choose another --out")
     job = _set_up(config, out, resume=resume, device=device, data_dir=data_dir,
                   download=download, data=data, progress=progress, watch=watch)

@@ -19,7 +19,7 @@ from pba.baseline import cutout_at, legacy
 from pba.data.datasets import default_baseline
 from pba.device import resolve_device
 from pba.directory import CONFIG
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.ops.registry import OpSet, load_op_set
 from pba.precision import resolve_precision
 from pba.recipes import Recipe, default_recipe
@@ -76,7 +76,7 @@ class TrainConfig:
         """A config as config.json holds it; one written before a setting existed gets what it
         trained with (ADDED_KEYS, the Cutout of the days before --baseline)."""
         if not isinstance(doc, dict):
-            raise PBAError(f"{source} is not a pba train config")
+            raise UserError(f"{source} is not a pba train config")
         doc = dict(doc)
         missing = [key for key in RUN_KEYS if key not in doc]
         doc |= {key: ADDED_KEYS[key] for key in missing if key in ADDED_KEYS}
@@ -87,7 +87,7 @@ class TrainConfig:
             missing = [key for key in missing if key not in ("baseline", "cutout_size")]
         missing = [key for key in missing if key not in ADDED_KEYS]
         if missing:
-            raise PBAError(f"{source} is not a pba train config (no {', '.join(missing)})")
+            raise UserError(f"{source} is not a pba train config (no {', '.join(missing)})")
         return _build(doc)
 
 
@@ -108,18 +108,18 @@ def new_config(
     default) is resolved for `device`. Where the data lives and whether an image folder's
     unreadable files are left out are recorded too, for a resume."""
     if "dataset" not in given or "model" not in given:
-        raise PBAError("--dataset and --model are required (or --resume to continue a run)")
+        raise UserError("--dataset and --model are required (or --resume to continue a run)")
     unknown = sorted(set(given) - set(RUN_KEYS))
     if unknown:
-        raise PBAError(f"unknown training settings: {', '.join(unknown)}")
+        raise UserError(f"unknown training settings: {', '.join(unknown)}")
     augment = given.get("augment", "pba" if given.get("schedule") else "baseline")
     if augment not in AUGMENT_MODES:
-        raise PBAError(f"unknown --augment {augment!r}; known: "
+        raise UserError(f"unknown --augment {augment!r}; known: "
                        f"{', '.join(AUGMENT_MODES)}")
     if augment == "pba" and not given.get("schedule"):
-        raise PBAError("--augment pba needs --schedule FILE")
+        raise UserError("--augment pba needs --schedule FILE")
     if augment != "pba" and given.get("schedule"):
-        raise PBAError(f"--schedule is used by --augment pba only, not {augment!r}")
+        raise UserError(f"--schedule is used by --augment pba only, not {augment!r}")
     recipe = default_recipe(given["dataset"], given["model"])
     config = {f.name: getattr(recipe, f.name) for f in fields(recipe)}
     config |= {"augment": augment} | given
@@ -145,18 +145,18 @@ def resumed_config(out: str | Path, given: dict | None = None) -> TrainConfig:
     """The settings of the run in `out` (its config.json); `given` settings must equal them."""
     path = Path(out) / CONFIG
     if not path.is_file():
-        raise PBAError(f"nothing to resume: {path} does not exist")
+        raise UserError(f"nothing to resume: {path} does not exist")
     try:
         doc = json.loads(path.read_text())
     except json.JSONDecodeError:
-        raise PBAError(f"{path} is not a pba train config") from None
+        raise UserError(f"{path} is not a pba train config") from None
     config = TrainConfig.from_dict(doc, path)
     settings = config.to_dict()
     for key, value in (given or {}).items():
         if key == "schedule" and value is not None:
             value = str(Path(value).resolve())
         if value != settings[key]:
-            raise PBAError(f"--{key.replace('_', '-')} {value} differs from the run in "
+            raise UserError(f"--{key.replace('_', '-')} {value} differs from the run in "
                            f"{out} ({settings[key]}); a resumed run keeps its settings")
     return config
 

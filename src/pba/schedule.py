@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pba.atomic import write_text_atomic
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.ops.registry import DEFAULT_OPS, OpSet, record_differences
 from pba.policy import SLOTS, Policy
 
@@ -54,9 +54,9 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if not self.policies:
-            raise PBAError("a schedule needs at least one epoch")
+            raise UserError("a schedule needs at least one epoch")
         if len({p.ops for p in self.policies}) != 1:
-            raise PBAError("all policies of a schedule must use the same op set")
+            raise UserError("all policies of a schedule must use the same op set")
         object.__setattr__(self, "policies", tuple(self.policies))
         if self.image_size is not None:
             object.__setattr__(self, "image_size", tuple(self.image_size))
@@ -82,7 +82,7 @@ class Schedule:
         """
         total = len(self) if epochs is None else epochs
         if not 0 <= epoch < total:
-            raise PBAError(
+            raise UserError(
                 f"epoch {epoch} asked of a schedule with {len(self)} epochs"
                 + (f" stretched to {total}" if epochs is not None else "")
             )
@@ -91,7 +91,7 @@ class Schedule:
     def stretch(self, epochs: int) -> Schedule:
         """The same schedule resampled to `epochs` epochs."""
         if epochs < 1:
-            raise PBAError(f"cannot stretch a schedule to {epochs} epochs")
+            raise UserError(f"cannot stretch a schedule to {epochs} epochs")
         return dataclasses.replace(
             self, policies=tuple(self.policy_at(e, epochs) for e in range(epochs)))
 
@@ -135,14 +135,14 @@ class Schedule:
 def policy_from_named(values: Sequence[int], names: Sequence[str], ops: OpSet) -> Policy:
     """Map a vector laid out over the op `names` of a file onto `ops` (missing ops: zeros)."""
     if len(values) != 2 * SLOTS * len(names):
-        raise PBAError(
+        raise UserError(
             f"a policy over {len(names)} ops has {2 * SLOTS * len(names)} integers, "
             f"got {len(values)}"
         )
     unknown = [name for name in names if name not in ops.names]
     if unknown:
         many = len(unknown) > 1
-        raise PBAError(f"unknown op{'s' if many else ''} {', '.join(map(repr, unknown))}: load "
+        raise UserError(f"unknown op{'s' if many else ''} {', '.join(map(repr, unknown))}: load "
                        f"it with the op set that defines {'them' if many else 'it'} (--ops "
                        "MODULE:NAME)")
     out = [0] * (2 * SLOTS * len(ops))
@@ -174,7 +174,7 @@ def _check_recorded(path: Path, doc: dict, ops: OpSet) -> None:
     """Refuse a file whose content changed after it was saved, or whose recorded op set is not
     `ops` (files without the records pass: they predate them)."""
     if "sha256" in doc and doc["sha256"] != _digest(doc):
-        raise PBAError(f"{path} does not match its sha256: it was changed after it was saved "
+        raise UserError(f"{path} does not match its sha256: it was changed after it was saved "
                        "(delete its \"sha256\" entry to accept the edit)")
     if "op_set" not in doc:
         return
@@ -182,25 +182,25 @@ def _check_recorded(path: Path, doc: dict, ops: OpSet) -> None:
     if differences:
         shown = "; ".join(differences[:3])
         more = f"; and {len(differences) - 3} more" if len(differences) > 3 else ""
-        raise PBAError(f"{path} was saved with another op set than the one given ({shown}{more})"
+        raise UserError(f"{path} was saved with another op set than the one given ({shown}{more})"
                        ": load it with the op set it was saved with (--ops MODULE:NAME; in "
                        "Python, ops=)")
     if doc["ops"] != [o["name"] for o in doc["op_set"]["ops"]]:
-        raise PBAError(f"{path}: its \"ops\" and \"op_set\" name different ops")
+        raise UserError(f"{path}: its \"ops\" and \"op_set\" name different ops")
 
 
 def _read_json(path: Path) -> dict:
     try:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PBAError(f"{path} is not a pba JSON file (truncated or foreign?): {err}") from None
+        raise UserError(f"{path} is not a pba JSON file (truncated or foreign?): {err}") from None
     if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, POLICY_FORMAT):
-        raise PBAError(f"{path} is JSON but not a pba schedule or policy file")
+        raise UserError(f"{path} is JSON but not a pba schedule or policy file")
     if doc.get("version") != VERSION:
-        raise PBAError(f"{path} has format version {doc.get('version')!r}; "
+        raise UserError(f"{path} has format version {doc.get('version')!r}; "
                        f"this pba reads version {VERSION}")
     if not isinstance(doc.get("ops"), list):
-        raise PBAError(f"{path} does not list its ops")
+        raise UserError(f"{path} does not list its ops")
     return doc
 
 
@@ -208,7 +208,7 @@ def load_policy(path: str | Path, ops: OpSet = DEFAULT_OPS) -> Policy:
     path = _existing(path)
     doc = _read_json(path)
     if doc["format"] != POLICY_FORMAT or not isinstance(doc.get("policy"), list):
-        raise PBAError(f"{path} is not a pba policy file")
+        raise UserError(f"{path} is not a pba policy file")
     _check_recorded(path, doc, ops)
     return _in_file(path, lambda: policy_from_named(doc["policy"], doc["ops"], ops))
 
@@ -236,7 +236,7 @@ def load_schedule(
             return Schedule.constant(load_policy(path, ops), search_epochs or 1)
         policies = doc.get("policies")
         if not isinstance(policies, list) or not policies:
-            raise PBAError(f"{path} holds no policies")
+            raise UserError(f"{path} holds no policies")
         _check_recorded(path, doc, ops)
         schedule = _in_file(
             path, lambda: Schedule(tuple(policy_from_named(v, doc["ops"], ops) for v in policies),
@@ -244,7 +244,7 @@ def load_schedule(
                                    doc.get("image_size"))
         )
         if search_epochs is not None and search_epochs != len(schedule):
-            raise PBAError(f"{path} has {len(schedule)} epochs, not {search_epochs}")
+            raise UserError(f"{path} has {len(schedule)} epochs, not {search_epochs}")
         return schedule
     return _in_file(path, lambda: parse_pbt_log(text, search_epochs, ops))
 
@@ -266,16 +266,16 @@ def parse_pbt_log(text: str, search_epochs: int | None, ops: OpSet = DEFAULT_OPS
             continue
         line = _parse_log_line(raw.strip())
         if line is None:
-            raise PBAError(f"line {number} is not a PBT policy-log entry: {raw[:60]!r}")
+            raise UserError(f"line {number} is not a PBT policy-log entry: {raw[:60]!r}")
         if not isinstance(line, (list, tuple)) or len(line) != 6:
-            raise PBAError(f"line {number}: expected [target, clone, target_epoch, "
+            raise UserError(f"line {number}: expected [target, clone, target_epoch, "
                            f"clone_epoch, old_policy, new_policy], got {raw[:60]!r}")
         old, new = (_log_policy(p, number, ops) for p in line[4:6])
         # A trial is its tag up to any "@perturbed[...]" Tune appends after an exploit.
         target, clone = (str(tag).split("@", 1)[0] for tag in line[:2])
         lines.append((line[3], old, new, target, clone))
     if not lines:
-        raise PBAError("empty PBT policy log")
+        raise UserError("empty PBT policy log")
     first = len(lines) - 1
     while first > 0 and lines[first][4] == lines[first - 1][3]:
         first -= 1
@@ -286,11 +286,11 @@ def parse_pbt_log(text: str, search_epochs: int | None, ops: OpSet = DEFAULT_OPS
                       PBTLogWarning, stacklevel=2)
         lines = lines[first:]
     if search_epochs is None:
-        raise PBAError("a PBT policy log does not record how long its search ran: give the "
+        raise UserError("a PBT policy log does not record how long its search ran: give the "
                        "search's epochs (e.g. 200 for reduced CIFAR-10, 160 for reduced SVHN)")
     bounds = [line[0] for line in lines] + [search_epochs]
     if any(not isinstance(b, int) or b < 0 for b in bounds[:-1]) or bounds != sorted(bounds):
-        raise PBAError(f"PBT policy log: clone epochs {bounds[:-1]} must be increasing and at "
+        raise UserError(f"PBT policy log: clone epochs {bounds[:-1]} must be increasing and at "
                        f"most the search's {search_epochs} epochs")
     policies = [lines[0][1]] * bounds[0]
     for (_, _, new, _, _), start, end in zip(lines, bounds, bounds[1:], strict=False):
@@ -319,12 +319,12 @@ def _log_policy(value: object, number: int, ops: OpSet) -> Policy:
     if isinstance(value, dict):
         value = value.get("hp_policy")
     if not isinstance(value, list):
-        raise PBAError(f"line {number}: a policy must be a list of integers")
+        raise UserError(f"line {number}: a policy must be a list of integers")
     # Our own logs are laid out over the search's ops; the published ones over the paper's 15.
     if len(value) == 2 * SLOTS * len(ops):
         return Policy(tuple(value), ops)
     if len(value) != 2 * SLOTS * len(DEFAULT_OPS):
-        raise PBAError(f"line {number}: a policy has {len(value)} integers, expected "
+        raise UserError(f"line {number}: a policy has {len(value)} integers, expected "
                        f"{2 * SLOTS * len(ops)}")
     return policy_from_named(value, DEFAULT_OPS.names, ops)
 
@@ -332,13 +332,13 @@ def _log_policy(value: object, number: int, ops: OpSet) -> Policy:
 def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise PBAError(f"no such schedule/policy file: {path}")
+        raise UserError(f"no such schedule/policy file: {path}")
     return path
 
 
 def _in_file(path: Path, make):
-    """Run `make`, prefixing the file's name to any PBAError it raises."""
+    """Run `make`, prefixing the file's name to any UserError it raises."""
     try:
         return make()
-    except PBAError as err:
-        raise PBAError(f"{path}: {err}") from None
+    except UserError as err:
+        raise UserError(f"{path}: {err}") from None

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.policy import strength
 from pba.search.events import Evaluate, Event, Round, Train
 from pba.search.recorder import Recorder
@@ -33,7 +33,7 @@ def require_tensorboard() -> None:
     try:
         import torch.utils.tensorboard  # noqa: F401
     except ImportError:
-        raise PBAError(INSTALL_HINT) from None
+        raise UserError(INSTALL_HINT) from None
 
 
 class TensorBoardLog:

@@ -40,7 +40,7 @@ from pba.atomic import save_torch_atomic
 from pba.augment import Augment
 from pba.data import ImageSet, normalize
 from pba.data.imageset import Triple
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.parallel import seeded_global_rng
 from pba.precision import autocast, memory_format
 from pba.recipes import Recipe, learning_rate
@@ -131,7 +131,7 @@ def train(
     batch = recipe.batch_size
     steps = len(labels) // batch  # drop the last partial batch
     if steps == 0:
-        raise PBAError(f"{len(labels)} training images do not fill one batch of {batch}")
+        raise UserError(f"{len(labels)} training images do not fill one batch of {batch}")
     model, optimizer, generator = state.model, state.optimizer, state.generator
     params = [p for p in model.parameters() if p.requires_grad]
     layout = memory_format(recipe.precision, device)
@@ -265,7 +265,7 @@ def evaluate(
     computed in `precision` (the run's: see `Recipe.precision`), `batch_size` images at a time
     (default: `evaluation_batch` for this model and device)."""
     if len(data) == 0:
-        raise PBAError("cannot evaluate on an empty set of images")
+        raise UserError("cannot evaluate on an empty set of images")
     device = next(model.parameters()).device
     layout = memory_format(precision, device)
     was_training = model.training
@@ -298,17 +298,17 @@ def load_checkpoint(path: str | Path, state: TrainState) -> dict:
     the type it was written on) and return its `extra`."""
     path = Path(path)
     if not path.is_file():
-        raise PBAError(f"no checkpoint at {path}")
+        raise UserError(f"no checkpoint at {path}")
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated or foreign files fail in many ways inside torch.load
-        raise PBAError(f"{path} is not a readable checkpoint: {_first_line(err)}") from None
+        raise UserError(f"{path} is not a readable checkpoint: {_first_line(err)}") from None
     if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-        raise PBAError(f"{path} is not a pba training checkpoint")
+        raise UserError(f"{path} is not a pba training checkpoint")
     try:
         state.load_state_dict(doc["state"])
     except (KeyError, RuntimeError, ValueError) as err:
-        raise PBAError(f"{path} does not fit this run: {_first_line(err)}") from None
+        raise UserError(f"{path} does not fit this run: {_first_line(err)}") from None
     return doc["extra"]
 
 

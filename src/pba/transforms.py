@@ -22,7 +22,7 @@ from torchvision.transforms import v2
 
 from pba import fused
 from pba.epoch import SharedEpoch, epoch_seed
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.ops import tensor as tensor_ops
 from pba.ops.registry import OpSet
 from pba.policy import SETTINGS_PER_OP, Policy, SampledOps, sample_ops
@@ -95,9 +95,9 @@ def apply_sampled_pil(
     """Apply the first row of already drawn ops to one PIL RGB image, with the parameters of
     its size (`pba.ops.registry`: lengths are fractions of the side)."""
     if not isinstance(img, Image.Image):
-        raise PBAError(f"expected a PIL image, got {type(img).__name__}")
+        raise UserError(f"expected a PIL image, got {type(img).__name__}")
     if img.mode != "RGB":
-        raise PBAError(f"expected an RGB image, got mode {img.mode!r} (use img.convert('RGB'))")
+        raise UserError(f"expected an RGB image, got mode {img.mode!r} (use img.convert('RGB'))")
     first = sampled[0]
     settings = first.settings(ops)[0].tolist()
     params = first.parameters(ops, img.height, img.width)[0].tolist()
@@ -176,13 +176,13 @@ def _rand(generator: torch.Generator | None, device: torch.device, *shape: int) 
 
 def _check_batch(imgs: torch.Tensor, fill) -> None:
     if not isinstance(imgs, torch.Tensor):
-        raise PBAError(f"expected a tensor batch (N, C, H, W), got {type(imgs).__name__}")
+        raise UserError(f"expected a tensor batch (N, C, H, W), got {type(imgs).__name__}")
     if imgs.dtype != torch.uint8:
-        raise PBAError(f"expected uint8 images, got {imgs.dtype}")
+        raise UserError(f"expected uint8 images, got {imgs.dtype}")
     if imgs.ndim != 4:
-        raise PBAError(f"expected a batch of shape (N, C, H, W), got shape {tuple(imgs.shape)}")
+        raise UserError(f"expected a batch of shape (N, C, H, W), got shape {tuple(imgs.shape)}")
     if imgs.shape[1] != len(fill):
-        raise PBAError(
+        raise UserError(
             f"images have {imgs.shape[1]} channels but the fill colour has {len(fill)} "
             "(expected RGB images in (N, C, H, W) layout)"
         )
@@ -193,7 +193,7 @@ def _to_uint8(imgs: torch.Tensor) -> tuple[torch.Tensor, torch.dtype]:
     if imgs.dtype == torch.uint8:
         return imgs, imgs.dtype
     if not imgs.is_floating_point():
-        raise PBAError(f"expected uint8 images or float images in [0, 1], got {imgs.dtype}")
+        raise UserError(f"expected uint8 images or float images in [0, 1], got {imgs.dtype}")
     return (imgs.clamp(0, 1) * 255).round().to(torch.uint8), imgs.dtype
 
 
@@ -283,7 +283,7 @@ class PBAugment(v2.Transform):
         if isinstance(schedule, Policy):
             schedule, epochs = Schedule((schedule,)), None
         if not isinstance(schedule, Schedule):
-            raise PBAError(f"expected a Schedule or a Policy, got {type(schedule).__name__}")
+            raise UserError(f"expected a Schedule or a Policy, got {type(schedule).__name__}")
         self.schedule = schedule
         self.epochs = epochs
         self.fill = tuple(int(v) for v in fill)
@@ -336,11 +336,11 @@ class PBAugment(v2.Transform):
         refused = [type(x).__name__ for x in flat_inputs
                    if isinstance(x, tv_tensors.TVTensor) and not isinstance(x, tv_tensors.Image)]
         if refused:
-            raise PBAError(f"{type(self).__name__} augments images only; the sample holds "
+            raise UserError(f"{type(self).__name__} augments images only; the sample holds "
                            f"{', '.join(sorted(set(refused)))}, which its geometric ops would "
                            "not move with the image")
         if not any(check_type(x, self._transformed_types) for x in flat_inputs):
-            raise PBAError(self._wrong_input(flat_inputs))
+            raise UserError(self._wrong_input(flat_inputs))
 
     def make_params(self, flat_inputs: list) -> dict:
         sampled, rng = self._draw_one()
@@ -352,7 +352,7 @@ class PBAugment(v2.Transform):
             return apply_sampled_pil(inpt, ops, sampled, self.fill, params["rng"])
         img = inpt.as_subclass(torch.Tensor)
         if img.ndim != 3:
-            raise PBAError(self._wrong_input([inpt]))
+            raise UserError(self._wrong_input([inpt]))
         batch, dtype = _to_uint8(img[None])
         _check_batch(batch, self.fill)
         out = apply_sampled(batch, ops, sampled.to(img.device), self.fill,
@@ -431,7 +431,7 @@ class BatchPBAugment(PBAugment):
     def transform(self, inpt, params: dict):
         imgs = inpt.as_subclass(torch.Tensor)
         if imgs.ndim == 3:
-            raise PBAError("BatchPBAugment takes (N, C, H, W) batches; for one (C, H, W) "
+            raise UserError("BatchPBAugment takes (N, C, H, W) batches; for one (C, H, W) "
                            "image use PBAugment or add a batch dimension")
         batch, dtype = _to_uint8(imgs)
         out = apply_policy(batch, self.policy, self.fill, self._generator_for(imgs))

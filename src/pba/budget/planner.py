@@ -30,7 +30,7 @@ from pba.budget.rates import Rates, measure_rates
 from pba.budget.regime import SAFETY, Facts, Regime, data_facts
 from pba.data import load_dataset
 from pba.device import resolve_device
-from pba.errors import PBAError
+from pba.errors import PBAError, UserError
 from pba.formatting import duration
 from pba.parallel import default_workers
 from pba.precision import resolve_precision
@@ -63,7 +63,7 @@ def parse_duration(text: str) -> float:
     """Seconds of "90s", "12m", "1.5h" or a bare number of seconds."""
     match = _DURATION.match(str(text).lower())
     if match is None or float(match.group(1)) <= 0:
-        raise PBAError(f"a budget is a positive duration such as 90s, 12m or 1h; got {text!r}")
+        raise UserError(f"a budget is a positive duration such as 90s, 12m or 1h; got {text!r}")
     return float(match.group(1)) * _UNIT[match.group(2) or "s"]
 
 
@@ -204,12 +204,12 @@ def _plan_run(
     given = dict(given or {})
     unknown = set(given) - set(PLANNED)
     if unknown:
-        raise PBAError(f"cannot plan around {sorted(unknown)}; plannable: {', '.join(PLANNED)}")
+        raise UserError(f"cannot plan around {sorted(unknown)}; plannable: {', '.join(PLANNED)}")
     left = budget_s * SAFETY - spent_s
     fill = [_fill(tier, left, facts, rates, model, final_model, given) for tier in TIERS]
     fill = [f for f in fill if f is not None]
     if not fill:
-        raise PBAError("no training images to plan with")
+        raise UserError("no training images to plan with")
     epochs_given = "epochs" in given or "final_epochs" in given
 
     def floored(regime: Regime) -> bool:
@@ -232,7 +232,7 @@ def _plan_run(
             chosen = leanest  # the user's values win; the plan says it runs over
         else:
             need = (spent_s + sum(leanest.seconds(facts, rates).values())) / SAFETY
-            raise PBAError(
+            raise UserError(
                 f"a budget of {duration(budget_s)} is too small to learn anything on "
                 f"this device: the smallest regime ({_summary(leanest)}) needs about "
                 f"{duration(need)}; give --budget {math.ceil(need / 60)}m or more")

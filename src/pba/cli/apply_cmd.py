@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pba.errors import PBAError
+from pba.errors import UserError
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from pba.transforms import CIFAR10_FILL, apply_policy
 
     if args.num_images < 1 or args.samples < 1 or args.size < 8:
-        raise PBAError("--num-images and --samples must be >= 1 and --size >= 8")
+        raise UserError("--num-images and --samples must be >= 1 and --size >= 8")
     schedule = load_schedule(args.schedule, args.schedule_epochs, load_op_set(args.ops))
     epoch = len(schedule) - 1 if args.epoch is None else args.epoch
     policy = schedule.policy_at(epoch)

@@ -7,7 +7,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from pba.errors import PBAError
+from pba.errors import UserError
 
 DEFAULT_OUT = Path("runs/demo")
 # flag -> pba.budget.PLANNED name (and "model", the searched one), values the user may fix
@@ -117,21 +117,21 @@ def run(args: argparse.Namespace) -> int:
     from pba.demo.config import VARIANTS, parse_arms
 
     if args.workers is not None and args.workers < 1:
-        raise PBAError(f"--workers must be >= 1, got {args.workers}")
+        raise UserError(f"--workers must be >= 1, got {args.workers}")
     started = time.monotonic()
     if args.first_seed is not None and args.first_seed < 1:
-        raise PBAError(f"--first-seed must be >= 1 (seed 0 is the search's), got "
+        raise UserError(f"--first-seed must be >= 1 (seed 0 is the search's), got "
                        f"{args.first_seed}")
     given = {name: getattr(args, name) for name in PLANNED_FLAGS.values()
              if getattr(args, name) is not None}
     for flag, name in PLANNED_FLAGS.items():
         if isinstance(given.get(name), int) and given[name] < 1:
-            raise PBAError(f"{flag} must be >= 1, got {given[name]}")
+            raise UserError(f"{flag} must be >= 1, got {given[name]}")
     given |= {name: getattr(args, name) for name in VARIANTS if getattr(args, name) is not None}
     if args.arms is not None:
         given["arms"] = parse_arms(args.arms, DEMO)
         if "published" in given["arms"] and args.reference is None:
-            raise PBAError("the arm 'published' needs --reference FILE")
+            raise UserError("the arm 'published' needs --reference FILE")
     budget = None if args.budget is None else parse_duration(args.budget)
     demo = DEMO if args.dataset is None else dataclasses.replace(DEMO, dataset=args.dataset)
     text = run_demo(demo, args.out, reference=args.reference, first_seed=args.first_seed,

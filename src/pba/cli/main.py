@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 from pba.allocator import keep_freed_memory
-from pba.errors import PBAError
+from pba.errors import RunStopped, UserError
 
 # Each module has `add_parser(subparsers)` and `run(args) -> int`; imported lazily so that
 # `pba plot` does not pay for importing the training stack.
@@ -33,12 +34,21 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # pba's own process: see pba.allocator
     try:
         return args._run(args)
-    except PBAError as err:
+    except UserError as err:
         print(f"pba {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RunStopped as err:
+        print(f"pba {args.command}: stopped: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"pba {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        # Not an error pba raises on purpose: a broken invariant, a bug.
+        traceback.print_exc()
+        print(f"pba {args.command}: internal error: this is a bug in pba; please report it "
+              "with the traceback above and the command that caused it", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pba.errors import PBAError
+from pba.errors import UserError
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     if is_demo_dir(args.run_dir):
         if args.train_runs:
-            raise PBAError("a pba demo directory reports its own final models: name no "
+            raise UserError("a pba demo directory reports its own final models: name no "
                            "TRAIN_RUN after it")
         print(demo_report(args.run_dir), end="")
     else:

@@ -35,7 +35,7 @@ from pba.baseline import PARTS, Baseline, cutout_at
 from pba.data import folders, formats, npz
 from pba.data.imageset import DatasetSplits, ImageSet, Triple, channel_stats, fit_images, take
 from pba.data.sources import TORCHVISION_PREFIX, Progress, read_python, read_torchvision
-from pba.errors import PBAError
+from pba.errors import UserError
 
 FOLDER_PREFIX = "folder:"
 # Images read from files are searched at the paper's 32 px unless told otherwise: the search's
@@ -162,7 +162,7 @@ def load_dataset(
     decode them, and `progress(done, total)` hears how far they are.
     """
     if image_size is not None and image_size < 1:
-        raise PBAError(f"the image size must be >= 1 pixel, got {image_size}")
+        raise UserError(f"the image size must be >= 1 pixel, got {image_size}")
     if name.startswith(FOLDER_PREFIX) or name.startswith(TORCHVISION_PREFIX):
         size = image_size or DEFAULT_IMAGE_SIZE
         if name.startswith(FOLDER_PREFIX):
@@ -180,7 +180,7 @@ def load_dataset(
     if spec is None:
         known = ", ".join([*DATASET_NAMES, f"{FOLDER_PREFIX}PATH",
                            f"{TORCHVISION_PREFIX}CLASS:ROOT", f"{NPZ_PREFIX}PATH"])
-        raise PBAError(f"unknown dataset {name!r}; known: {known}")
+        raise UserError(f"unknown dataset {name!r}; known: {known}")
     pool, test = spec.reader(data_root(root), download)
     train_n, val_n = _resolve_sizes(
         name, len(pool), train_size, val_size, spec.train_size, spec.val_size
@@ -260,15 +260,16 @@ def _resolve_sizes(
     train = default_train if train_size is None else train_size
     val = default_val if val_size is None else val_size
     if (train is not None and train < 1) or (val is not None and val < 0):
-        raise PBAError(f"{name}: train_size must be >= 1 and val_size >= 0, got {train}, {val}")
+        raise UserError(f"{name}: train_size must be >= 1 and val_size >= 0, got {train}, {val}")
     if train is None:
         train = pool - val
         if train < 1:
-            raise PBAError(f"{name}: val_size {val} leaves none of the {pool} pool images to train")
+            raise UserError(f"{name}: val_size {val} leaves none of the {pool} pool images "
+                            "to train")
     elif val is None:
         val = max(pool - train, 0)
     if train + val > pool:
-        raise PBAError(
+        raise UserError(
             f"{name}: train_size {train} + val_size {val} = {train + val} exceeds the "
             f"{pool} images of its training pool"
         )
@@ -340,7 +341,7 @@ def _from_parts(
     if "val" in parts:
         val = parts["val"]
         if val_size is not None and val_size != len(val):
-            raise PBAError(f"{name} has a validation split of {len(val)} images: leave "
+            raise UserError(f"{name} has a validation split of {len(val)} images: leave "
                            "--val-size out (or remove a folder's val/)")
         splits = dataclasses.replace(splits, val=val)
     return dataclasses.replace(splits, skipped=folder.skipped)

@@ -14,7 +14,7 @@ import torch
 from pba.data import cache as image_cache
 from pba.data.image_files import IMAGE_EXTENSIONS, Progress, decode_images
 from pba.data.imageset import ImageSet
-from pba.errors import PBAError
+from pba.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -52,22 +52,22 @@ def read_image_folder(
     """
     folder = folder.resolve()  # so the messages, cached ones too, hold whole paths
     if not folder.is_dir():
-        raise PBAError(f"image folder {folder} does not exist")
+        raise UserError(f"image folder {folder} does not exist")
     subfolders = {p.name.lower(): p for p in _subfolders(folder)}
     split = "train" in subfolders and "test" in subfolders
     roots = {s: subfolders[s] for s in SPLITS if s in subfolders} if split else {POOL: folder}
     classes = [p.name for p in _subfolders(roots.get("train", folder))]
     if not classes:
-        raise PBAError(f"image folder {folder} has no class subfolders (one per class)")
+        raise UserError(f"image folder {folder} has no class subfolders (one per class)")
     if len(classes) < 2:
-        raise PBAError(f"image folder {folder} has one class ({classes[0]}): a "
+        raise UserError(f"image folder {folder} has one class ({classes[0]}): a "
                        "classifier needs at least two class subfolders")
     files: dict[str, list[tuple[Path, int]]] = {}
     for part, root in roots.items():
         names = [p.name for p in _subfolders(root)]
         unknown = sorted(set(names) - set(classes))
         if unknown:
-            raise PBAError(f"{root} has class folders that train/ lacks: {', '.join(unknown)}")
+            raise UserError(f"{root} has class folders that train/ lacks: {', '.join(unknown)}")
         files[part] = [(path, classes.index(name)) for name in names
                        for path in _image_files(root / name)]
     paths = [path for entries in files.values() for path, _ in entries]
@@ -85,7 +85,7 @@ def read_image_folder(
     for part, entries in files.items():
         labels = [label for i, (_, label) in enumerate(entries, start) if i not in decoded.failed]
         if not labels:
-            raise PBAError(f"{roots[part]} holds no readable images (looked for "
+            raise UserError(f"{roots[part]} holds no readable images (looked for "
                            f"{', '.join(IMAGE_EXTENSIONS)} in its class subfolders)")
         parts[part] = ImageSet(images[end:end + len(labels)],
                                torch.tensor(labels, dtype=torch.int64))
@@ -94,7 +94,7 @@ def read_image_folder(
     if bad and not skip_unreadable:
         listed = "; ".join(bad[:MAX_LISTED])
         more = f"; and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
-        raise PBAError(f"{len(bad)} unreadable image(s) in {folder}: {listed}{more}. "
+        raise UserError(f"{len(bad)} unreadable image(s) in {folder}: {listed}{more}. "
                        "Fix or remove them, or leave them out with --skip-unreadable")
     _check_class_sizes(parts, classes, folder)
     return FolderImages(parts, classes, bad)
@@ -104,7 +104,7 @@ def _check_memory(count: int, image_size: int) -> None:
     needed = count * 3 * image_size * image_size
     available = _available_memory()
     if available is not None and needed > available:
-        raise PBAError(
+        raise UserError(
             f"{count:,} images at {image_size} x {image_size} need {needed / 2**30:.1f} GiB "
             f"({needed:,} bytes) of memory, and {available / 2**30:.1f} GiB ({available:,} "
             "bytes) is available. Pass a smaller --image-size, keep fewer images in the "
@@ -135,7 +135,7 @@ def _check_class_sizes(parts: dict[str, ImageSet], classes: list[str], folder: P
     if short:
         where = ("to split at random into train, validation and test" if POOL in parts
                  else "in train/")
-        raise PBAError(f"image folder {folder}: each class needs at least {need} "
+        raise UserError(f"image folder {folder}: each class needs at least {need} "
                        f"image(s) {where}; too few in {', '.join(short)}")
 
 

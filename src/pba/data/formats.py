@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from pba.data.imageset import ImageSet
-from pba.errors import PBAError
+from pba.errors import UserError
 
 CIFAR10_DIR = "cifar-10-batches-py"
 CIFAR100_DIR = "cifar-100-python"
@@ -70,11 +70,11 @@ def _ensure_files(
         try:
             fetch(root)
         except (OSError, RuntimeError) as e:
-            raise PBAError(f"downloading {dataset} into {root} failed: {e}") from e
+            raise UserError(f"downloading {dataset} into {root} failed: {e}") from e
         if all(f.is_file() for f in files):
             return
     missing = next(f for f in files if not f.is_file())
-    raise PBAError(
+    raise UserError(
         f"{dataset} not found: looked for {missing.resolve()} under data directory {root}. "
         f"Pass --download to fetch it, or point PBA_DATA_DIR (or --data-dir) at the folder "
         f"that holds it."
@@ -103,9 +103,9 @@ def _read_cifar_pickle(path: Path, label_key: str) -> ImageSet:
         data = np.asarray(batch["data"], dtype=np.uint8)
         labels = np.asarray(batch[label_key], dtype=np.int64)
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as e:
-        raise PBAError(f"{path} is not a CIFAR python batch ({type(e).__name__}: {e})") from e
+        raise UserError(f"{path} is not a CIFAR python batch ({type(e).__name__}: {e})") from e
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] != labels.shape[0]:
-        raise PBAError(
+        raise UserError(
             f"{path}: expected 'data' of shape (N, 3072) and N labels, "
             f"got {data.shape} and {labels.shape[0]}"
         )
@@ -118,14 +118,14 @@ def _read_svhn_mat(path: Path) -> ImageSet:
     try:
         from scipy.io import loadmat
     except ImportError as e:
-        raise PBAError("reading SVHN's .mat files needs scipy: pip install 'pba[svhn]'") from e
+        raise UserError("reading SVHN's .mat files needs scipy: pip install 'pba[svhn]'") from e
     try:
         mat = loadmat(str(path), variable_names=["X", "y"])
         x, y = mat["X"], mat["y"]
     except (OSError, ValueError, KeyError, NotImplementedError) as e:
-        raise PBAError(f"{path} is not an SVHN .mat file ({type(e).__name__}: {e})") from e
+        raise UserError(f"{path} is not an SVHN .mat file ({type(e).__name__}: {e})") from e
     if x.ndim != 4 or x.shape[2] != 3 or x.shape[3] != y.size:
-        raise PBAError(f"{path}: expected X of shape (32, 32, 3, N) and N labels, got {x.shape}")
+        raise UserError(f"{path}: expected X of shape (32, 32, 3, N) and N labels, got {x.shape}")
     # X is (H, W, C, N); SVHN labels the digit 0 as 10.
     images = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1), dtype=np.uint8))
     labels = torch.from_numpy(y.reshape(-1).astype(np.int64))

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from pba.data import cache as image_cache
-from pba.errors import PBAError
+from pba.errors import PBAError, UserError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 MAX_RUN = 64  # files a decoding task takes at most: progress is reported after each task
@@ -75,7 +75,7 @@ def _read_image(path: Path, image_size: int) -> np.ndarray:
             return fit_image(image, image_size)
     except (OSError, ValueError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as err:
-        raise PBAError(f"cannot read image {path}: {err}") from None
+        raise UserError(f"cannot read image {path}: {err}") from None
 
 
 @contextmanager
@@ -96,11 +96,11 @@ def read_images(path: Path, limit: int, size: int) -> np.ndarray:
         files = sorted(f for f in path.rglob("*")
                        if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
-            raise PBAError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {path}")
+            raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {path}")
     elif path.is_file():
         files = [path]
     else:
-        raise PBAError(f"no such image file or folder: {path}")
+        raise UserError(f"no such image file or folder: {path}")
     return np.stack([read_image(f, size) for f in files[:limit]])
 
 

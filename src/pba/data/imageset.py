@@ -8,7 +8,7 @@ from functools import lru_cache
 import torch
 
 from pba.baseline import Baseline
-from pba.errors import PBAError
+from pba.errors import UserError
 
 Triple = tuple[float, float, float]
 
@@ -102,7 +102,7 @@ def normalize(images: torch.Tensor, mean: Triple, std: Triple) -> torch.Tensor:
     elif images.is_floating_point():
         x = images.clone()
     else:
-        raise PBAError(f"normalize expects uint8 or floating-point images, got {images.dtype}")
+        raise UserError(f"normalize expects uint8 or floating-point images, got {images.dtype}")
     m, s = _channel_constants(tuple(mean), tuple(std), x.dtype, x.device)
     return x.sub_(m).div_(s)
 

@@ -22,7 +22,7 @@ import torch
 from pba.atomic import atomic_path
 from pba.baseline import PARTS, Baseline
 from pba.data.imageset import DatasetSplits, ImageSet, channel_stats
-from pba.errors import PBAError
+from pba.errors import UserError
 
 FORMAT = "pba.dataset.npz/1"
 SPLITS = ("train", "val", "test")
@@ -32,7 +32,7 @@ def save_npz(path: str | Path, data: DatasetSplits) -> Path:
     """Write `data` to `path` (compressed, atomically); return the path."""
     path = Path(path)
     if path.suffix != ".npz":
-        raise PBAError(f"{path}: a dataset file must end in .npz")
+        raise UserError(f"{path}: a dataset file must end in .npz")
     # An absent validation split is stored empty, so that every file has the same keys.
     val = data.val if data.val is not None else ImageSet(data.train.images[:0],
                                                          data.train.labels[:0])
@@ -61,14 +61,14 @@ def load_npz(
     """The splits stored in `path`, cut to the first `train_size` / `val_size` images if given."""
     path = Path(path)
     if not path.is_file():
-        raise PBAError(f"no dataset file at {path} (write one with pba.data.save_npz)")
+        raise UserError(f"no dataset file at {path} (write one with pba.data.save_npz)")
     try:
         with np.load(path, allow_pickle=False) as doc:
             arrays = {key: doc[key] for key in doc.files}
     except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise PBAError(f"{path} is not a readable .npz file: {err}") from None
+        raise UserError(f"{path} is not a readable .npz file: {err}") from None
     if arrays.get("format") != FORMAT:
-        raise PBAError(f"{path} is not a pba dataset file (format {FORMAT})")
+        raise UserError(f"{path} is not a pba dataset file (format {FORMAT})")
     sets = {split: _image_set(path, arrays, split) for split in SPLITS}
     train = _first(path, sets["train"], train_size, "train", minimum=1)
     val = _first(path, sets["val"], val_size, "val", minimum=0)
@@ -87,7 +87,7 @@ def load_npz(
     )
     # The fill colour is stored for readers of the file; here it must follow from the mean.
     if len(train) == len(sets["train"]) and data.fill != tuple(arrays["fill"].tolist()):
-        raise PBAError(f"{path}: fill {arrays['fill'].tolist()} does not match its mean colour")
+        raise UserError(f"{path}: fill {arrays['fill'].tolist()} does not match its mean colour")
     return data
 
 
@@ -103,7 +103,7 @@ def _image_set(path: Path, arrays: dict[str, np.ndarray], split: str) -> ImageSe
     images, labels = arrays.get(f"{split}_images"), arrays.get(f"{split}_labels")
     if (images is None or labels is None or images.dtype != np.uint8 or images.ndim != 4
             or images.shape[1] != 3 or labels.shape != images.shape[:1]):
-        raise PBAError(f"{path}: the {split} split is missing or not uint8 (N, 3, H, W) images "
+        raise UserError(f"{path}: the {split} split is missing or not uint8 (N, 3, H, W) images "
                        "with N labels")
     return ImageSet(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)))
 
@@ -112,6 +112,6 @@ def _first(path: Path, images: ImageSet, size: int | None, split: str, minimum: 
     if size is None:
         return images
     if not minimum <= size <= len(images):
-        raise PBAError(f"{path} holds {len(images)} {split} images; {split}_size must be in "
+        raise UserError(f"{path} holds {len(images)} {split} images; {split}_size must be in "
                        f"{minimum}..{len(images)}, got {size}")
     return ImageSet(images.images[:size].contiguous(), images.labels[:size].contiguous())

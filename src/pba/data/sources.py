@@ -32,7 +32,7 @@ from PIL import Image
 from pba.data.folders import POOL, FolderImages
 from pba.data.image_files import Progress, fit_image
 from pba.data.imageset import ImageSet, fit_images
-from pba.errors import PBAError
+from pba.errors import UserError
 
 TORCHVISION_PREFIX = "torchvision:"
 # Where a class takes `split=`: the values tried for each part, in order.
@@ -48,7 +48,7 @@ def read_torchvision(
     cls, root = _torchvision_class(spec)
     params = inspect.signature(cls).parameters
     if download and "download" not in params:
-        raise PBAError(f"torchvision.datasets.{cls.__name__} cannot download: its files must "
+        raise UserError(f"torchvision.datasets.{cls.__name__} cannot download: its files must "
                        f"already be under {root}")
     base: dict[str, Any] = {"root": str(root)} | ({"download": download}
                                                   if "download" in params else {})
@@ -58,7 +58,7 @@ def read_torchvision(
     elif "split" in params:
         found = {part: _with_split(cls, base, values) for part, values in SPLIT_VALUES.items()}
         if found["train"] is None:
-            raise PBAError(f"torchvision.datasets.{cls.__name__} has no split called "
+            raise UserError(f"torchvision.datasets.{cls.__name__} has no split called "
                            f"{' or '.join(SPLIT_VALUES['train'])}")
         sets = found if found["test"] is not None else {POOL: found["train"]}
     else:
@@ -82,14 +82,14 @@ def read_python(
 def _torchvision_class(spec: str) -> tuple[type, Path]:
     name, _, root = spec.partition(":")
     if not name or not root:
-        raise PBAError(f"a torchvision dataset is {TORCHVISION_PREFIX}CLASS:ROOT, e.g. "
+        raise UserError(f"a torchvision dataset is {TORCHVISION_PREFIX}CLASS:ROOT, e.g. "
                        f"{TORCHVISION_PREFIX}STL10:~/data; got {TORCHVISION_PREFIX}{spec}")
     from torchvision import datasets  # slow to import: only for this source
 
     cls = getattr(datasets, name, None)
     if not (isinstance(cls, type) and issubclass(cls, torch.utils.data.Dataset)):
         known = sorted(n for n in datasets.__all__ if n[0].isupper())
-        raise PBAError(f"torchvision.datasets has no dataset class {name!r}; known: "
+        raise UserError(f"torchvision.datasets has no dataset class {name!r}; known: "
                        f"{', '.join(known)}")
     return cls, Path(root).expanduser()
 
@@ -99,7 +99,7 @@ def _build(cls: type, kwargs: dict[str, Any]) -> Any:
         return cls(**kwargs)
     except (RuntimeError, FileNotFoundError, OSError) as err:
         hint = "" if kwargs.get("download") else " (pass --download to fetch it, where it can)"
-        raise PBAError(f"torchvision.datasets.{cls.__name__} could not be read from "
+        raise UserError(f"torchvision.datasets.{cls.__name__} could not be read from "
                        f"{kwargs['root']}: {err}{hint}") from None
 
 
@@ -128,11 +128,11 @@ def _read_parts(
         done += len(parts[part])
     labels = torch.cat([p.labels for p in parts.values()])
     if labels.numel() and int(labels.min()) < 0:
-        raise PBAError("labels must be class indices 0, 1, 2, ...; got a negative label")
+        raise UserError("labels must be class indices 0, 1, 2, ...; got a negative label")
     count = int(labels.max()) + 1 if labels.numel() else 0
     names = [str(c) for c in classes] if classes is not None else [str(i) for i in range(count)]
     if len(names) < max(count, 2):
-        raise PBAError(f"a classifier needs at least two classes and a name for every label; "
+        raise UserError(f"a classifier needs at least two classes and a name for every label; "
                        f"got labels up to {count - 1} and {len(names)} class name(s)")
     return FolderImages(parts, names)
 
@@ -151,14 +151,14 @@ def _image_set(part: str, items: Any, image_size: int, workers: int | None,
     if _is_tensor_pair(items):
         images, labels = items
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-            raise PBAError(f"the {part} images must be uint8 (N, 3, H, W), got {images.dtype} "
+            raise UserError(f"the {part} images must be uint8 (N, 3, H, W), got {images.dtype} "
                            f"{tuple(images.shape)}")
         progress(len(images))
         return ImageSet(fit_images(images, image_size).contiguous(),
                         torch.as_tensor(labels, dtype=torch.int64).reshape(-1))
     n = len(items)
     if n == 0:
-        raise PBAError(f"the {part} split holds no images")
+        raise UserError(f"the {part} split holds no images")
 
     def one(i: int) -> tuple[np.ndarray, int]:
         image, label = items[i][:2]
@@ -182,17 +182,17 @@ def as_pil(image: Any, what: str = "an image") -> Image.Image:
         return image
     if isinstance(image, torch.Tensor):
         if image.ndim != 3:
-            raise PBAError(f"{what}: a tensor image is (C, H, W), got {tuple(image.shape)}")
+            raise UserError(f"{what}: a tensor image is (C, H, W), got {tuple(image.shape)}")
         image = image.detach().cpu().permute(1, 2, 0).numpy()
     if isinstance(image, np.ndarray):
         if image.ndim == 3 and image.shape[2] == 1:
             image = image[:, :, 0]
         if image.dtype != np.uint8:
             if not np.issubdtype(image.dtype, np.floating):
-                raise PBAError(f"{what}: images are uint8, or float in [0, 1]; got {image.dtype}")
+                raise UserError(f"{what}: images are uint8, or float in [0, 1]; got {image.dtype}")
             image = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
-            raise PBAError(f"{what}: an array image is (H, W, C), got {image.shape}")
+            raise UserError(f"{what}: an array image is (H, W, C), got {image.shape}")
         return Image.fromarray(np.ascontiguousarray(image))
-    raise PBAError(f"{what} is a {type(image).__name__}; a Dataset's items are (image, label) "
+    raise UserError(f"{what} is a {type(image).__name__}; a Dataset's items are (image, label) "
                    "with a PIL image, a (C, H, W) tensor or an (H, W, C) array")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.search import SearchConfig, preset
 
 THIS_SCHEDULE = "pba"  # the arm trained with the search's own schedule
@@ -38,13 +38,13 @@ class DemoConfig:
     def __post_init__(self) -> None:
         unknown = set(self.seeds) - set(ARMS)
         if unknown:
-            raise PBAError(f"unknown arm(s) {sorted(unknown)}; known: {', '.join(ARMS)}")
+            raise UserError(f"unknown arm(s) {sorted(unknown)}; known: {', '.join(ARMS)}")
         if self.seeds.get(THIS_SCHEDULE, 0) < 1:
-            raise PBAError(f"the demo judges its searched schedule: the {THIS_SCHEDULE!r} arm "
+            raise UserError(f"the demo judges its searched schedule: the {THIS_SCHEDULE!r} arm "
                            "needs seeds")
         small = {arm: n for arm, n in self.seeds.items() if n < 1}
         if small:
-            raise PBAError(f"every arm trains at least one seed, got {small}")
+            raise UserError(f"every arm trains at least one seed, got {small}")
 
     def search_config(self) -> SearchConfig:
         dataset = {} if self.dataset is None else {"dataset": self.dataset}
@@ -74,7 +74,7 @@ class DemoConfig:
         try:
             return cls(**{key: value for key, value in doc.items() if key != "first_seed"})
         except TypeError as err:
-            raise PBAError(f"not a demo config: {err}") from None
+            raise UserError(f"not a demo config: {err}") from None
 
 
 def parse_arms(text: str, default: DemoConfig) -> dict[str, int]:
@@ -84,13 +84,13 @@ def parse_arms(text: str, default: DemoConfig) -> dict[str, int]:
     for part in (p.strip() for p in text.split(",") if p.strip()):
         arm, _, count = part.partition(":")
         if arm not in ARMS:
-            raise PBAError(f"unknown arm {arm!r} in --arms; known: {', '.join(ARMS)}")
+            raise UserError(f"unknown arm {arm!r} in --arms; known: {', '.join(ARMS)}")
         if arm in seeds:
-            raise PBAError(f"--arms names {arm!r} twice")
+            raise UserError(f"--arms names {arm!r} twice")
         try:
             seeds[arm] = int(count) if count else default.seeds.get(arm, 3)
         except ValueError:
-            raise PBAError(f"--arms: {part!r} is not ARM or ARM:SEEDS") from None
+            raise UserError(f"--arms: {part!r} is not ARM or ARM:SEEDS") from None
     # Checked as the demo will check them, in the table's order.
     return dataclasses.replace(default, seeds={a: seeds[a] for a in ARMS if a in seeds}).seeds
 

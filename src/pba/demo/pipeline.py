@@ -48,7 +48,7 @@ from pba.demo.record import (
     write_demo_file,
 )
 from pba.demo.report import demo_report
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.final_models import Arm, FinalJob, FinalSettings, final_job, train_finals
 from pba.formatting import duration
 from pba.models import check_name
@@ -181,7 +181,7 @@ def _new_demo(
     facts = data_facts(search, data, demo.final_models(reference))
     sizes = split_sizes(int(given.get("train_size", search.train_size or facts.pool)), facts)
     if sizes is None:
-        raise PBAError(f"{search.dataset} has too few images for a search")
+        raise UserError(f"{search.dataset} has too few images for a search")
     values = demo.values() | {"train_size": sizes[0], "val_size": sizes[1],
                               "batch_size": batch_for(sizes[0], search.batch_size)} | given
     # The rest is chosen, not planned: in `demo` already.
@@ -206,7 +206,7 @@ def _check_unchanged(
         differ.append("dataset")
     if differ:
         flags = ", ".join("--" + name.replace("_", "-") for name in differ)
-        raise PBAError(f"this demo exists and continues as it was planned; {flags} differ "
+        raise UserError(f"this demo exists and continues as it was planned; {flags} differ "
                        "from it: drop them, or choose another --out")
     if budget is not None and doc.get("plan") is None:
         _say(progress, "pba demo: this demo was started without a budget; --budget is ignored")

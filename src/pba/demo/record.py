@@ -12,7 +12,7 @@ from pathlib import Path
 from pba.budget import Plan
 from pba.demo.config import DEFAULT_FIRST_SEED, DemoConfig
 from pba.directory import RunDirectory
-from pba.errors import PBAError
+from pba.errors import PBAError, UserError
 from pba.lock import LOCK
 from pba.timing import TimeBreakdown
 
@@ -49,7 +49,7 @@ def open_demo(
     if reference is not None:
         reference = Path(reference).resolve()
         if not reference.is_file():
-            raise PBAError(f"no published schedule at {reference}")
+            raise UserError(f"no published schedule at {reference}")
     if path.is_file():
         doc = read_demo_file(out)
         stored = DemoConfig.from_dict(doc["demo"])
@@ -57,7 +57,7 @@ def open_demo(
         if first_seed is not None and first_seed not in first_seeds:
             first_seeds = [*first_seeds, first_seed]
         if reference is not None and doc["reference"] not in (None, str(reference)):
-            raise PBAError(f"{out} compares with the published schedule {doc['reference']}; "
+            raise UserError(f"{out} compares with the published schedule {doc['reference']}; "
                            f"it cannot take {reference} as well")
         reference = reference if doc["reference"] is None else Path(doc["reference"])
         write_demo_file(out, doc | {"first_seeds": first_seeds, "reference": None if
@@ -81,7 +81,7 @@ def read_demo_file(out: Path) -> dict:
         if "reference" not in doc:
             raise KeyError("reference")
     except (ValueError, KeyError, TypeError, AttributeError, PBAError):
-        raise PBAError(f"{path} is not a pba demo record (changed by hand?)") from None
+        raise UserError(f"{path} is not a pba demo record (changed by hand?)") from None
     return doc
 
 
@@ -103,4 +103,4 @@ def check_demo_dir(out: Path) -> None:
     if (out / DEMO_FILE).is_file() or not out.exists():
         return
     if not out.is_dir() or any(p.name != LOCK for p in out.iterdir()):
-        raise PBAError(f"{out} exists and holds no demo; choose another --out")
+        raise UserError(f"{out} exists and holds no demo; choose another --out")

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.models import zoo
 from pba.models.pyramidnet import PyramidNet
 from pba.models.shake_shake import ShakeShakeNet
@@ -74,7 +74,7 @@ def build(name: str, num_classes: int, image_size: tuple[int, int] | None = None
     multiples of 224 px) are refused before any training; None builds the default (224 px).
     """
     if num_classes < 1:
-        raise PBAError(f"num_classes must be >= 1, got {num_classes}")
+        raise UserError(f"num_classes must be >= 1, got {num_classes}")
     make = _constructor(name, num_classes, image_size)
     if image_size is not None and not is_cifar(name):
         zoo.check_input(name, make, num_classes, image_size)
@@ -97,7 +97,7 @@ def _constructor(
             return lambda: family(first, second, num_classes)
     if zoo.is_zoo_name(name):
         return zoo.constructor(name, num_classes, image_size)
-    raise PBAError(_unknown(name))
+    raise UserError(_unknown(name))
 
 
 def _unknown(name: str) -> str:

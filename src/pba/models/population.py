@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.models.wrn import WideResNet
 
 
@@ -61,17 +61,17 @@ class PopulationWRN(nn.Module):
     def __init__(self, models: Sequence[nn.Module]) -> None:
         super().__init__()
         if not models:
-            raise PBAError("a population needs at least one model")
+            raise UserError("a population needs at least one model")
         for model in models:
             if not isinstance(model, WideResNet):
-                raise PBAError(
+                raise UserError(
                     f"only WRN models can be packed into a population, got {type(model).__name__}"
                     " (Shake-Shake and PyramidNet mix channels)"
                 )
         states = [model.state_dict() for model in models]
         shapes = {k: v.shape for k, v in states[0].items()}
         if any({k: v.shape for k, v in s.items()} != shapes for s in states[1:]):
-            raise PBAError("all members of a population must have the same architecture")
+            raise UserError("all members of a population must have the same architecture")
         self.size = len(models)
         self._member_shapes = shapes
         # A copy keeps the forward code of the WRN; only its leaf layers are widened. They are
@@ -93,7 +93,7 @@ class PopulationWRN(nn.Module):
         """Logits (P, N, classes) of member m on its own batch x[m]; x is (P, N, C, H, W)."""
         p, n, c, h, w = x.shape
         if p != self.size:
-            raise PBAError(f"expected a batch for each of {self.size} members, got {p}")
+            raise UserError(f"expected a batch for each of {self.size} members, got {p}")
         # (P, N, C, H, W) -> (N, P*C, H, W): member m's images on its own input channels.
         packed = x.transpose(0, 1).reshape(n, p * c, h, w)
         return self.net(packed.contiguous(memory_format=memory_format))
@@ -109,7 +109,7 @@ class PopulationWRN(nn.Module):
         with torch.no_grad():
             for k, shape in self._member_shapes.items():
                 if state[k].shape != shape:
-                    raise PBAError(f"{k}: expected {tuple(shape)}, got {tuple(state[k].shape)}")
+                    raise UserError(f"{k}: expected {tuple(shape)}, got {tuple(state[k].shape)}")
                 self._unpack(packed[k], member, k).copy_(state[k])
 
     def copy_member(self, src: int, dst: int) -> None:

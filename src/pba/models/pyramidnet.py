@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.models.layers import (
     conv1x1,
     conv3x3,
@@ -45,7 +45,7 @@ class PyramidBottleneck(nn.Module):
         super().__init__()
         out_channels = planes * BOTTLENECK_EXPANSION
         if out_channels < in_channels:
-            raise PBAError(f"PyramidNet block narrows {in_channels} -> {out_channels} channels")
+            raise UserError(f"PyramidNet block narrows {in_channels} -> {out_channels} channels")
         self.residual = nn.Sequential(
             nn.BatchNorm2d(in_channels),
             conv1x1(in_channels, planes),
@@ -73,7 +73,7 @@ class PyramidNet(nn.Module):
     def __init__(self, depth: int, alpha: int, num_classes: int) -> None:
         super().__init__()
         if (depth - 2) % 9 != 0 or depth < 11 or alpha < 0:
-            raise PBAError(
+            raise UserError(
                 f"PyramidNet needs depth = 9n + 2 >= 11 and alpha >= 0, got {depth}, {alpha}"
             )
         blocks_per_stage = (depth - 2) // 9

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.models.layers import (
     conv1x1,
     conv3x3,
@@ -79,7 +79,7 @@ class ShakeShakeNet(nn.Module):
     def __init__(self, depth: int, base_width: int, num_classes: int) -> None:
         super().__init__()
         if (depth - 2) % 6 != 0 or depth < 8 or base_width < 1:
-            raise PBAError(
+            raise UserError(
                 f"Shake-Shake needs depth = 6n + 2 >= 8 and width >= 1, got {depth}, {base_width}"
             )
         blocks_per_stage = (depth - 2) // 6

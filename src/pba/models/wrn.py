@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.models.layers import conv1x1, conv3x3, init_weights
 
 
@@ -40,7 +40,7 @@ class WideResNet(nn.Module):
     def __init__(self, depth: int, width: int, num_classes: int) -> None:
         super().__init__()
         if (depth - 4) % 6 != 0 or depth < 10 or width < 1:
-            raise PBAError(f"WRN needs depth = 6n + 4 >= 10 and width >= 1, got {depth}, {width}")
+            raise UserError(f"WRN needs depth = 6n + 4 >= 10 and width >= 1, got {depth}, {width}")
         blocks_per_group = (depth - 4) // 6
         widths = [16 * width, 32 * width, 64 * width]
         self.stem = conv3x3(3, 16)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from pba.errors import PBAError
+from pba.errors import UserError
 
 TIMM_PREFIX = "timm:"
 TIMM_MISSING = "timm is not installed: pip install 'pba[timm]'"
@@ -83,11 +83,11 @@ def _timm_constructor(
         import timm
         import timm.models
     except ImportError:
-        raise PBAError(TIMM_MISSING) from None
+        raise UserError(TIMM_MISSING) from None
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         hint = f". Did you mean {', '.join(TIMM_PREFIX + c for c in close)}?" if close else ""
-        raise PBAError(f"timm has no model {name!r}: timm.list_models() lists them{hint}")
+        raise UserError(f"timm has no model {name!r}: timm.list_models() lists them{hint}")
     kwargs = {}
     cfg = timm.models.get_pretrained_cfg(name)
     if image_size is not None and cfg is not None and cfg.fixed_input_size:
@@ -123,10 +123,10 @@ def check_input(
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         needs = next((f"; it needs {need}" for prefix, need in _SIZE_NEEDS.items()
                       if name.startswith(prefix)), "")
-        raise PBAError(f"{name} cannot take {height}x{width} images ({reason}{needs}): use "
+        raise UserError(f"{name} cannot take {height}x{width} images ({reason}{needs}): use "
                        "another image size (--image-size for image folders) or another "
                        "model") from None
     if not isinstance(out, torch.Tensor) or out.shape != (2, num_classes):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise PBAError(f"{name} does not return logits of shape (N, {num_classes}) in "
+        raise UserError(f"{name} does not return logits of shape (N, {num_classes}) in "
                        f"training: got {got}")

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.ops import pil, tensor
 
 # The image side at which magnitudes are defined: a scaled op's parameter is the mapping's
@@ -79,7 +79,7 @@ class Op:
 
     def __post_init__(self) -> None:
         if self.scales_with is not None and self.scales_with not in SIDES:
-            raise PBAError(f"op {self.name!r}: scales_with is one of {', '.join(SIDES)} or "
+            raise UserError(f"op {self.name!r}: scales_with is one of {', '.join(SIDES)} or "
                            f"None, got {self.scales_with!r}")
 
     def scale(self, height: int, width: int) -> float:
@@ -100,7 +100,7 @@ class OpSet:
     def __post_init__(self) -> None:
         names = [op.name for op in self.ops]
         if len(set(names)) != len(names):
-            raise PBAError(f"duplicate op names in {names}")
+            raise UserError(f"duplicate op names in {names}")
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -119,7 +119,7 @@ class OpSet:
         try:
             return self.names.index(name)
         except ValueError:
-            raise PBAError(f"unknown op {name!r}; known ops: {', '.join(self.names)}") from None
+            raise UserError(f"unknown op {name!r}; known ops: {', '.join(self.names)}") from None
 
     def with_op(self, op: Op) -> OpSet:
         """A new op set with `op` appended (its policy entries go after the existing ones)."""
@@ -195,16 +195,16 @@ def load_op_set(spec: str | None) -> OpSet:
         return DEFAULT_OPS
     where, _, name = spec.rpartition(":")
     if not where or not name:
-        raise PBAError(f"--ops takes MODULE:NAME or path/to/file.py:NAME, got {spec!r}")
+        raise UserError(f"--ops takes MODULE:NAME or path/to/file.py:NAME, got {spec!r}")
     try:
         module = _module(where)
     except Exception as err:  # an import runs the user's code: any error is theirs
-        raise PBAError(f"--ops {spec}: cannot import {where} ({type(err).__name__}: {err})"
+        raise UserError(f"--ops {spec}: cannot import {where} ({type(err).__name__}: {err})"
                        ) from None
     ops = getattr(module, name, None)
     if not isinstance(ops, OpSet):
         found = "nothing" if ops is None else type(ops).__name__
-        raise PBAError(f"--ops {spec}: {where} has {found} called {name!r}, not an OpSet "
+        raise UserError(f"--ops {spec}: {where} has {found} called {name!r}, not an OpSet "
                        "(build one with DEFAULT_OPS.with_op(Op(...)))")
     return ops
 

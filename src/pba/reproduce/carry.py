@@ -18,7 +18,7 @@ import torch
 from pba.atomic import atomic_path, write_text_atomic
 from pba.data import load_dataset, save_npz
 from pba.data.imageset import take
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.reproduce.plan import DATASET, REFERENCE_EPOCHS, REFERENCE_FILE
 from pba.reproduce.table import RESULTS_JSON, RESULTS_MD
 from pba.schedule import load_schedule
@@ -48,7 +48,7 @@ def prepare(
     data = load_dataset(DATASET, data_dir, val_size=val_size)  # the paper's 4,000 and seed
     if test_size is not None:
         if not 1 <= test_size <= len(data.test):
-            raise PBAError(f"--test-size must be in 1..{len(data.test)}, got {test_size}")
+            raise UserError(f"--test-size must be in 1..{len(data.test)}, got {test_size}")
         data = dataclasses.replace(data, test=take(data.test, torch.arange(test_size)))
     out.mkdir(parents=True, exist_ok=True)
     path = save_npz(out / DATA_FILE, data)
@@ -70,7 +70,7 @@ def unpack_state(archive: Path, out: Path) -> None:
             tar.extractall(partial, filter="data")
     except (tarfile.TarError, OSError) as err:
         shutil.rmtree(partial, ignore_errors=True)
-        raise PBAError(f"{archive} cannot be unpacked ({err}); export it again or remove "
+        raise UserError(f"{archive} cannot be unpacked ({err}); export it again or remove "
                        "it to start afresh") from None
     partial.rename(out)
     print(f"[reproduce] unpacked {archive} into {out}", flush=True)

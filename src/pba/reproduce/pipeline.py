@@ -12,7 +12,7 @@ import torch
 
 from pba.data import load_dataset
 from pba.device import resolve_device
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.reproduce.carry import DATA_FILE, STATE_FILE, export_state, unpack_state
 from pba.reproduce.plan import REFERENCE_FILE, STAGES, dry_plan, paper_plan
 from pba.reproduce.stages import (
@@ -48,14 +48,14 @@ def run(
     deadline = None if budget_s is None else started + budget_s - RESERVE_S
     unknown = [name for name in stages if name not in STAGES]
     if unknown:
-        raise PBAError(f"unknown stage(s) {', '.join(unknown)}; known: {', '.join(STAGES)}")
+        raise UserError(f"unknown stage(s) {', '.join(unknown)}; known: {', '.join(STAGES)}")
     stages = [name for name in STAGES if name in stages]
     plan = dry_plan() if dry_run else paper_plan()
     carry, out = Path(carry), Path(out)
     data_file, reference = carry / DATA_FILE, carry / REFERENCE_FILE
     for needed in (data_file, reference):
         if not needed.is_file():
-            raise PBAError(f"{needed} is missing: write the folder with "
+            raise UserError(f"{needed} is missing: write the folder with "
                            f"`pba reproduce prepare --out {carry}`")
     # Fails now on a bad file or sizes, not minutes into a stage.
     data = load_dataset(f"npz:{data_file}", train_size=plan.train_size, val_size=plan.val_size)
@@ -90,11 +90,11 @@ def run(
             if is_done(s):
                 continue
             if ended.error is not None:
-                raise PBAError(f"stage {name}: {ended.error}")
+                raise UserError(f"stage {name}: {ended.error}")
             if ended.interrupted:
                 complete = False
                 break
-            raise PBAError(f"stage {name} failed with exit status {ended.status} (its output is "
+            raise UserError(f"stage {name} failed with exit status {ended.status} (its output is "
                            "above)")
     finally:
         table = write_results(out, plan, data, stages)

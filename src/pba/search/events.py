@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from pba.errors import PBAError
+from pba.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -124,12 +124,12 @@ def from_json(doc: dict) -> Event:
     """The event of one population.jsonl line (keys it does not know are ignored)."""
     kind = KINDS.get(doc.get("event")) if isinstance(doc, dict) else None
     if kind is None:
-        raise PBAError(f"not a search event: {str(doc)[:80]}")
+        raise UserError(f"not a search event: {str(doc)[:80]}")
     values = {}
     for f in dataclasses.fields(kind):
         if f.name not in doc:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise PBAError(f"a {kind.KIND} event without {f.name!r}: {str(doc)[:80]}")
+                raise UserError(f"a {kind.KIND} event without {f.name!r}: {str(doc)[:80]}")
             continue
         value = doc[f.name]
         if isinstance(value, list):

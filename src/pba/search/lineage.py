@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.ops.registry import DEFAULT_OPS, OpSet
 from pba.policy import Policy
 from pba.schedule import Schedule
@@ -55,7 +55,7 @@ class Lineage:
         """`member` trained epochs start..end-1 with `policy`."""
         history = self._history[member]
         if start != len(history):
-            raise PBAError(
+            raise UserError(
                 f"member {member} trained from epoch {start}, but its history ends at "
                 f"{len(history)}: the event log is out of order or incomplete"
             )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 import numpy as np
 
 from pba.data import DatasetSplits
-from pba.errors import PBAError
+from pba.errors import RunStopped, UserError
 from pba.ops.registry import DEFAULT_OPS, OpSet
 from pba.policy import Policy, explore
 from pba.search.events import Evaluate, Event, Exploit, Explore, Round, Train
@@ -61,19 +61,19 @@ class PBTConfig:
 
     def __post_init__(self) -> None:
         if self.population < 2:
-            raise PBAError(f"a population needs at least 2 members, got {self.population}")
+            raise UserError(f"a population needs at least 2 members, got {self.population}")
         if self.epochs < 1 or self.interval < 1:
-            raise PBAError(f"epochs and interval must be >= 1, got {self.epochs}, "
+            raise UserError(f"epochs and interval must be >= 1, got {self.epochs}, "
                            f"{self.interval}")
         if not 0 < self.quantile <= 0.5:
-            raise PBAError(f"quantile must be in (0, 0.5], got {self.quantile}")
+            raise UserError(f"quantile must be in (0, 0.5], got {self.quantile}")
         if self.metric not in METRICS:
-            raise PBAError(f"unknown metric {self.metric!r}; known: {', '.join(METRICS)}")
+            raise UserError(f"unknown metric {self.metric!r}; known: {', '.join(METRICS)}")
         if self.selection not in SELECTIONS:
-            raise PBAError(f"unknown selection {self.selection!r}; known: "
+            raise UserError(f"unknown selection {self.selection!r}; known: "
                            f"{', '.join(SELECTIONS)}")
         if self.selection == "significant" and self.metric != "accuracy":
-            raise PBAError("--selection significant tests validation accuracies: it needs "
+            raise UserError("--selection significant tests validation accuracies: it needs "
                            "--metric accuracy")
 
     @property
@@ -123,7 +123,7 @@ class Engine(Protocol):
 def require_validation(data: DatasetSplits) -> None:
     """The search ranks members on the validation split: refuse data without one."""
     if data.val is None or len(data.val) == 0:
-        raise PBAError(f"the search scores members on a validation split, but {data.name} "
+        raise UserError(f"the search scores members on a validation split, but {data.name} "
                        "has none here: give --val-size > 0")
 
 
@@ -162,7 +162,7 @@ def exploit_pairs(
     values = np.asarray(scores, dtype=float)
     finite = np.isfinite(values)
     if not finite.any():
-        raise PBAError(DIVERGED)
+        raise RunStopped(DIVERGED)
     k = tail_size(len(values), quantile)
     shuffled = rng.permutation(len(values))
     ranked = shuffled[np.argsort(np.where(finite, values, -np.inf)[shuffled], kind="stable")]
@@ -227,7 +227,7 @@ class SearchState:
         """The member with the best last score (the lowest index among equals)."""
         scores = np.asarray(self.scores, dtype=float)
         if not np.isfinite(scores).any():
-            raise PBAError(DIVERGED)
+            raise RunStopped(DIVERGED)
         return int(np.nanargmax(scores))
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pba.baseline import Baseline, legacy, resolve
 from pba.data.datasets import default_baseline
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.models import FAMILY_NAMES, is_cifar
 from pba.ops.registry import OpSet, load_op_set
 from pba.recipes import Recipe
@@ -45,11 +45,11 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         if self.image_size is not None and self.image_size < 1:
-            raise PBAError(f"the image size must be >= 1 pixel, got {self.image_size}")
+            raise UserError(f"the image size must be >= 1 pixel, got {self.image_size}")
         if not is_cifar(self.model):
             # Members are many short runs of one small network (WRN populations pack into
             # one, pba.models.population); other libraries' networks are for final models.
-            raise PBAError(f"the search trains the CIFAR networks ({FAMILY_NAMES}), not "
+            raise UserError(f"the search trains the CIFAR networks ({FAMILY_NAMES}), not "
                            f"{self.model!r}: torchvision and timm models are for `pba train "
                            "--model` and the demo's --final-model")
         self.pbt()  # validates the PBT settings (and imports the ops)
@@ -90,7 +90,7 @@ class SearchConfig:
         names = {f.name for f in fields}
         required = {f.name for f in fields if f.default is dataclasses.MISSING}
         if not isinstance(doc, dict) or not required <= set(doc) <= names:
-            raise PBAError(f"a search config has the fields {sorted(names)}")
+            raise UserError(f"a search config has the fields {sorted(names)}")
         return cls(**doc)
 
     def replace(self, **changes: object) -> SearchConfig:
@@ -127,5 +127,5 @@ PRESETS: dict[str, SearchConfig] = {
 
 def preset(name: str) -> SearchConfig:
     if name not in PRESETS:
-        raise PBAError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+        raise UserError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     return PRESETS[name]

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from pba.directory import CONFIG, RunDirectory
-from pba.errors import PBAError
+from pba.errors import PBAError, UserError
 from pba.lock import LOCK
 from pba.policy import Policy
 from pba.schedule import Schedule
@@ -91,7 +91,7 @@ class RunDir(RunDirectory):
         if path.exists() and (not path.is_dir()
                               or any(p.name != LOCK for p in path.iterdir())):
             what = "search run" if (path / CONFIG).is_file() else "non-empty path"
-            raise PBAError(f"{path} already exists ({what}): continue it with --resume {path}, "
+            raise UserError(f"{path} already exists ({what}): continue it with --resume {path}, "
                            "or choose another --out")
 
     @staticmethod
@@ -126,7 +126,7 @@ class RunDir(RunDirectory):
         """An existing run directory, checked to be one of ours."""
         run = cls(path)
         if not run.path.is_dir():
-            raise PBAError(f"no search run at {run.path}")
+            raise UserError(f"no search run at {run.path}")
         run.read_config()
         return run
 
@@ -135,7 +135,7 @@ class RunDir(RunDirectory):
         """An existing run directory whose search has not finished, to resume it."""
         run = cls.open(path)
         if run.is_finished():
-            raise PBAError(f"the search in {run.path} already finished (its schedule is "
+            raise UserError(f"the search in {run.path} already finished (its schedule is "
                            f"{run.path / SCHEDULE}); there is nothing to resume")
         return run
 
@@ -160,7 +160,7 @@ class RunDir(RunDirectory):
                 try:
                     yield from_json(json.loads(line))
                 except (ValueError, PBAError):
-                    raise PBAError(f"{path}:{number} is not a JSON event (the file was changed "
+                    raise UserError(f"{path}:{number} is not a JSON event (the file was changed "
                                    "by hand?)") from None
 
     def last_round(self) -> Round | None:
@@ -227,7 +227,7 @@ class RunDir(RunDirectory):
                       file=sys.stderr)
             break
         else:
-            raise PBAError(f"{self.path}: no complete round can be read ({'; '.join(problems)})"
+            raise UserError(f"{self.path}: no complete round can be read ({'; '.join(problems)})"
                            "; start the search again with another --out")
         self._truncate_log(doc["log_bytes"])
         names = self._round_names()
@@ -300,7 +300,7 @@ class RunDir(RunDirectory):
         path = self.path / STATE
         doc = _read_record(path) if path.is_file() else None
         if doc is None:
-            raise PBAError(f"{path} is not a pba search state (changed by hand?)")
+            raise UserError(f"{path} is not a pba search state (changed by hand?)")
         return doc
 
     def _truncate_log(self, size: int) -> None:

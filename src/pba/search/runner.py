@@ -19,7 +19,7 @@ import torch
 
 from pba.data import DatasetSplits
 from pba.device import resolve_device
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.lock import owned
 from pba.precision import resolve_precision
 from pba.search.events import Event, Finish, Start
@@ -114,7 +114,7 @@ def _resume(
     try:
         config = SearchConfig.from_dict(doc["search"])
     except (KeyError, TypeError) as err:
-        raise PBAError(f"{run.path}: config.json has no valid search config ({err})") from None
+        raise UserError(f"{run.path}: config.json has no valid search config ({err})") from None
     if data_dir is None:
         data_dir = doc.get("data_dir")
     settings = _settings(config, device or doc.get("device", "auto"),
@@ -140,12 +140,12 @@ def choose_engine(engine: str, model: str, device: torch.device) -> type[Engine]
     """The engine class for `engine` (one of ENGINES). 'auto' trains WRN populations packed into
     one network on a GPU (benchmarks/search_speed.py) and members in turn otherwise."""
     if engine == "ray":
-        raise PBAError("the ray engine runs through pba.search.ray_backend.run_ray_search")
+        raise UserError("the ray engine runs through pba.search.ray_backend.run_ray_search")
     if engine not in ENGINES:
-        raise PBAError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+        raise UserError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     packable = model.startswith("wrn_")
     if engine == "vectorized" and not packable:
-        raise PBAError(f"the vectorized engine packs WRN models only, not {model!r}: use "
+        raise UserError(f"the vectorized engine packs WRN models only, not {model!r}: use "
                        "--engine local")
     if engine == "vectorized" or (engine == "auto" and packable and device.type == "cuda"):
         return VectorizedEngine
@@ -178,14 +178,14 @@ def _settings(
     options = {}
     if workers is not None:
         if engine_class is not LocalEngine:
-            raise PBAError("--workers is for the local engine; the vectorized one trains "
+            raise UserError("--workers is for the local engine; the vectorized one trains "
                            "every member in one network")
         if workers < 1:
-            raise PBAError(f"--workers must be >= 1, got {workers}")
+            raise UserError(f"--workers must be >= 1, got {workers}")
         options["workers"] = workers
     if compile:
         if engine_class is not VectorizedEngine or resolved.type != "cuda":
-            raise PBAError("--compile is for the vectorized engine on a GPU (--engine "
+            raise UserError("--compile is for the vectorized engine on a GPU (--engine "
                            "vectorized --device cuda): on a CPU torch.compile took minutes and "
                            "gave no speed-up")
         options["compile"] = True

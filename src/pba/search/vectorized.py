@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from pba.augment import make_augment
 from pba.data import DatasetSplits, normalize
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.models.population import PopulationWRN, member_rows
 from pba.policy import Policy
 from pba.precision import autocast, memory_format
@@ -107,7 +107,7 @@ class VectorizedEngine:
         self.train_set = data.train.to(self.device)
         self.steps = len(data.train) // recipe.batch_size  # each epoch drops the partial batch
         if self.steps == 0:
-            raise PBAError(f"{len(data.train)} training images do not fill one batch of "
+            raise UserError(f"{len(data.train)} training images do not fill one batch of "
                            f"{recipe.batch_size}")
         self.images_per_epoch = self.steps * recipe.batch_size
         self.progress = progress  # called with the images of every step (all members')
@@ -145,9 +145,9 @@ class VectorizedEngine:
     def train(self, policies: Sequence[Policy], epochs: int) -> list[TrainStats]:
         """Train every member `epochs` more epochs, member i with `policies[i]`."""
         if len(policies) != self.size:
-            raise PBAError(f"expected {self.size} policies, got {len(policies)}")
+            raise UserError(f"expected {self.size} policies, got {len(policies)}")
         if self.epoch + epochs > self.recipe.epochs:
-            raise PBAError(f"epoch {self.epoch} + {epochs} exceeds the run's "
+            raise UserError(f"epoch {self.epoch} + {epochs} exceeds the run's "
                            f"{self.recipe.epochs}")
         augments = [make_augment("pba", self.data, self.recipe, schedule=p) for p in policies]
         start = time.perf_counter()

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import torch
 
-from pba.errors import PBAError
+from pba.errors import UserError
 from pba.ops.tensor.kernels import LEVELS, ImageLookup, Lookup, Tensor, check_op_args
 
 
@@ -46,7 +46,7 @@ def _blend(degenerate: Tensor, values: Tensor, alpha: Tensor) -> Tensor:
 def _grey(imgs: Tensor) -> Tensor:
     """RGB -> L with Pillow's integer weights (ITU-R 601-2, rounded), as int32 (N, 1, H, W)."""
     if imgs.shape[1] != 3:
-        raise PBAError(f"colour ops need 3-channel RGB images, got {imgs.shape[1]} channels")
+        raise UserError(f"colour ops need 3-channel RGB images, got {imgs.shape[1]} channels")
     grey = imgs.int().mul_(_grey_weights(imgs.device)).sum(1, keepdim=True, dtype=torch.int32)
     return grey.add_(0x8000).bitwise_right_shift_(16)
 

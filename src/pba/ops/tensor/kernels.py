@@ -18,18 +18,18 @@ from dataclasses import dataclass
 
 import torch
 
-from pba.errors import PBAError
+from pba.errors import UserError
 
 Tensor = torch.Tensor
 LEVELS = 256  # 8-bit channel values
 
 
 def check_op_args(imgs: Tensor, params: Tensor, fill: Tensor) -> None:
-    """Raise PBAError unless `imgs` is a uint8 batch (N, C, H, W), `params` (N,) and `fill`
+    """Raise UserError unless `imgs` is a uint8 batch (N, C, H, W), `params` (N,) and `fill`
     a (C,) tensor: what every batched op takes."""
     _check_images(imgs, fill)
     if params.shape != (imgs.shape[0],):
-        raise PBAError(
+        raise UserError(
             f"expected one parameter per image, shape ({imgs.shape[0]},), "
             f"got shape {tuple(params.shape)}"
         )
@@ -37,18 +37,18 @@ def check_op_args(imgs: Tensor, params: Tensor, fill: Tensor) -> None:
 
 def _check_images(imgs: Tensor, fill: Tensor) -> None:
     if not isinstance(imgs, torch.Tensor):
-        raise PBAError(f"images must be a torch.Tensor, got {type(imgs).__name__}")
+        raise UserError(f"images must be a torch.Tensor, got {type(imgs).__name__}")
     if imgs.dtype != torch.uint8:
-        raise PBAError(f"images must be uint8 (0..255), got dtype {imgs.dtype}")
+        raise UserError(f"images must be uint8 (0..255), got dtype {imgs.dtype}")
     if imgs.ndim != 4:
-        raise PBAError(
+        raise UserError(
             f"images must be a batch (N, C, H, W), got {imgs.ndim} dims of shape "
             f"{tuple(imgs.shape)}"
         )
     if not isinstance(fill, torch.Tensor):
-        raise PBAError(f"the fill colour must be a uint8 tensor (C,), got {type(fill).__name__}")
+        raise UserError(f"the fill colour must be a uint8 tensor (C,), got {type(fill).__name__}")
     if fill.ndim != 1 or fill.shape[0] != imgs.shape[1]:
-        raise PBAError(
+        raise UserError(
             f"images have {imgs.shape[1]} channels but the fill colour has shape "
             f"{tuple(fill.shape)}; give one value per channel"
         )
@@ -148,7 +148,7 @@ def cutout(imgs: Tensor, sizes: Tensor, centres: Tensor, fill: Tensor) -> Tensor
     _check_images(imgs, fill)
     n, _, h, w = imgs.shape
     if sizes.shape != (n,) or centres.shape != (n, 2):
-        raise PBAError(
+        raise UserError(
             f"cutout needs sizes of shape ({n},) and centres of shape ({n}, 2), got "
             f"{tuple(sizes.shape)} and {tuple(centres.shape)}"
         )
