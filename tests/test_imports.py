@@ -104,8 +104,8 @@ def test_the_search_state_machine_loads_no_engine_or_plot() -> None:
 
 
 def layer_order() -> dict[str, int]:
-    """The README's layer block: module prefix -> layer number (lowest first)."""
-    text = (REPO / "README.md").read_text()
+    """docs/architecture.md's layer block: module prefix -> layer number (lowest first)."""
+    text = (REPO / "docs" / "architecture.md").read_text()
     block = text.split("<!-- layers:", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
     order = {}
     for line in block.splitlines():
