@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pba.demo import DEMO
 from pba.final_models import Arm, FinalSettings, final_job, train_finals
+from pba.options import RunOptions
 from pba.recorders import search_recorders
 from pba.run import read_result
 from pba.search import preset, rundir
@@ -60,8 +61,7 @@ def final_models(run_dir: Path, model: str, epochs: int, seeds: list[int],
     jobs = [final_job("pba", seed, out, settings, arm) for seed, out in outs.items()
             if read_result(out) is None]
     if jobs:
-        train_finals(jobs, device="auto", data_dir=None, download=False, workers=None,
-                     progress=progress)
+        train_finals(jobs, options=RunOptions(progress=progress))
     return [read_result(run_dir / "final" / f"seed{s}")["test_error"] for s in seeds]
 
 

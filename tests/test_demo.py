@@ -20,6 +20,7 @@ from pba.cli.main import main
 from pba.demo import DEMO, DemoConfig, run_demo, seed_set
 from pba.demo.results import render, results
 from pba.errors import PBAError
+from pba.options import RunOptions
 from pba.policy import Policy
 from pba.report import THIS_SEARCH, FinalRun, comparisons, verdict
 from pba.schedule import Schedule
@@ -32,10 +33,13 @@ SMOKE_DEMO = DemoConfig(preset="smoke", model="wrn_10_1", epochs=2, lr=0.1, weig
                                "published": 1, "none": 1})
 ARM_DIRS = {"pba-seed1", "pba-seed2", "ramp-seed1", "baseline-seed1", "baseline-seed2",
             "trivialaugment-seed1", "trivialaugment-seed2", "published-seed1", "none-seed1"}
+QUIET = RunOptions(progress=False)
+FP32 = QUIET.replace(precision="fp32", workers=2)
 DEMO_SCRIPT = (
     "import sys; from pba.demo import DemoConfig, run_demo; "
-    "run_demo(DemoConfig(**eval(sys.argv[1])), sys.argv[2], precision='fp32', workers=2, "
-    "progress=False)"
+    "from pba.options import RunOptions; "
+    "run_demo(DemoConfig(**eval(sys.argv[1])), sys.argv[2], "
+    "options=RunOptions(precision='fp32', workers=2, progress=False))"
 )
 
 
@@ -70,8 +74,7 @@ def test_killed_demo_on_a_folder_continues_and_reports(tmp_path: Path, capsys,
     assert len(list((out / "final").glob("*/result.json"))) < len(ARM_DIRS)
 
     # Started without the published schedule, continued with it: its arm joins.
-    text = run_demo(demo, out, reference=REFERENCE, precision="fp32", workers=2,
-                    progress=False)
+    text = run_demo(demo, out, reference=REFERENCE, options=FP32)
     assert {p.name for p in (out / "final").iterdir()} == ARM_DIRS
     assert all((out / "final" / d / "result.json").is_file() for d in ARM_DIRS)
     assert first.read_text() == kept  # a finished final model is not trained again
@@ -116,14 +119,14 @@ def test_killed_demo_on_a_folder_continues_and_reports(tmp_path: Path, capsys,
     assert main(["report", str(out)]) == 0
     assert capsys.readouterr().out == text
     # A finished demo is only reported again; another demo's settings cannot take it over.
-    assert run_demo(demo, out, progress=False).split("## The search")[1] == \
+    assert run_demo(demo, out, options=QUIET).split("## The search")[1] == \
         text.split("## The search")[1]
     assert main(["demo", "--out", str(out / "search"), "--no-progress"]) == 2
     assert "holds no demo" in capsys.readouterr().err
 
     # Another set of seeds: the same search, new final models beside the first ones.
     search_log = (out / "search" / "population.jsonl").read_text()
-    text = run_demo(demo, out, first_seed=11, precision="fp32", workers=2, progress=False)
+    text = run_demo(demo, out, first_seed=11, options=FP32)
     assert (out / "search" / "population.jsonl").read_text() == search_log
     assert first.read_text() == kept
     assert {"pba-seed11", "pba-seed12", "none-seed11"} <= {p.name for p in
@@ -136,9 +139,9 @@ def test_killed_demo_on_a_folder_continues_and_reports(tmp_path: Path, capsys,
     other = tmp_path / "other.txt"
     other.write_text(REFERENCE.read_text())
     with pytest.raises(PBAError, match="cannot take"):
-        run_demo(demo, out, reference=other, progress=False)
+        run_demo(demo, out, reference=other, options=QUIET)
     with pytest.raises(PBAError, match="--epochs differ"):
-        run_demo(demo, out, given={"epochs": 9}, progress=False)
+        run_demo(demo, out, given={"epochs": 9}, options=QUIET)
 
 
 def runs(errors: dict[str, list[float]], epochs: int = 100) -> list[FinalRun]:

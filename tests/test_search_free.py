@@ -21,6 +21,7 @@ from pba.demo.pipeline import _new_demo
 from pba.demo.results import leaderboard, render, results
 from pba.errors import PBAError
 from pba.ops.registry import DEFAULT_OPS
+from pba.options import RunOptions
 from pba.policy import MAX_MAGNITUDE, MAX_PROBABILITY, SLOTS, Policy
 from pba.ramp import ramp_policy, ramp_schedule, ramp_strengths
 from pba.recipes import Recipe
@@ -167,13 +168,15 @@ def test_the_search_free_schedule_is_an_effort_between_trivialaugment_and_a_sear
     assert EFFORT.index("trivialaugment") < EFFORT.index(SEARCH_FREE) < EFFORT.index("pba")
 
 
+CPU = RunOptions(device="cpu", precision="fp32", workers=1, progress=False)
+
+
 @pytest.fixture(scope="module")
 def unplanned() -> dict:
     """What a new demo without a budget runs, by the values it is given (reduced CIFAR-10)."""
     def new(**given) -> dict:
-        demo, plan = _new_demo(DEMO, None, given, False, time.monotonic(), device="cpu",
-                               precision="fp32", data_dir=None, download=False, workers=1,
-                               progress=False, watch=Stopwatch())
+        demo, plan = _new_demo(DEMO, None, given, False, time.monotonic(), options=CPU,
+                               watch=Stopwatch())
         assert plan is None
         return {"search": demo.search_config().to_dict(), "seeds": demo.seeds,
                 "demo": {k: v for k, v in demo.to_dict().items() if k not in ("search", "seeds")}}
@@ -202,7 +205,6 @@ def test_the_arms_flag_changes_the_arms_and_nothing_else(unplanned: dict) -> Non
 
 def test_a_variant_that_the_search_cannot_run_is_refused() -> None:
     with pytest.raises(PBAError, match="significant"):
-        _new_demo(DEMO, None, {"metric": "loss"}, False, time.monotonic(), device="cpu",
-                  precision="fp32", data_dir=None, download=False, workers=1, progress=False,
+        _new_demo(DEMO, None, {"metric": "loss"}, False, time.monotonic(), options=CPU,
                   watch=Stopwatch())
 

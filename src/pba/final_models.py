@@ -10,8 +10,7 @@ They run the jobs their own way: the demo trains several small models at once on
                              weight_decay=5e-4, batch_size=128)
     arm = Arm("pba", schedule="runs/quick/schedule.json")
     job = final_job("pba", 1, Path("runs/final/pba-seed1"), settings, arm)
-    train_finals([job], device="cpu", data_dir=None, download=False, workers=None,
-                 progress=True)
+    train_finals([job], options=RunOptions(device="cpu"))
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from pba import run as training_run
 from pba.data import load_dataset
 from pba.device import resolve_device
+from pba.options import DEFAULTS, RunOptions
 from pba.parallel import default_workers, map_parallel
 from pba.progress import loading_bar
 from pba.run_config import TrainConfig
@@ -105,22 +105,24 @@ def final_job(
 
 
 def train_finals(
-    jobs: list[FinalJob], *, device: str, data_dir: str | Path | None, download: bool,
-    workers: int | None, progress: bool, watch: Stopwatch | None = None,
+    jobs: list[FinalJob], *, options: RunOptions = DEFAULTS,
+    watch: Stopwatch | None = None,
 ) -> None:
-    """Train (or resume) `jobs`, `workers` at once (`pba.parallel`; default: one per CPU
-    core, one on a GPU), under one progress bar. They share one dataset and recipe shape.
-    `watch` counts the stage's time: the loading, each model's phases as wall time (its
-    seconds over the workers), and the workers' waiting for the last models."""
+    """Train (or resume) `jobs`, `options.workers` at once (`pba.parallel`; default: one per
+    CPU core, one on a GPU), on `options.device`, under one progress bar. They share one
+    dataset and recipe shape. `watch` counts the stage's time: the loading, each model's
+    phases as wall time (its seconds over the workers), and the workers' waiting for the last
+    models."""
     watch = watch or Stopwatch()
-    configs = [job.config(device=device, data_dir=data_dir) for job in jobs]
+    device, progress = options.device, options.progress
+    configs = [job.config(device=device, data_dir=options.data_dir) for job in jobs]
     first = configs[0]
     with watch.phase(LOADING):
-        data = load_dataset(first.dataset, data_dir or first.data_dir,
+        data = load_dataset(first.dataset, options.data_dir or first.data_dir,
                             train_size=first.train_size, val_size=first.val_size,
-                            download=download, image_size=first.image_size,
+                            download=options.download, image_size=first.image_size,
                             progress=loading_bar(progress))
-    workers = workers or default_workers(len(jobs), resolve_device(device))
+    workers = options.workers or default_workers(len(jobs), resolve_device(device))
     workers = max(1, min(workers, len(jobs)))
     models = TimeBreakdown()
     bar = tqdm(total=sum(_images(config, config.recipe.epochs) for config in configs),

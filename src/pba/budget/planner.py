@@ -23,7 +23,6 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from pba.budget.power import MIN_FINAL_EPOCHS, power_statement
 from pba.budget.rates import Rates, measure_rates
@@ -32,6 +31,7 @@ from pba.data import load_dataset
 from pba.device import resolve_device
 from pba.errors import PBAError, UserError
 from pba.formatting import duration
+from pba.options import DEFAULTS, RunOptions
 from pba.parallel import default_workers
 from pba.precision import resolve_precision
 from pba.progress import loading_bar
@@ -70,26 +70,27 @@ def parse_duration(text: str) -> float:
 def plan_budget(
     search: SearchConfig, budget_s: float, started: float, *, final_model: str | None = None,
     final_models: int = 0, optional_final_models: int = 0,
-    given: Mapping[str, int | str] | None = None, device: str = "auto",
-    precision: str = "auto", workers: int | None = None, data_dir: str | Path | None = None,
-    download: bool = False, progress: bool = True, watch: Stopwatch | None = None,
+    given: Mapping[str, int | str] | None = None, options: RunOptions = DEFAULTS,
+    watch: Stopwatch | None = None,
 ) -> Plan:
     """Load `search`'s data, measure this device on its models and plan a run of `budget_s`
     seconds counted from `started` (`time.monotonic()`): the search and, with `final_model`,
     `final_models` final models (`plan_run`). The last `optional_final_models` of them are
     left out where the others reach MIN_FINAL_EPOCHS only without them (the plan's
-    `facts.final_models` says how many it kept). The plan is printed with `progress`;
-    `watch` times the loading and the measuring (`pba.timing`)."""
+    `facts.final_models` says how many it kept). `options` say where the run trains (its
+    device, precision and workers are what is measured); the plan is printed with
+    `options.progress`; `watch` times the loading and the measuring (`pba.timing`)."""
     watch = watch or Stopwatch()
+    progress = options.progress
     with watch.phase(LOADING):
-        data = load_dataset(search.dataset, data_dir, download=download,
+        data = load_dataset(search.dataset, options.data_dir, download=options.download,
                             image_size=search.image_size, progress=loading_bar(progress))
     facts = data_facts(search, data, final_models if final_model else 0)
-    resolved = resolve_device(device)
+    resolved = resolve_device(options.device)
     measure = {"image_size": tuple(data.train.images.shape[-2:]),
                "num_classes": data.num_classes, "batch_size": search.batch_size,
-               "device": resolved, "precision": resolve_precision(precision, resolved),
-               "workers": workers or default_workers(search.population, resolved)}
+               "device": resolved, "precision": resolve_precision(options.precision, resolved),
+               "workers": options.workers or default_workers(search.population, resolved)}
     models = [search.model]
     if final_model is not None and final_models:
         final_model = str((given or {}).get("final_model", final_model))

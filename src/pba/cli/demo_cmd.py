@@ -113,11 +113,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from pba.budget import parse_duration
+    from pba.cli.options import run_options
     from pba.demo import DEMO, run_demo
     from pba.demo.config import VARIANTS, parse_arms
 
-    if args.workers is not None and args.workers < 1:
-        raise UserError(f"--workers must be >= 1, got {args.workers}")
+    options = run_options(args)
     started = time.monotonic()
     if args.first_seed is not None and args.first_seed < 1:
         raise UserError(f"--first-seed must be >= 1 (seed 0 is the search's), got "
@@ -135,9 +135,7 @@ def run(args: argparse.Namespace) -> int:
     budget = None if args.budget is None else parse_duration(args.budget)
     demo = DEMO if args.dataset is None else dataclasses.replace(DEMO, dataset=args.dataset)
     text = run_demo(demo, args.out, reference=args.reference, first_seed=args.first_seed,
-                    budget=budget, given=given, device=args.device,
-                    precision=args.precision, data_dir=args.data_dir, download=args.download,
-                    workers=args.workers, progress=not args.no_progress)
+                    budget=budget, given=given, options=options)
     print()
     print(text, end="")
     minutes, seconds = divmod(round(time.monotonic() - started), 60)

@@ -7,7 +7,7 @@ import sys
 import traceback
 
 from pba.allocator import keep_freed_memory
-from pba.errors import RunStopped, UserError
+from pba.errors import PBAError, RunStopped
 
 # Each module has `add_parser(subparsers)` and `run(args) -> int`; imported lazily so that
 # `pba plot` does not pay for importing the training stack.
@@ -34,12 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # pba's own process: see pba.allocator
     try:
         return args._run(args)
-    except UserError as err:
-        print(f"pba {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except RunStopped as err:
         print(f"pba {args.command}: stopped: {err}", file=sys.stderr)
         return 1
+    except PBAError as err:  # a UserError, or another error raised on purpose
+        print(f"pba {args.command}: error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"pba {args.command}: interrupted", file=sys.stderr)
         return 130

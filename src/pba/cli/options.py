@@ -71,3 +71,20 @@ def add_schedule_arguments(p: argparse.ArgumentParser, *, log_length: str) -> No
     p.add_argument("--schedule-epochs", metavar="S", type=int,
                    help=f"length of the search that wrote a PBT policy log ({log_length}); "
                    "pba JSON schedules know their length")
+
+
+def run_options(args: argparse.Namespace):
+    """The `pba.options.RunOptions` of a command's flags (--device, --precision, --workers,
+    --data-dir, --download, --no-progress; a flag the command lacks keeps its default)."""
+    from pba.errors import UserError
+    from pba.options import RunOptions
+
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    defaults = RunOptions()
+    return RunOptions(device=getattr(args, "device", None) or defaults.device,
+                      precision=getattr(args, "precision", None) or defaults.precision,
+                      workers=workers, data_dir=getattr(args, "data_dir", None),
+                      download=bool(getattr(args, "download", False)),
+                      progress=not getattr(args, "no_progress", False))

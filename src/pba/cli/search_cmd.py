@@ -220,6 +220,7 @@ def _planned(config: SearchConfig, name: str, args: argparse.Namespace, changes:
              ray: bool, started: float) -> tuple[SearchConfig, Plan]:
     """`config` sized to --budget on this machine (pba.budget), and the plan."""
     from pba.budget import PLANNED, parse_duration, plan_budget
+    from pba.cli.options import run_options
     from pba.errors import PBAError
 
     if name.startswith("paper-"):
@@ -231,9 +232,5 @@ def _planned(config: SearchConfig, name: str, args: argparse.Namespace, changes:
                        "a Ray search with --population, --epochs and --train-size")
     budget = parse_duration(args.budget)
     given = {field: value for field, value in changes.items() if field in PLANNED}
-    plan = plan_budget(config, budget, started,
-                       given=given, device=args.device or "auto",
-                       precision=args.precision or "auto", workers=args.workers,
-                       data_dir=args.data_dir, download=args.download,
-                       progress=not args.no_progress)
+    plan = plan_budget(config, budget, started, given=given, options=run_options(args))
     return config.replace(**plan.regime.search_changes()), plan

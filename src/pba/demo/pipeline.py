@@ -52,6 +52,7 @@ from pba.errors import UserError
 from pba.final_models import Arm, FinalJob, FinalSettings, final_job, train_finals
 from pba.formatting import duration
 from pba.models import check_name
+from pba.options import DEFAULTS, RunOptions
 from pba.progress import loading_bar
 from pba.recorders import search_recorders
 from pba.search import SearchConfig, rundir
@@ -68,12 +69,7 @@ def run_demo(
     first_seed: int | None = None,
     budget: float | None = None,
     given: Mapping[str, int | str] | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    data_dir: str | Path | None = None,
-    download: bool = False,
-    workers: int | None = None,
-    progress: bool = True,
+    options: RunOptions = DEFAULTS,
 ) -> str:
     """Run (or continue) the demo in `out`; return its report (also DIR/summary.md, with
     DIR/results.json).
@@ -83,18 +79,19 @@ def run_demo(
     seeds (default DEFAULT_FIRST_SEED): on a demo directory that has a search, another first
     seed reuses the search and trains that set beside the earlier ones, and the report judges
     each set and all together. `budget` (seconds) sizes a new demo's regime to end within it
-    on this device (`pba.budget`), keeping the values of `given` (`pba.budget.PLANNED` names);
-    without it the regime is `demo`'s with `given`, its images capped to the data's pool.
-    A demo that exists continues as it was planned. `workers` members of the search, and
-    final models, train at once (default: one per CPU core on a CPU, one on a GPU).
+    on this device (`pba.budget`), keeping the values of `given` (`pba.budget.PLANNED` names,
+    the searched "model", "image_size", the search's VARIANTS and the "arms"); without it the
+    regime is `demo`'s with `given`, its images capped to the data's pool. A demo that exists
+    continues as it was planned. `options` say where and how it trains (`pba.options`):
+    `options.workers` members of the search, and final models, train at once.
     """
     out = Path(out)
     check_demo_dir(out)  # before the lock creates anything
     started, watch = time.monotonic(), Stopwatch()
     with DemoDir(out).owned("pba demo"):
         try:
-            _run_demo(demo, out, reference, first_seed, budget, dict(given or {}), started,
-                      watch, device, precision, data_dir, download, workers, progress)
+            _run_demo(demo, out, reference=reference, first_seed=first_seed, budget=budget,
+                      given=dict(given or {}), started=started, watch=watch, options=options)
         finally:
             if (out / DEMO_FILE).is_file():
                 add_wall_time(out, time.monotonic() - started, watch.breakdown())
@@ -102,56 +99,52 @@ def run_demo(
 
 
 def _run_demo(
-    demo: DemoConfig, out: Path, reference: str | Path | None, first_seed: int | None,
-    budget: float | None, given: dict, started: float, watch: Stopwatch, device: str,
-    precision: str, data_dir: str | Path | None, download: bool, workers: int | None,
-    progress: bool,
+    demo: DemoConfig, out: Path, *, reference: str | Path | None, first_seed: int | None,
+    budget: float | None, given: dict, started: float, watch: Stopwatch, options: RunOptions,
 ) -> None:
     plan = None
+    say = options.progress
     if (out / DEMO_FILE).is_file():
-        _check_unchanged(read_demo_file(out), demo, given, budget, progress)
+        _check_unchanged(read_demo_file(out), demo, given, budget, say)
     else:
         demo, plan = _new_demo(demo, budget, given, reference is not None, started,
-                               device=device, precision=precision, data_dir=data_dir,
-                               download=download, workers=workers, progress=progress,
-                               watch=watch)
+                               options=options, watch=watch)
     demo, reference, first_seeds = open_demo(demo, out, reference, first_seed, plan,
                                              sorted(given))
     search = demo.search_config()
     search_dir = out / DEMO_SEARCH
-    options = {"data_dir": data_dir, "download": download, "watch": watch,
-               "recorders": search_recorders(progress=progress),
-               **({} if workers is None else {"workers": workers})}
+    settings = {"data_dir": options.data_dir, "download": options.download, "watch": watch,
+                "recorders": search_recorders(progress=say),
+                **({} if options.workers is None else {"workers": options.workers})}
     if not (search_dir / rundir.SCHEDULE).is_file():
         if (search_dir / rundir.CONFIG).is_file():
-            _say(progress, f"pba demo 1/2: continuing the search in {search_dir}")
-            resume_search(search_dir, **options)
+            _say(say, f"pba demo 1/2: continuing the search in {search_dir}")
+            resume_search(search_dir, **settings)
         else:
-            _say(progress, f"pba demo 1/2: searching a schedule ({search.population} x "
-                           f"{search.model}, {search.epochs} epochs, {search.train_size} "
-                           f"training images of {search.dataset})")
+            _say(say, f"pba demo 1/2: searching a schedule ({search.population} x "
+                      f"{search.model}, {search.epochs} epochs, {search.train_size} "
+                      f"training images of {search.dataset})")
             # Where the data was found is recorded, so that a later `--first-seed` finds it
             # without the environment that located it.
-            run_search(search, search_dir, preset=demo.preset, device=device,
-                       precision=precision, budget=None if plan is None else plan.to_dict(),
-                       **options | {"data_dir": data_root(data_dir)})
+            run_search(search, search_dir, preset=demo.preset, device=options.device,
+                       precision=options.precision,
+                       budget=None if plan is None else plan.to_dict(),
+                       **settings | {"data_dir": data_root(options.data_dir)})
     doc = RunDir.open(search_dir).config()
     search = SearchConfig.from_dict(doc["search"])  # as it ran, whatever the preset is now
-    data_dir = data_dir or doc.get("data_dir")
-    demo = _refit(out, demo, started, progress)
-    jobs = final_jobs(demo, search, out, reference, first_seeds, precision=precision)
+    options = options.replace(data_dir=options.data_dir or doc.get("data_dir"))
+    demo = _refit(out, demo, started, say)
+    jobs = final_jobs(demo, search, out, reference, first_seeds, precision=options.precision)
     todo = [job for job in jobs if not training_run.TrainingDir(job.out).is_finished()]
     if todo:
-        _say(progress, f"pba demo 2/2: {len(todo)} final models ({demo.model}, {demo.epochs} "
-                       f"epochs) of {len(jobs)}")
-        train_finals(todo, device=device, data_dir=data_dir, download=download,
-                     workers=workers, progress=progress, watch=watch)
+        _say(say, f"pba demo 2/2: {len(todo)} final models ({demo.model}, {demo.epochs} "
+                  f"epochs) of {len(jobs)}")
+        train_finals(todo, options=options, watch=watch)
 
 
 def _new_demo(
     demo: DemoConfig, budget: float | None, given: dict, reference: bool, started: float, *,
-    device: str, precision: str, data_dir: str | Path | None, download: bool,
-    workers: int | None, progress: bool, watch: Stopwatch,
+    options: RunOptions, watch: Stopwatch,
 ) -> tuple[DemoConfig, Plan | None]:
     """A new demo's regime: planned for `budget` on this device, or `demo`'s with `given`
     (its images capped to the data's pool), and the plan."""
@@ -168,16 +161,15 @@ def _new_demo(
         everything = demo.final_models(reference)
         plan = plan_budget(search, budget, started, final_model=demo.model,
                            final_models=everything, optional_final_models=optional,
-                           given=given, device=device, precision=precision, workers=workers,
-                           data_dir=data_dir, download=download, progress=progress,
-                           watch=watch)
+                           given=given, options=options, watch=watch)
         if plan.facts.final_models < everything:
             demo = dataclasses.replace(demo, seeds={arm: n for arm, n in demo.seeds.items()
                                                     if arm != SEARCH_FREE})
         return _with_regime(demo, plan.regime), plan
     with watch.phase(LOADING):
-        data = load_dataset(search.dataset, data_dir, download=download,
-                            image_size=search.image_size, progress=loading_bar(progress))
+        data = load_dataset(search.dataset, options.data_dir, download=options.download,
+                            image_size=search.image_size,
+                            progress=loading_bar(options.progress))
     facts = data_facts(search, data, demo.final_models(reference))
     sizes = split_sizes(int(given.get("train_size", search.train_size or facts.pool)), facts)
     if sizes is None:
