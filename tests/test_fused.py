@@ -22,7 +22,8 @@ from pba.baseline import Baseline
 from pba.data import normalize
 from pba.fused import op_tables
 from pba.ops import DEFAULT_OPS, Op, OpSet, tensor
-from pba.policy import SETTINGS_PER_OP, Policy, sample_ops
+from pba.policy import Policy
+from pba.sampling import SETTINGS_PER_OP, sample_ops
 from pba.transforms import apply_policy, apply_sampled, apply_sampled_pil
 
 FILL = (125, 123, 114)

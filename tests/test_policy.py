@@ -11,7 +11,8 @@ import torch
 from pba.errors import PBAError
 from pba.ops import DEFAULT_OPS
 from pba.ops.registry import Op
-from pba.policy import COUNT_PROBABILITIES, Policy, sample_ops
+from pba.policy import Policy
+from pba.sampling import COUNT_PROBABILITIES, sample_ops
 
 DRAWS = 40_000
 

@@ -15,7 +15,8 @@ from PIL import Image
 from pba.baseline import CROP_PAD, Baseline, crop_pad
 from pba.errors import PBAError
 from pba.ops import DEFAULT_OPS, REFERENCE_SIDE, Op, OpSet, pil, tensor
-from pba.policy import SETTINGS_PER_OP, Policy, SampledOps, sample_ops, setting_parameters
+from pba.policy import Policy
+from pba.sampling import SETTINGS_PER_OP, SampledOps, sample_ops, setting_parameters
 from pba.transforms import (
     BatchPBAugment,
     PBAugment,

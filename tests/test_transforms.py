@@ -13,7 +13,8 @@ from torchvision.transforms import v2
 
 from pba.errors import PBAError
 from pba.ops import DEFAULT_OPS, Op
-from pba.policy import Policy, explore, sample_ops
+from pba.policy import Policy, explore
+from pba.sampling import sample_ops
 from pba.schedule import Schedule, load_schedule
 from pba.transforms import (
     BatchPBAugment,

@@ -2,7 +2,8 @@
 
 from pba.errors import PBAError, RunStopped, UserError
 from pba.ops.registry import DEFAULT_OPS, Op, OpSet
-from pba.policy import Policy, explore, sample_ops
+from pba.policy import Policy, explore
+from pba.sampling import sample_ops
 from pba.schedule import Schedule, load_policy, load_schedule, save_policy
 from pba.transforms import BatchPBAugment, PBAugment, apply_policy
 

@@ -32,7 +32,8 @@ import torch
 
 from pba.ops import tensor
 from pba.ops.registry import OpSet
-from pba.policy import SETTINGS_PER_OP, SLOTS, SampledOps, setting_parameters
+from pba.policy import SLOTS
+from pba.sampling import SETTINGS_PER_OP, SampledOps, setting_parameters
 
 Tensor = torch.Tensor
 

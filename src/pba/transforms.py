@@ -25,7 +25,8 @@ from pba.epoch import SharedEpoch, epoch_seed
 from pba.errors import UserError
 from pba.ops import tensor as tensor_ops
 from pba.ops.registry import OpSet
-from pba.policy import SETTINGS_PER_OP, Policy, SampledOps, sample_ops
+from pba.policy import Policy
+from pba.sampling import SETTINGS_PER_OP, SampledOps, sample_ops
 from pba.schedule import Schedule
 
 # CIFAR-10's mean colour: the default fill for pixels the ops uncover (docs/algorithm.md §1).
