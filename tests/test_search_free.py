@@ -16,8 +16,8 @@ from pba.budget.planner import MIN_FINAL_EPOCHS, plan_run
 from pba.cli.main import main
 from pba.data import load_dataset
 from pba.demo import DEMO
-from pba.demo.config import SEARCH_FREE, parse_arms
-from pba.demo.pipeline import _new_demo
+from pba.demo.config import SEARCH_FREE, none_is_baseline, parse_arms
+from pba.demo.pipeline import _new_demo, final_jobs
 from pba.demo.results import leaderboard, render, results
 from pba.errors import PBAError
 from pba.ops.registry import DEFAULT_OPS
@@ -26,6 +26,7 @@ from pba.policy import MAX_MAGNITUDE, MAX_PROBABILITY, SLOTS, Policy
 from pba.ramp import ramp_policy, ramp_schedule, ramp_strengths
 from pba.recipes import Recipe
 from pba.schedule import Schedule
+from pba.search import preset
 from pba.timing import Stopwatch
 from pba.verdict import EFFORT
 from test_budget import CIFAR, RATES
@@ -208,3 +209,18 @@ def test_a_variant_that_the_search_cannot_run_is_refused() -> None:
         _new_demo(DEMO, None, {"metric": "loss"}, False, time.monotonic(), options=CPU,
                   watch=Stopwatch())
 
+
+
+def test_the_none_arm_trains_its_own_models_unless_the_baseline_arm_is_none(
+        tmp_path: Path) -> None:
+    # Decided on the data, the baseline is no augmentation: the baseline arm's models are the
+    # none arm's; without a baseline arm, the none arm trains its own.
+    search = preset("smoke").replace(baseline="none")
+    both = dataclasses.replace(DEMO, seeds={"pba": 1, "baseline": 2, "none": 2})
+    alone = dataclasses.replace(DEMO, seeds={"pba": 1, "none": 2})
+    jobs = {name: {(j.arm, j.seed) for j in final_jobs(demo, search, tmp_path, None,
+                                                        precision="fp32")}
+            for name, demo in (("both", both), ("alone", alone))}
+    assert jobs["both"] == {("pba", 1), ("baseline", 1), ("baseline", 2)}
+    assert jobs["alone"] == {("pba", 1), ("none", 1), ("none", 2)}
+    assert none_is_baseline(both, search) and not none_is_baseline(alone, search)

@@ -123,6 +123,7 @@ def set_order(demo: DemoConfig, first_seed: int) -> list[tuple[str, int]]:
             for arm in ARMS if k < len(seeds.get(arm, ()))]
 
 
-def baseline_is_none(search: SearchConfig) -> bool:
-    """The baseline decided on the data is no augmentation: the baseline arm is the none arm."""
-    return not search.settled_baseline().parts
+def none_is_baseline(demo: DemoConfig, search: SearchConfig) -> bool:
+    """The baseline decided on the data is no augmentation, and the baseline arm trains: its
+    final models are the none arm's too (none trains no models of its own)."""
+    return "baseline" in demo.seeds and not search.settled_baseline().parts

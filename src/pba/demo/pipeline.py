@@ -33,7 +33,7 @@ from pba.demo.config import (
     THIS_SCHEDULE,
     VARIANTS,
     DemoConfig,
-    baseline_is_none,
+    none_is_baseline,
     set_order,
 )
 from pba.demo.record import (
@@ -250,8 +250,8 @@ def final_jobs(
     arms[PUBLISHED] = Arm(ARMS[PUBLISHED], reference)
     jobs: dict[Path, FinalJob] = {}
     for arm, seed in (pair for first in first_seeds for pair in set_order(demo, first)):
-        if (arm == PUBLISHED and reference is None) or (arm == "none" and baseline_is_none(
-                search)):
+        if (arm == PUBLISHED and reference is None) or (arm == "none" and none_is_baseline(
+                demo, search)):
             continue
         run_out = out / FINAL / f"{arm}-seed{seed}"
         if run_out not in jobs:  # else in an overlapping set already

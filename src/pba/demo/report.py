@@ -12,7 +12,7 @@ from pba.demo.config import (
     PUBLISHED,
     THIS_SCHEDULE,
     DemoConfig,
-    baseline_is_none,
+    none_is_baseline,
     seed_set,
     set_order,
 )
@@ -45,7 +45,7 @@ def demo_report(out: str | Path) -> str:
             sizes = {"train_images": result.get("train_images", search.train_size),
                      "test_images": result.get("test_images")}
     sets = [seed_set(demo, first) for first in first_seeds]
-    if baseline_is_none(search):
+    if none_is_baseline(demo, search):
         # The baseline decided on the data is no augmentation: its models are that arm's.
         finished["none"] = finished.get("baseline", {})
         sets = [s | {"none": s["baseline"]} for s in sets]

@@ -140,7 +140,7 @@ def render(doc: dict, title: str) -> str:
               "In bold: the arms no other arm clearly beats. The search is this demo's (a "
               "published schedule's was not run here: ?); training per model is one final "
               "model's wall time, several training at once on a CPU.", ""]
-    if data.get("baseline") == "none":
+    if data.get("baseline") == "none" and "baseline" in arms:
         lines += ["The baseline decided on the data is no augmentation: its final models are "
                   "also the no-augmentation arm's.", ""]
     times = doc["times"]
