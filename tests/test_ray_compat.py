@@ -14,7 +14,8 @@ from pba.search.ray_compat import TESTED, require_supported
 SRC = Path(__file__).resolve().parents[1] / "src" / "pba"
 # What PBAPopulationBasedTraining needs of Tune that is not public API.
 PRIVATE = ("_trial_state", "_next_perturbation_sync", "_perturbation_interval", "_metric_op",
-           "_set_trial_status", "run_metadata", "checkpoint_manager", "experiment_fs_path")
+           "_set_trial_status", "run_metadata", "checkpoint_manager", "experiment_fs_path",
+           "_process_trial_failure", "_trial_to_actor")
 
 
 @pytest.mark.parametrize("version", ["2.60.0", "2.60.3", "2.60.0rc1"])

@@ -15,6 +15,12 @@ schedule.json, schedule_pbt_log.txt, schedule.png and summary.md. Tune's experim
 DIR/ray/ (trials, checkpoints, the policy logs pbt_policy_*.txt and pbt_global.txt) beside
 DIR/ray/backend.json (how it runs); resuming restores it with `Tuner.restore`. schedule.json
 is the best member's Tune policy log read by `pba.schedule.parse_pbt_log`.
+
+A member whose worker process or node dies, or whose training raises, is restarted by Tune from
+its last checkpoint, up to `max_failures` times (Tune's FailureConfig); past that the search
+stops, resumable, with a RunStopped naming the member (`pba.search.ray_tune.StopOnLostMember`).
+The training and validation images go into Ray's object store once (`ray.put`); every member
+reads them from there.
 """
 
 from __future__ import annotations
@@ -31,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pba.data import DatasetSplits
+from pba.data import DatasetSplits, ImageSet
 from pba.device import resolve_device
-from pba.errors import PBAError
+from pba.errors import RunStopped, UserError
 from pba.lock import owned
 from pba.policy import Policy
 from pba.precision import PRECISIONS, resolve_precision
@@ -58,6 +64,7 @@ from pba.search.rundir import RunDir, SearchResult
 from pba.search.setup import load_search_data, run_record, settle_baseline
 
 INSTALL_HINT = "the Ray backend needs Ray Tune: pip install 'pba[ray]'"
+MAX_FAILURES = 3  # restarts per member: a lost worker or node, not a bug that fails every time
 
 
 @dataclass(frozen=True)
@@ -68,17 +75,23 @@ class RaySettings:
     cpus_per_member: float = 1.0
     gpus_per_member: float = 0.0
     precision: str = "auto"  # resolved by each member on the device it trains on
+    # Restarts of each member from its last checkpoint after a failure; Tune counts them over
+    # the member's whole life, resumes included. Searches from before the setting get this.
+    max_failures: int = MAX_FAILURES
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise PBAError(f"unknown precision {self.precision!r}; known: "
+            raise UserError(f"unknown precision {self.precision!r}; known: "
                            f"{', '.join(PRECISIONS)}")
         if not self.cpus_per_member > 0:
-            raise PBAError(f"--cpus-per-member must be > 0, got {self.cpus_per_member}")
+            raise UserError(f"--cpus-per-member must be > 0, got {self.cpus_per_member}")
         # Ray shares a GPU by fractions of one; above one it hands out whole GPUs.
         if self.gpus_per_member < 0 or (self.gpus_per_member > 1 and self.gpus_per_member % 1):
-            raise PBAError("--gpus-per-member must be a fraction of one GPU (0.25: four members "
+            raise UserError("--gpus-per-member must be a fraction of one GPU (0.25: four members "
                            f"share it), 0 or a whole number, got {self.gpus_per_member}")
+        if isinstance(self.max_failures, bool) or not isinstance(self.max_failures, int) or (
+                self.max_failures < 0):
+            raise UserError(f"--max-failures must be a whole number >= 0, got {self.max_failures}")
 
     @property
     def device(self) -> str:
@@ -94,6 +107,7 @@ def run_ray_search(
     cpus_per_member: float = 1.0,
     gpus_per_member: float = 0.0,
     precision: str = "auto",
+    max_failures: int = MAX_FAILURES,
     data_dir: str | Path | None = None,
     download: bool = False,
     skip_unreadable: bool = False,
@@ -103,12 +117,14 @@ def run_ray_search(
     at `address`, else on a Ray instance started on this machine (unless this process already
     joined one with `ray.init`). Each member asks Ray for `cpus_per_member` CPUs and
     `gpus_per_member` GPUs (0.25: four members share a GPU; 0: members train on CPUs) and
-    trains in `precision`, resolved where it trains (`pba.precision.resolve_precision`)."""
+    trains in `precision`, resolved where it trains (`pba.precision.resolve_precision`). A
+    member that fails (its worker or node lost) restarts from its last checkpoint up to
+    `max_failures` times; one more failure stops the search, resumable."""
     started = time.time()
     if config.selection != "truncation":
-        raise PBAError(f"--engine ray selects with Tune's PBT scheduler, which truncates: give "
+        raise UserError(f"--engine ray selects with Tune's PBT scheduler, which truncates: give "
                        f"--selection truncation (not {config.selection}) or another engine")
-    settings = RaySettings(address, cpus_per_member, gpus_per_member, precision)
+    settings = RaySettings(address, cpus_per_member, gpus_per_member, precision, max_failures)
     RunDir.check_new(out)
     _require_ray(settings)
     # Until a member has reported, a failed start (a bad address) leaves nothing behind.
@@ -138,7 +154,7 @@ def resume_ray_search(
 ) -> SearchResult:
     """Continue the Ray search in `out` (`Tuner.restore`): every member from its last
     checkpoint. `address` and `data_dir` default to those it was started with; the resources
-    per member stay the search's."""
+    per member and the failures allowed stay the search's."""
     started = time.time()
     RunDir.open(out)  # before the lock creates anything
     with owned(out, "pba search --resume"):
@@ -149,10 +165,10 @@ def _resume(out: str | Path, address: str | None, data_dir: str | Path | None,
             download: bool, heard: Recorders, started: float) -> SearchResult:
     run = RunDir.open(out)
     if not is_ray_run(run.path):
-        raise PBAError(f"{run.path} was not searched with Ray: resume it with `pba search "
+        raise UserError(f"{run.path} was not searched with Ray: resume it with `pba search "
                        f"--resume {run.path}`, which continues with its own engine")
     if (run.path / rundir.SCHEDULE).is_file():
-        raise PBAError(f"the search in {run.path} already finished (its schedule is "
+        raise UserError(f"the search in {run.path} already finished (its schedule is "
                        f"{run.path / rundir.SCHEDULE}); there is nothing to resume")
     doc = run.config()
     try:
@@ -160,7 +176,7 @@ def _resume(out: str | Path, address: str | None, data_dir: str | Path | None,
         stored = json.loads((run.path / EXPERIMENT / BACKEND_FILE).read_text())
         settings = RaySettings(**stored)
     except (KeyError, TypeError, ValueError) as err:
-        raise PBAError(f"{run.path}: config.json or {EXPERIMENT}/{BACKEND_FILE} is not valid "
+        raise UserError(f"{run.path}: config.json or {EXPERIMENT}/{BACKEND_FILE} is not valid "
                        f"({err})") from None
     if address is not None:
         settings = dataclasses.replace(settings, address=address)
@@ -178,14 +194,14 @@ def _require_ray(settings: RaySettings) -> None:
     try:
         import ray
     except ImportError:
-        raise PBAError(INSTALL_HINT) from None
+        raise UserError(INSTALL_HINT) from None
     from pba.search.ray_compat import require_supported
 
     require_supported(ray.__version__)  # before Tune is imported: another Ray's may not import
     try:
         import ray.tune  # noqa: F401
     except ImportError:
-        raise PBAError(INSTALL_HINT) from None
+        raise UserError(INSTALL_HINT) from None
 
 
 def _run(run: RunDir, config: SearchConfig, settings: RaySettings, data: DatasetSplits,
@@ -200,6 +216,9 @@ def _run(run: RunDir, config: SearchConfig, settings: RaySettings, data: Dataset
 
 def _run_tune(run: RunDir, config: SearchConfig, settings: RaySettings, data: DatasetSplits,
               started: float, heard: Recorders) -> SearchResult:
+    from pba.search.ray_tune import MemberLost, MembersStalled
+
+    resume = f"pba search --resume {run.path}"
     with _ray_session(settings) as device:
         tuner, restored = _tuner(run, config, settings, data, heard.verbose)
         epoch = 0
@@ -209,17 +228,69 @@ def _run_tune(run: RunDir, config: SearchConfig, settings: RaySettings, data: Da
         # The precision as asked for: each member resolves 'auto' on its own device.
         run.append([Start(started, epoch // config.interval, epoch, device,
                            settings.precision)])
-        grid = tuner.fit()
-    resume = f"pba search --resume {run.path}"
+        try:
+            grid = tuner.fit()
+        except Exception as err:
+            lost, stalled = _cause(err, MemberLost), _cause(err, MembersStalled)
+            if lost is not None:
+                raise RunStopped(lost_member_message(run.path, lost.member, lost.failures,
+                                                     lost.error_file)) from None
+            if stalled is not None:
+                raise RunStopped(stalled_message(run.path, stalled.members, stalled.quiet_s,
+                                                 stalled.limit_s)) from None
+            raise
     failed = [r for r in grid if r.error is not None]
     if failed:
-        raise PBAError(f"{len(failed)} member(s) failed, the first with: "
+        raise RunStopped(f"{len(failed)} member(s) failed, the first with: "
                        f"{str(failed[0].error).strip().splitlines()[-1]}; fix the cause and "
                        f"continue with: {resume}")
     if any(r.metrics.get("training_iteration", 0) < config.epochs for r in grid):
         # Tune ends the run early, saving its state, on Ctrl+C (SIGINT).
-        raise PBAError(f"the search stopped before its last epoch; continue it with: {resume}")
+        raise RunStopped(f"the search stopped before its last epoch; continue it with: {resume}")
     return _write_run(run, config, heard)
+
+
+def _cause(err: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """`err` or the exception of type `kind` it arose from: Tune wraps what its callbacks raise
+    in a TuneError of the traceback."""
+    seen: BaseException | None = err
+    while seen is not None and not isinstance(seen, kind):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
+def lost_member_message(run_dir: Path, member: int, failures: int,
+                        error_file: str | None) -> str:
+    """What a search stopped for a member lost past --max-failures says: who, what is kept,
+    and how to go on."""
+    why = f" (Tune's record of the errors: {error_file})" if error_file else ""
+    return (f"member {member} failed {failures} time(s), more than --max-failures allows: its "
+            f"worker process or node was lost, or its training raised{why}. The search "
+            f"stopped, since synchronous PBT needs every member at each exploit. Kept: the run "
+            f"directory {run_dir}, with Tune's experiment and every member's last checkpoints "
+            f"in {run_dir / EXPERIMENT}. Fix the cause (a node back, enough memory) and "
+            f"continue with: pba search --resume {run_dir}")
+
+
+def stalled_message(run_dir: Path, members: list[tuple[int, str, int]], quiet_s: float,
+                    limit_s: float) -> str:
+    """What a search stopped for making no progress says: every member's state, what is
+    kept, and how to go on."""
+    where = ", ".join(f"member {m} {status.lower()} at epoch {epoch}"
+                      for m, status, epoch in members)
+    return (f"no member reported a result for {quiet_s / 60:.0f} min, more than the "
+            f"{limit_s / 60:.0f} min this search allows (ten times its longest quiet spell, at "
+            f"least 15 min): {where}. Synchronous PBT waits for every member at each exploit, "
+            f"so the search stopped instead of waiting for ever. Kept: the run directory "
+            f"{run_dir}, with every member's last checkpoints in {run_dir / EXPERIMENT}. Check "
+            f"the Ray logs of the members that did not move (a hung worker, a node without "
+            f"resources), then continue with: pba search --resume {run_dir}")
+
+
+def members_data(data: DatasetSplits) -> DatasetSplits:
+    """What members train and rank on: `data` without its test images (the test split is the
+    final models' business, and it would go to every member's process)."""
+    return dataclasses.replace(data, test=ImageSet(data.test.images[:0], data.test.labels[:0]))
 
 
 def _write_run(run: RunDir, config: SearchConfig, heard: Recorder) -> SearchResult:
@@ -276,12 +347,12 @@ def _ray_session(settings: RaySettings) -> Iterator[str]:
             while root.__cause__ is not None:  # Ray wraps why it failed (e.g. a missing token)
                 root = root.__cause__
             why = "" if root is err else f" ({str(root).strip().splitlines()[-1][:300]})"
-            raise PBAError(f"cannot {where}: {err}{why}") from None
+            raise UserError(f"cannot {where}: {err}{why}") from None
     try:
         total = ray.cluster_resources()
         for kind, need in (("CPU", settings.cpus_per_member), ("GPU", settings.gpus_per_member)):
             if need > total.get(kind, 0):
-                raise PBAError(f"each member asks for {need:g} {kind}s but the Ray cluster has "
+                raise UserError(f"each member asks for {need:g} {kind}s but the Ray cluster has "
                                f"{total.get(kind, 0):g}")
         yield (f"ray {settings.address or 'local'}: {len(ray.nodes())} node(s), "
                f"{total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs; per member "
@@ -294,15 +365,21 @@ def _ray_session(settings: RaySettings) -> Iterator[str]:
 def _tuner(run: RunDir, config: SearchConfig, settings: RaySettings, data: DatasetSplits,
            progress: bool) -> tuple[object, bool]:
     """A new Tune experiment in DIR/ray, or the one there restored (then True)."""
+    import ray
     from ray import tune
 
-    from pba.search.ray_tune import PBAPopulationBasedTraining, RecordRows, train_member
-
-    trainable = tune.with_resources(
-        tune.with_parameters(train_member, search=config, data=data, device=settings.device,
-                             precision=settings.precision),
-        {"cpu": settings.cpus_per_member, "gpu": settings.gpus_per_member},
+    from pba.search.ray_tune import (
+        PBAPopulationBasedTraining,
+        RecordRows,
+        StallWatch,
+        StopOnLostMember,
+        train_member,
     )
+
+    # Into the object store once: Tune ships the trainable to every member (again at each
+    # restart), and what it captures travels with it; the reference alone does.
+    images = ray.put(members_data(data))
+    trainable = member_trainable(train_member, config, settings, images)
     experiment = run.path.resolve() / EXPERIMENT
     if tune.Tuner.can_restore(str(experiment)):
         return tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True,
@@ -317,12 +394,31 @@ def _tuner(run: RunDir, config: SearchConfig, settings: RaySettings, data: Datas
             storage_path=str(experiment.parent),
             # Stopping at the last epoch keeps PBT from exploiting after it.
             stop={"training_iteration": config.epochs},
-            # An exploit restores the source's checkpoint of the perturbation epoch; the source
-            # may train up to an interval further before every clone has restored it (one
-            # more: a restored experiment may repeat an epoch).
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=config.interval + 2),
-            callbacks=[RecordRows()],
+            # An exploit restores the source's checkpoint of the perturbation epoch, and the
+            # source may train up to an interval further (then it waits at the next one)
+            # before every clone has restored it: that checkpoint and the interval's after it.
+            # Epochs a restored or restarted member repeats come before the exploit that needs
+            # them. Tune writes a checkpoint before it deletes the oldest, so a member holds
+            # one more for a moment: the disk peaks below (interval + 2) x population
+            # checkpoints (tests/test_ray_failures.py, benchmarks/ray_disk.py).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=config.interval + 1),
+            # A restored experiment keeps it (Tuner.restore reads the run config it saved).
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            callbacks=[RecordRows(), StopOnLostMember(), StallWatch()],
             verbose=1 if progress else 0,
         ),
     )
     return tuner, False
+
+
+def member_trainable(train_member, config: SearchConfig, settings: RaySettings, images):
+    """Tune's trainable for one member: `train_member` with the search, its resources and the
+    object reference `images` (of `members_data`), which each member resolves from the object
+    store; the trainable itself stays small whatever the dataset."""
+    from ray import tune
+
+    return tune.with_resources(
+        tune.with_parameters(train_member, search=config, data=images, device=settings.device,
+                             precision=settings.precision),
+        {"cpu": settings.cpus_per_member, "gpu": settings.gpus_per_member},
+    )

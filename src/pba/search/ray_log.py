@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pba.errors import PBAError
+from pba.errors import RunStopped
 from pba.search.events import Evaluate, Event, Exploit, Explore, Round, Start, Train
 from pba.search.pbt import DIVERGED, score
 from pba.search.presets import SearchConfig
@@ -55,13 +55,13 @@ def population_events(
             trained = [[row[m, e] for e in range(start + 1, end + 1)]
                        for m in range(config.population)]
         except KeyError as missing:
-            raise PBAError(f"Tune reported no row for (member, epoch) {missing}: the Ray "
-                           "experiment is incomplete") from None
+            raise RunStopped(f"Tune reported no row for (member, epoch) {missing}: the Ray "
+                             "experiment is incomplete") from None
         trains = [_train_event(number, start, end, epochs) for epochs in trained]
         scores = [score(_evaluation(epochs[-1]), e.loss, config.metric)
                   for epochs, e in zip(trained, trains, strict=True)]
         if not any(math.isfinite(s) for s in scores):
-            raise PBAError(DIVERGED)
+            raise RunStopped(DIVERGED)
         events: list[Event] = list(trains)
         events += [Evaluate(number, m, end, epochs[-1]["val_accuracy"], epochs[-1]["val_loss"],
                             scores[m]) for m, epochs in enumerate(trained)]
@@ -97,7 +97,7 @@ def _tag_member(tag: str) -> int:
     # Tune tags a trial with its index, then appends "@perturbed[...]" after each exploit.
     match = re.match(r"\d+", tag)
     if match is None:
-        raise PBAError(f"unexpected trial tag {tag!r} in Tune's PBT log")
+        raise RuntimeError(f"unexpected trial tag {tag!r} in Tune's PBT log")
     return int(match.group())
 
 

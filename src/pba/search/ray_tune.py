@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import ray
 import torch
 from ray import tune
 from ray.tune.experiment import Trial
@@ -68,11 +70,15 @@ def train_member(
     state = init_member(search.model, data.num_classes, recipe, seed=search.seed,
                         member=member, device=device)
     round_losses: list[float] = []  # training losses since the last evaluation
+    # Where this process took over the member: (member, epoch) of the checkpoint it loaded,
+    # which is another member's after an exploit; recorded so that restarts can be checked.
+    restored_from = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as path:
             extra = load_checkpoint(Path(path) / CHECKPOINT_FILE, state)
         round_losses = extra["round_losses"]
+        restored_from = [extra["member"], state.epoch]
         if extra["member"] != member:
             # An exploit. As in the embedded engine, the clone must not replay its source's
             # data order and augmentations: it continues with a stream of its own.
@@ -105,6 +111,11 @@ def train_member(
             "val_accuracy": evaluation["accuracy"],
             "val_loss": evaluation["loss"],
             "finished_at": time.time(),
+            # Which node and worker process trained it: a restart after a lost worker or node
+            # shows as a new process, and a cluster's spread as several nodes.
+            "node": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
+            "restored_from": restored_from,
         }
         with tempfile.TemporaryDirectory() as tmp:
             save_checkpoint(Path(tmp) / CHECKPOINT_FILE, state,
@@ -123,6 +134,84 @@ class RecordRows(tune.Callback):
         path = Path(trial.remote_experiment_path) / ROWS_FILE
         with path.open("a") as f:
             f.write(json.dumps({**result[ROW], "trial_id": trial.trial_id}) + "\n")
+
+
+class MemberLost(Exception):  # noqa: N818 - an event, not a fault of the driver's code
+    """A member failed more often than the search's FailureConfig allows (Tune marked its trial
+    ERROR): `member` (population index), its `failures` and Tune's `error_file` of them."""
+
+    def __init__(self, member: int, failures: int, error_file: str | None) -> None:
+        super().__init__(f"member {member} failed {failures} time(s)")
+        self.member, self.failures, self.error_file = member, failures, error_file
+
+
+class StopOnLostMember(tune.Callback):
+    """Ends the experiment as soon as a member is lost for good, by raising `MemberLost` out of
+    `Tuner.fit`. Tune would go on without it, but synchronous PBT would then wait forever: the
+    others are paused at the next perturbation, which only a result can start, and a search
+    needs every member's rows. Tune calls this only past FailureConfig's bound (a failure it
+    retries goes to `on_trial_recover`). Raising leaves every other trial as it was, paused or
+    running, as a killed driver would: the experiment resumes with `Tuner.restore`, whereas
+    Tune's own stop (a Stopper's stop_all) would mark the paused members finished."""
+
+    def on_trial_error(self, iteration, trials, trial: Trial, **info) -> None:
+        raise MemberLost(member_index(trial.trial_id), trial.num_failures, trial.error_file)
+
+
+# A search where no member has reported for this long is stopped and reported, never waited on
+# forever: STALL_FACTOR times the longest quiet spell between two results so far (an epoch of
+# the slowest member, a perturbation's wait), and never less than STALL_FLOOR_S, which also
+# covers the first results (processes starting, data arriving, no history yet).
+STALL_FLOOR_S = 900.0
+STALL_FACTOR = 10.0
+
+
+def stall_limit(longest_quiet_s: float, floor_s: float = STALL_FLOOR_S,
+                factor: float = STALL_FACTOR) -> float:
+    """Seconds without any member's result after which the search counts as stalled."""
+    return max(floor_s, factor * longest_quiet_s)
+
+
+class MembersStalled(Exception):  # noqa: N818 - an event, not a fault of the driver's code
+    """No member reported for `quiet_s` seconds, beyond the `limit_s` the search allows;
+    `members` holds (member, Tune's status, last epoch reported) of each."""
+
+    def __init__(self, members: list[tuple[int, str, int]], quiet_s: float,
+                 limit_s: float) -> None:
+        super().__init__(f"no member reported for {quiet_s:.0f} s")
+        self.members, self.quiet_s, self.limit_s = members, quiet_s, limit_s
+
+
+class StallWatch(tune.Callback):
+    """Ends the experiment, by raising `MembersStalled` out of `Tuner.fit`, when no member has
+    reported a result for `stall_limit` of the longest quiet spell seen: synchronous PBT waits
+    for every member at each perturbation, so one member that makes no progress (a worker
+    that hangs, a node that never comes back without failing) would hold the search for ever.
+    Like `StopOnLostMember` it leaves the trials as they are, resumable."""
+
+    def __init__(self, floor_s: float = STALL_FLOOR_S, factor: float = STALL_FACTOR,
+                 clock=time.monotonic) -> None:
+        self._floor, self._factor, self._clock = floor_s, factor, clock
+        self._last: float | None = None
+        self._longest = 0.0
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        now = self._clock()
+        if self._last is None:  # the first step: the clock starts here
+            self._last = now
+            return
+        limit = stall_limit(self._longest, self._floor, self._factor)
+        if now - self._last > limit:
+            members = sorted((member_index(t.trial_id), str(t.status),
+                              int((t.last_result or {}).get(TRAINING_ITERATION, 0)))
+                             for t in trials)
+            raise MembersStalled(members, now - self._last, limit)
+
+    def on_trial_result(self, iteration, trials, trial: Trial, result: dict, **info) -> None:
+        now = self._clock()
+        if self._last is not None:
+            self._longest = max(self._longest, now - self._last)
+        self._last = now
 
 
 class SeededExplore:
@@ -180,6 +269,17 @@ class PBAPopulationBasedTraining(PopulationBasedTraining):
             synch=True,
         )
 
+    def on_trial_add(self, tune_controller, trial: Trial) -> None:
+        # Tune adds a trial again when it restarts it after a failure (FailureConfig), and the
+        # stock scheduler then forgets the trial's place in the rounds: it would count the
+        # restarted member's first epoch as a whole interval and perturb the population at an
+        # epoch off the rounds. A known trial keeps its state: it goes on from its checkpoint,
+        # repeats the epochs after it, and waits at the same perturbation as the others.
+        known = ray_compat.pbt_state(self, trial)
+        super().on_trial_add(tune_controller, trial)
+        if known is not None:
+            ray_compat.set_pbt_state(self, trial, known)
+
     def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
         epoch = result.get(TRAINING_ITERATION, 0)
         self._explore.at_epoch(epoch)
@@ -190,6 +290,7 @@ class PBAPopulationBasedTraining(PopulationBasedTraining):
     def choose_trial_to_run(self, tune_controller) -> Trial | None:
         if not self._settled:  # Tune asks before it starts any trial, restored ones included
             self._settle_restored(tune_controller)
+            ray_compat.drop_stale_failures(tune_controller)
             self._settled = True
         ahead = ray_compat.next_perturbation(self)
         paused = [t for t in tune_controller.get_trials() if t.status == Trial.PAUSED

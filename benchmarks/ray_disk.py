@@ -1,0 +1,70 @@
+"""Disk held by a Ray search's checkpoints: the peak against the bound (issue 33).
+
+    python benchmarks/ray_disk.py [--epochs 8] [--cpus 2]
+
+Runs the smoke search (4 x WRN-10-1, reduced CIFAR-10 from $PBA_DATA_DIR) with `--engine ray`
+on a local Ray instance of --cpus CPUs, measuring every 50 ms the bytes of the member
+checkpoints Tune keeps in DIR/ray, and prints the peak beside the bound (interval + 2) x
+population x one checkpoint. Tune keeps interval + 1 checkpoints per member
+(`pba.search.ray_backend`), and a member holds one more for a moment while it writes a new one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+from pathlib import Path
+
+from pba.search import preset
+from pba.search.ray_backend import run_ray_search
+
+
+def checkpoint_bytes(experiment: Path) -> int:
+    """Bytes of the member checkpoints in the experiment directory now."""
+    total = 0
+    for path in experiment.glob("*/checkpoint_*/*"):
+        try:
+            total += path.stat().st_size
+        except FileNotFoundError:  # deleted by Tune meanwhile
+            pass
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
+    args = parser.parse_args()
+    import ray
+
+    config = preset("smoke").replace(epochs=args.epochs)
+    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+    peak, stop = [0], threading.Event()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+
+        def measure() -> None:
+            while not stop.wait(0.05):
+                peak[0] = max(peak[0], checkpoint_bytes(out / "ray"))
+
+        thread = threading.Thread(target=measure, daemon=True)
+        thread.start()
+        try:
+            run_ray_search(config, out, preset="smoke")
+        finally:
+            stop.set()
+            thread.join()
+            ray.shutdown()
+        one = max(p.stat().st_size for p in (out / "ray").glob("*/checkpoint_*/member.pt"))
+    bound = (config.interval + 2) * config.population * one
+    print(f"{config.population} members, interval {config.interval}, {config.epochs} epochs; "
+          f"one checkpoint: {one:,} bytes")
+    print(f"peak checkpoint bytes: {peak[0]:,} ({peak[0] / one:.1f} checkpoints)")
+    print(f"bound (interval + 2) x population x one: {bound:,} "
+          f"({(config.interval + 2) * config.population} checkpoints) -> "
+          f"{'within' if peak[0] <= bound else 'OVER'}")
+
+
+if __name__ == "__main__":
+    main()
