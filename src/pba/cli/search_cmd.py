@@ -132,63 +132,49 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--cpus-per-member", type=float, help="CPUs per member (1)")
     g.add_argument("--gpus-per-member", type=float,
                    help="GPUs per member; 0.25 = four members per GPU (0)")
+    g.add_argument("--max-failures", type=int, metavar="N",
+                   help="restarts of a member from its last checkpoint when its worker process "
+                   "or node dies (or its training raises), over the whole search (3). One more "
+                   "failure stops the search, keeping DIR and every checkpoint, with the `pba "
+                   "search --resume DIR` that goes on. Kept by --resume. The engines on this "
+                   "machine ignore it: they have no workers or nodes to lose")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    from pba.errors import PBAError
     from pba.recorders import search_recorders
     from pba.search.presets import preset
+    from pba.search.request import RAY, SearchRequest, engine_of
     from pba.search.runner import resume_search, run_search
 
     changes = {field: getattr(args, field) for field in OVERRIDES.values()
                if getattr(args, field) is not None}
-    options = {"data_dir": args.data_dir, "download": args.download}
+    request = SearchRequest(
+        resume=args.resume, preset=args.preset, changes=changes,
+        flags={field: flag for flag, field in OVERRIDES.items()}, engine=args.engine,
+        budget=args.budget, precision=args.precision, skip_unreadable=args.skip_unreadable,
+        device=args.device, workers=args.workers, compile=args.compile,
+        tensorboard=args.tensorboard, address=args.address,
+        cpus_per_member=args.cpus_per_member, gpus_per_member=args.gpus_per_member,
+        max_failures=args.max_failures)
+    engine = engine_of(request)
+    ray = engine == RAY
+    if ray:
+        from pba.search.ray_backend import resume_ray_search, run_ray_search
+    options = {"data_dir": args.data_dir, "download": args.download,
+               # Before any work: --tensorboard without TensorBoard installed fails here.
+               "recorders": search_recorders(progress=not args.no_progress,
+                                             tensorboard=args.tensorboard)}
     precision = {} if args.precision is None else {"precision": args.precision}
     new_only = {"skip_unreadable": True} if args.skip_unreadable else {}
     local_only = {"compile": True} if args.compile else {}
     workers = {} if args.workers is None else {"workers": args.workers}
-    if args.budget is not None and args.resume is not None:
-        raise PBAError("--resume continues a search as it was planned; drop --budget")
     if args.resume is not None:
-        from pba.search.ray_log import is_ray_run
-
-        ray = is_ray_run(args.resume)
-        if args.engine is not None and (args.engine == "ray") != ray:
-            # The local engines read each other's checkpoints; Ray's are Tune's own.
-            raise PBAError(f"{args.resume} was searched with{'' if ray else 'out'} Ray, and "
-                           "--engine cannot change that: leave --engine out")
-    else:
-        ray = args.engine == "ray"
-    resources = {k: v for k, v in (("cpus_per_member", args.cpus_per_member),
-                                   ("gpus_per_member", args.gpus_per_member)) if v is not None}
-    if not ray and (resources or args.address):
-        raise PBAError("--address, --cpus-per-member and --gpus-per-member need --engine ray")
-    if ray and (args.tensorboard or args.compile):
-        raise PBAError("--tensorboard and --compile are for the engines on this machine; Ray "
-                       "Tune keeps its own logs in DIR/ray")
-    if ray and (args.device is not None or workers):
-        raise PBAError("--device and --workers are for the engines on this machine; Ray "
-                       "members use a GPU when --gpus-per-member > 0")
-    if ray:
-        from pba.search.ray_backend import resume_ray_search, run_ray_search
-    # Before any work: --tensorboard without TensorBoard installed fails here.
-    options["recorders"] = search_recorders(progress=not args.no_progress,
-                                            tensorboard=args.tensorboard)
-    if args.resume is not None:
-        if changes or args.preset or new_only:
-            flags = [f for f, field in OVERRIDES.items() if field in changes]
-            flags += ["--preset"] if args.preset else []
-            flags += ["--skip-unreadable"] if new_only else []
-            raise PBAError("--resume continues a search as it was configured; drop "
-                           + ", ".join(flags))
         if ray:
-            if resources or precision:
-                raise PBAError("--resume keeps the search's resources and precision per member")
             result = resume_ray_search(args.resume, address=args.address, **options)
         else:
-            result = resume_search(args.resume, device=args.device, engine=args.engine,
+            result = resume_search(args.resume, device=args.device, engine=engine,
                                    **precision, **workers, **local_only, **options)
     else:
         name = args.preset or DEFAULT_PRESET
@@ -196,14 +182,16 @@ def run(args: argparse.Namespace) -> int:
         out = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         budget = {}
         if args.budget is not None:
-            config, plan = _planned(config, name, args, changes, ray, started)
+            config, plan = _planned(config, args, changes, started)
             budget = {"budget": plan.to_dict()}
         if ray:
+            failures = {} if args.max_failures is None else {"max_failures": args.max_failures}
             result = run_ray_search(config, out, preset=name, address=args.address,
-                                    **resources, **precision, **new_only, **options)
+                                    **request.resources(), **failures, **precision,
+                                    **new_only, **options)
         else:
             result = run_search(config, out, preset=name, device=args.device or "auto",
-                                engine=args.engine or "auto", **precision, **workers,
+                                engine=engine or "auto", **precision, **workers,
                                 **local_only, **new_only, **budget, **options)
     from pba.search_summary import next_steps
 
@@ -216,20 +204,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _planned(config: SearchConfig, name: str, args: argparse.Namespace, changes: dict,
-             ray: bool, started: float) -> tuple[SearchConfig, Plan]:
+def _planned(config: SearchConfig, args: argparse.Namespace, changes: dict,
+             started: float) -> tuple[SearchConfig, Plan]:
     """`config` sized to --budget on this machine (pba.budget), and the plan."""
     from pba.budget import PLANNED, parse_duration, plan_budget
     from pba.cli.options import run_options
-    from pba.errors import PBAError
 
-    if name.startswith("paper-"):
-        raise PBAError(f"the {name} preset runs the paper's regime (population, epochs, images): "
-                       "--budget does not size it; leave --budget out, or search with "
-                       "--preset quick --budget ...")
-    if ray:
-        raise PBAError("--budget measures and plans for this machine, not a Ray cluster: size "
-                       "a Ray search with --population, --epochs and --train-size")
     budget = parse_duration(args.budget)
     given = {field: value for field, value in changes.items() if field in PLANNED}
     plan = plan_budget(config, budget, started, given=given, options=run_options(args))
