@@ -22,10 +22,10 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
+from pba.augmentation.policy import Policy
+from pba.augmentation.schedule import load_schedule
+from pba.augmentation.transforms import PBAugment, apply_policy
 from pba.data import load_dataset
-from pba.policy import Policy
-from pba.schedule import load_schedule
-from pba.transforms import PBAugment, apply_policy
 from search_speed import interleaved_seconds  # the sibling script
 
 REPO = Path(__file__).resolve().parents[1]

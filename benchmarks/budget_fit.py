@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from pba.budget import parse_duration
-from pba.formatting import duration
+from pba.core.formatting import duration
 
 
 def run(dataset: str | None, budget: str, out: Path, extra: list[str]) -> float | None:

@@ -5,10 +5,11 @@ and torch.compile, each configuration in a fresh process, configurations taking 
     python benchmarks/cpu_speed.py --part eval --models wrn_10_1 --repeats 3
     taskset -c 0 python benchmarks/cpu_speed.py --threads 1  # one core
 
-Evaluation: `pba.train.evaluate` on --images random 32x32 images, per 10,000 images: images/s,
+Evaluation: `pba.training.loop.evaluate` on --images random 32x32 images, per 10,000 images:
+images/s,
 user and sys CPU seconds and minor page faults of the scoring alone (getrusage around it).
-"1024" is the batch every device used before; "rule" is `pba.train.evaluation_batch`. "kept"
-is `pba.allocator.keep_freed_memory` (what pba's commands set), "default" glibc as it starts.
+"1024" is the batch every device used before; "rule" is `pba.training.loop.evaluation_batch`. "kept"
+is `pba.core.allocator.keep_freed_memory` (what pba's commands set), "default" glibc as it starts.
 
 Training: steps of SGD on one batch of 64 (forward, loss, backward, clipping, step), fp32 and,
 where the CPU has it natively, bf16 autocast; contiguous or channels_last; eager or
@@ -36,13 +37,13 @@ def child(spec: dict) -> dict:
 
     torch.set_num_threads(spec["threads"])
     if spec["allocator"] == "kept":
-        from pba.allocator import keep_freed_memory
+        from pba.core.allocator import keep_freed_memory
 
         keep_freed_memory()
     from pba import models
+    from pba.core.precision import autocast
     from pba.data import ImageSet
-    from pba.precision import autocast
-    from pba.train import evaluate
+    from pba.training.loop import evaluate
 
     layout = torch.channels_last if spec["layout"] == "channels_last" else torch.contiguous_format
     model = models.build(spec["model"], 10, (32, 32)).to(memory_format=layout)
@@ -54,10 +55,10 @@ def child(spec: dict) -> dict:
                         torch.randint(0, 10, (n,), generator=generator))
         norm = {"mean": (0.5,) * 3, "std": (0.25,) * 3}
         batch = None if spec["batch"] == "rule" else int(spec["batch"])
-        # evaluate() takes the run's layout from pba.precision; this measures both layouts.
-        import pba.train
+        # evaluate() takes the run's layout from pba.core.precision; this measures both layouts.
+        import pba.training.loop
 
-        pba.train.memory_format = lambda precision, device: layout
+        pba.training.loop.memory_format = lambda precision, device: layout
         warm = ImageSet(data.images[:256], data.labels[:256])
         evaluate(model, warm, **norm, precision=spec["precision"], batch_size=batch)
         before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -136,7 +137,7 @@ def main() -> None:
 
     import torch
 
-    from pba.precision import cpu_has_native_bf16
+    from pba.core.precision import cpu_has_native_bf16
 
     precisions = ["fp32"] + (["bf16"] if cpu_has_native_bf16() else [])
     print(f"# CPU speed: torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, "

@@ -3,7 +3,7 @@
     python benchmarks/demo_time.py runs/demo runs/demo-1core         # finished demos
     python benchmarks/demo_time.py --run --budget 5m --before 3eeb726 --pin 0 --out /tmp/dt
 
-A demo of this version records its breakdown (demo.json's "time", `pba.timing`): every phase
+A demo of this version records its breakdown (demo.json's "time", `pba.core.timing`): every phase
 is printed. A demo of a version from before it has only its logs: the wall time, the search's
 training (the members' training seconds over the members trained at once) and the final
 models' (their training seconds over the models trained at once); the rest is not broken
@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pba.timing import PHASES, TRAINING, TimeBreakdown
+from pba.core.timing import PHASES, TRAINING, TimeBreakdown
 
 ROOT = Path(__file__).resolve().parent.parent
 

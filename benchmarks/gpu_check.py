@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmar
 import augment_throughput  # noqa: E402
 import search_speed  # noqa: E402
 import train_throughput  # noqa: E402
+from pba.augmentation.policy import Policy  # noqa: E402
+from pba.augmentation.schedule import load_schedule  # noqa: E402
+from pba.core.formatting import markdown_table  # noqa: E402
+from pba.core.precision import device_has_native_bf16  # noqa: E402
 from pba.data import load_dataset  # noqa: E402
-from pba.formatting import markdown_table  # noqa: E402
-from pba.policy import Policy  # noqa: E402
-from pba.precision import device_has_native_bf16  # noqa: E402
-from pba.schedule import load_schedule  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference" / "rcifar10_16_wrn.txt"

@@ -31,13 +31,13 @@ import torch
 import torch.nn.functional as F
 
 from pba import models
+from pba.augmentation.policy import MAX_MAGNITUDE, MAX_PROBABILITY, Policy
+from pba.core.precision import resolve_precision
 from pba.data import DatasetSplits, load_dataset
 from pba.models.population import PopulationWRN
-from pba.policy import MAX_MAGNITUDE, MAX_PROBABILITY, Policy
-from pba.precision import resolve_precision
-from pba.recipes import Recipe
 from pba.search.local import LocalEngine
 from pba.search.vectorized import VectorizedEngine
+from pba.training.recipes import Recipe
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ each) plans the regime and runs the default search; then each variant of the sea
 first demo's demo.json, with only its searched arm. A demo that exists continues (another
 `--first-seed` adds seeds to every demo). Prints one markdown table per dataset: mean +- sd
 of each arm's test error, and each searched arm against the others (two standard errors of
-the difference, `pba.verdict`), and writes them to OUT/study.md.
+the difference, `pba.core.verdict`), and writes them to OUT/study.md.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pba.formatting import markdown_table, mean_sd
-from pba.verdict import Comparison
+from pba.core.formatting import markdown_table, mean_sd
+from pba.core.verdict import Comparison
 
 # name -> the flags of `pba demo` that make the variant (the default search has none).
 VARIANTS = {

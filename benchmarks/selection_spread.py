@@ -23,11 +23,11 @@ import json
 import statistics
 from pathlib import Path
 
+from pba.core.options import RunOptions
 from pba.demo import DEMO
-from pba.final_models import Arm, FinalSettings, final_job, train_finals
-from pba.options import RunOptions
-from pba.recorders import search_recorders
-from pba.run import read_result
+from pba.reporting.recorders import search_recorders
+from pba.runs.final_models import Arm, FinalSettings, final_job, train_finals
+from pba.runs.training_run import read_result
 from pba.search import preset, rundir
 from pba.search.pbt import SELECTIONS
 from pba.search.presets import SearchConfig

@@ -1,4 +1,5 @@
-"""Training throughput of `pba.train.train`, fp32 beside bf16: images/s, augmentation included.
+"""Training throughput of `pba.training.loop.train`, fp32 beside bf16: images/s, augmentation
+included.
 
     python benchmarks/train_throughput.py                      # CPU, and CUDA when available
     python benchmarks/train_throughput.py --devices cpu --models wrn_10_1 wrn_40_2
@@ -7,11 +8,11 @@
 Each measurement is epochs of `train` over random uint8 32x32 images with the 'pba'
 augmentation (every op at probability 0.5, magnitude 5: busier than most of a real schedule)
 followed by crop/flip and Cutout, as `pba train` runs it, in each precision: fp32, and bf16
-autocast with channels_last (`pba.precision`; on a CPU only where it has native bf16, which the
+autocast with channels_last (`pba.core.precision`; on a CPU only where it has native bf16, which the
 header says). One warm-up epoch first (allocator, oneDNN/cuDNN kernel choice), then the median
 of --repeats epochs; the precisions alternate epoch by epoch so that a changing load hits them
 alike. With --parallel N the CPU rates are measured again with N models training at once, one
-torch thread each (`pba.parallel`; their sum is printed): how the local search engine and
+torch thread each (`pba.core.parallel`; their sum is printed): how the local search engine and
 `pba demo` train small models on a CPU.
 """
 
@@ -22,14 +23,14 @@ import statistics
 
 import torch
 
-from pba.augment import make_augment
+from pba.augmentation.policy import Policy
+from pba.core.parallel import map_parallel
+from pba.core.precision import cpu_has_native_bf16, device_has_native_bf16
 from pba.data import DatasetSplits, ImageSet
 from pba.data.datasets import default_baseline
-from pba.parallel import map_parallel
-from pba.policy import Policy
-from pba.precision import cpu_has_native_bf16, device_has_native_bf16
-from pba.recipes import Recipe
-from pba.train import init_state, train
+from pba.training.augment import make_augment
+from pba.training.loop import init_state, train
+from pba.training.recipes import Recipe
 
 CIFAR10_MEAN = (0.49139968, 0.48215841, 0.44653091)
 CIFAR10_STD = (0.24703223, 0.24348513, 0.26158784)

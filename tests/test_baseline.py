@@ -11,18 +11,18 @@ import pytest
 import torch
 from PIL import Image
 
-from pba.baseline import PARTS, Baseline, legacy, resolve
-from pba.baseline_check import best, check_baseline, combined, margin
+from pba.augmentation.baseline import PARTS, Baseline, legacy, resolve
+from pba.augmentation.transforms import cutout, random_crop_flip
 from pba.cli.main import main
+from pba.core.errors import PBAError
 from pba.data import DatasetSplits, ImageSet, channel_stats, load_dataset
 from pba.data.datasets import default_baseline
-from pba.errors import PBAError
-from pba.recipes import Recipe
-from pba.recorders import search_recorders
-from pba.run import resumed_config
+from pba.reporting.recorders import search_recorders
+from pba.runs.training_run import resumed_config
 from pba.search import SearchConfig, preset
 from pba.search.runner import run_search
-from pba.transforms import cutout, random_crop_flip
+from pba.training.baseline_check import best, check_baseline, combined, margin
+from pba.training.recipes import Recipe
 
 FILL = (125, 123, 114)
 

@@ -34,8 +34,8 @@ from pba.budget.planner import (
 from pba.budget.power import power_statement
 from pba.budget.regime import SAFETY
 from pba.cli.main import main
-from pba.errors import PBAError
-from pba.train import images_per_epoch
+from pba.core.errors import PBAError
+from pba.training.loop import images_per_epoch
 
 # About this machine's fp32 rates with two models at once (WRN-10-2 trains 2.5x slower).
 RATES = {"wrn_10_1": Rates("wrn_10_1", (32, 32), 2, 470.0, 660.0),

@@ -14,10 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
-from pba.errors import PBAError
+from pba.augmentation.policy import Policy
+from pba.augmentation.transforms import CIFAR10_FILL, apply_policy
+from pba.core.errors import PBAError
 from pba.ops import load_op_set
-from pba.policy import Policy
-from pba.transforms import CIFAR10_FILL, apply_policy
 
 TESTS = Path(__file__).resolve().parent
 OPS = f"{TESTS / 'custom_ops.py'}:MIRROR_OPS"

@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from pba.baseline import Baseline
+from pba.augmentation.baseline import Baseline
+from pba.core.errors import PBAError
 from pba.data import (
     DATASET_NAMES,
     channel_stats,
@@ -20,7 +21,6 @@ from pba.data import (
     normalize,
     split_indices,
 )
-from pba.errors import PBAError
 
 # Spec section 4, copied by hand so that a typo in the package cannot hide.
 SPEC_STATS = {

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from pba.augmentation.policy import Policy
+from pba.augmentation.schedule import Schedule
 from pba.cli.main import main
+from pba.core.errors import PBAError
+from pba.core.options import RunOptions
+from pba.core.verdict import BEATS, UNCLEAR, WORSE, Comparison, recommend
 from pba.demo import DEMO, DemoConfig, run_demo, seed_set
 from pba.demo.results import render, results
-from pba.errors import PBAError
-from pba.options import RunOptions
-from pba.policy import Policy
-from pba.report import THIS_SEARCH, FinalRun, comparisons, verdict
-from pba.schedule import Schedule
-from pba.search_summary import schedule_notes
-from pba.verdict import BEATS, UNCLEAR, WORSE, Comparison, recommend
+from pba.reporting.report import THIS_SEARCH, FinalRun, comparisons, verdict
+from pba.search.summary import schedule_notes
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "rcifar10_16_wrn.txt"
 SMOKE_DEMO = DemoConfig(preset="smoke", model="wrn_10_1", epochs=2, lr=0.1, weight_decay=5e-4,
@@ -37,7 +37,7 @@ QUIET = RunOptions(progress=False)
 FP32 = QUIET.replace(precision="fp32", workers=2)
 DEMO_SCRIPT = (
     "import sys; from pba.demo import DemoConfig, run_demo; "
-    "from pba.options import RunOptions; "
+    "from pba.core.options import RunOptions; "
     "run_demo(DemoConfig(**eval(sys.argv[1])), sys.argv[2], "
     "options=RunOptions(precision='fp32', workers=2, progress=False))"
 )

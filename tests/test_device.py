@@ -1,4 +1,4 @@
-"""`--device`: one grammar (pba.device.parse_device) for every command and the library. Parsing
+"""`--device`: one grammar (pba.core.device.parse_device) for every command and the library. Parsing
 only: nothing here needs a GPU but the test marked `cuda`."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from pba.cli.main import build_parser, main
-from pba.device import parse_device, resolve_device
-from pba.errors import PBAError
+from pba.core.device import parse_device, resolve_device
+from pba.core.errors import PBAError
 
 COMMANDS = {"search": ["search"], "demo": ["demo"], "train": ["train", "--out", "x"],
             "reproduce": ["reproduce", "run", "--carry", "c", "--out", "x"]}

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import pba
+from pba.augmentation.policy import Policy
 from pba.cli.main import main
-from pba.directory import RunDirectory
-from pba.errors import PBAError, RunStopped, UserError
-from pba.policy import Policy
+from pba.core.directory import RunDirectory
+from pba.core.errors import PBAError, RunStopped, UserError
 from pba.search.pbt import exploit_pairs
 
 

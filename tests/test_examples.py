@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pba.policy import Policy
-from pba.schedule import Schedule
+from pba.augmentation.policy import Policy
+from pba.augmentation.schedule import Schedule
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from pba.core.errors import PBAError
 from pba.data import cache, folders, image_files
 from pba.data.folders import read_image_folder
 from pba.data.image_files import fit_image, read_image
-from pba.errors import PBAError
 
 
 @pytest.fixture(autouse=True)

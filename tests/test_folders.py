@@ -13,13 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
+from pba.augmentation.schedule import load_schedule
 from pba.cli.main import main
+from pba.core.errors import PBAError
 from pba.data import load_dataset
 from pba.data.folders import MAX_LISTED
 from pba.data.image_files import to_rgb
-from pba.errors import PBAError
-from pba.recorders import search_recorders
-from pba.schedule import load_schedule
+from pba.reporting.recorders import search_recorders
 from pba.search import preset
 from pba.search.runner import run_search
 

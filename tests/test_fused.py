@@ -1,4 +1,5 @@
-"""The fused batched path (`pba.fused`): every image's ops exactly as Pillow applies them, both
+"""The fused batched path (`pba.augmentation.fused`): every image's ops exactly as Pillow applies
+them, both
 ways of picking a family's images alike, and a sync-free step that never reads the device back
 or uploads a constant (checked on the CPU with fake CUDA tensors, and on a GPU when there is
 one)."""
@@ -18,13 +19,13 @@ from torch._subclasses.fake_tensor import (
 )
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from pba.baseline import Baseline
+from pba.augmentation.baseline import Baseline
+from pba.augmentation.fused import op_tables
+from pba.augmentation.policy import Policy
+from pba.augmentation.sampling import SETTINGS_PER_OP, sample_ops
+from pba.augmentation.transforms import apply_policy, apply_sampled, apply_sampled_pil
 from pba.data import normalize
-from pba.fused import op_tables
 from pba.ops import DEFAULT_OPS, Op, OpSet, tensor
-from pba.policy import Policy
-from pba.sampling import SETTINGS_PER_OP, sample_ops
-from pba.transforms import apply_policy, apply_sampled, apply_sampled_pil
 
 FILL = (125, 123, 114)
 # Cutout draws its centre from a generator that the two paths use differently.

@@ -143,9 +143,9 @@ def test_the_layer_checker_sees_an_upward_import() -> None:
     assert upward_imports({"pba.high.part.y": {"pba.low"}}, order) == []
 
 
-def test_every_module_has_a_layer_in_the_readme() -> None:
+def test_every_module_has_a_layer_in_the_docs() -> None:
     order = layer_order()
-    assert order["pba.cli"] > order["pba.search"] > order["pba.train"] > order["pba.errors"]
+    assert order["pba.cli"] > order["pba.search"] > order["pba.training"] > order["pba.core"]
     assert [m for m in modules() if layer_of(m, order) is None] == []
 
 
@@ -166,3 +166,23 @@ def test_the_search_imports_no_drawing_library() -> None:
         names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
         assert not [n for n in names if n.startswith(drawing)], name
+
+
+def test_the_layers_are_folders_and_the_root_holds_only_the_api() -> None:
+    order = layer_order()
+    # Each listed prefix is the package root or a folder directly under it.
+    assert all(prefix == "pba" or (SRC / "pba" / prefix.split(".", 1)[1] / "__init__.py")
+               .is_file() for prefix in order), order
+    assert all(prefix.count(".") <= 1 for prefix in order)
+    assert [p.name for p in (SRC / "pba").glob("*.py")] == ["__init__.py"]
+
+
+def test_the_flat_layouts_module_paths_still_import() -> None:
+    code = ("import pba.run, pba.transforms, pba.train; from pba.schedule import Schedule; "
+            "import pba.runs.training_run, pba.augmentation.schedule; "
+            "print(pba.run is pba.runs.training_run, "
+            "Schedule is pba.augmentation.schedule.Schedule, "
+            "pba.train.__name__, pba.transforms.PBAugment.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "pba.training.loop",
+                                  "pba.augmentation.transforms"]

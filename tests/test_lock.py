@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from pba.cli.main import main
-from pba.errors import PBAError
-from pba.lock import LOCK, owned, owner
-from pba.recorders import search_recorders
+from pba.core.errors import PBAError
+from pba.core.lock import LOCK, owned, owner
+from pba.reporting.recorders import search_recorders
 from pba.search import preset
 from pba.search.runner import run_search
 
 PBA = [sys.executable, "-m", "pba.cli.main"]
-HOLD = ("import sys, time; from pba.lock import owned\n"
+HOLD = ("import sys, time; from pba.core.lock import owned\n"
         "with owned(sys.argv[1], 'holder'):\n"
         "    print('held', flush=True); time.sleep(60)")
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 import torchvision.models
 
-from pba import train as training
+from pba.core.errors import PBAError
 from pba.data import ImageSet
-from pba.errors import PBAError
 from pba.models import build, is_cifar, macs_per_image, zoo
-from pba.recipes import Recipe
 from pba.search.presets import preset
+from pba.training import loop as training
+from pba.training.recipes import Recipe
 
 CLASSES = 7  # not ImageNet's 1,000 nor CIFAR's 10: the head must follow the data
 # Cheap to build and train on a CPU; the issue's other names are checked on the meta device.
@@ -31,7 +31,7 @@ def _random_images(n: int, side: int, generator: torch.Generator) -> ImageSet:
 
 
 def _train_a_step(model_name: str, side: int, precision: str = "fp32") -> training.TrainState:
-    """Two steps of `pba.train.train` on random images, as `pba train` runs them (init_state
+    """Two steps of `pba.training.loop.train` on random images, as `pba train` runs them (init_state
     with the data's size, the precision's memory format and autocast)."""
     recipe = Recipe(epochs=1, lr=0.01, weight_decay=5e-4, batch_size=4, precision=precision)
     state = training.init_state(model_name, CLASSES, recipe, seed=0, device="cpu",

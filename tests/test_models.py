@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from pba.errors import PBAError
+from pba.core.errors import PBAError
 from pba.models import build, names
 from pba.models.layers import scale_forward_backward
 from pba.models.pyramidnet import shake_drop

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pba.errors import PBAError
+from pba.core.errors import PBAError
 from pba.ops import DEFAULT_OPS, Op, pil, tensor
 
 FILL = (125, 123, 114)  # CIFAR-10's mean colour

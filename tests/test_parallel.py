@@ -1,4 +1,4 @@
-"""Members trained side by side in threads (`pba.parallel`) train exactly as one at a time with
+"""Members trained side by side in threads (`pba.core.parallel`) train exactly as one at a time with
 one torch thread: the same weights, losses and generator states, bit for bit."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from pba.augmentation.policy import Policy
+from pba.core.parallel import default_workers, map_parallel, torch_threads
 from pba.data import DatasetSplits, ImageSet, channel_stats
 from pba.data.datasets import default_baseline
-from pba.parallel import default_workers, map_parallel, torch_threads
-from pba.policy import Policy
-from pba.recipes import Recipe
 from pba.search.local import LocalEngine
-from pba.train import init_state
+from pba.training.loop import init_state
+from pba.training.recipes import Recipe
 
 MEMBERS = 4
 

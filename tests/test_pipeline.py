@@ -12,10 +12,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from pba.errors import PBAError
-from pba.policy import Policy
-from pba.schedule import Schedule
-from pba.transforms import BatchPBAugment, PBAugment
+from pba.augmentation.policy import Policy
+from pba.augmentation.schedule import Schedule
+from pba.augmentation.transforms import BatchPBAugment, PBAugment
+from pba.core.errors import PBAError
 
 FILL = (125, 123, 114)
 INVERT = Policy.zeros().replace("Invert", 0, probability=10)

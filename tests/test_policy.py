@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from pba.errors import PBAError
+from pba.augmentation.policy import Policy
+from pba.augmentation.sampling import COUNT_PROBABILITIES, sample_ops
+from pba.core.errors import PBAError
 from pba.ops import DEFAULT_OPS
 from pba.ops.registry import Op
-from pba.policy import Policy
-from pba.sampling import COUNT_PROBABILITIES, sample_ops
 
 DRAWS = 40_000
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pba import precision as precision_module
-from pba import train as training
-from pba.augment import make_augment
+from pba.core import precision as precision_module
+from pba.core.errors import PBAError
+from pba.core.precision import memory_format, resolve_precision
 from pba.data import load_dataset
-from pba.errors import PBAError
-from pba.precision import memory_format, resolve_precision
-from pba.recipes import Recipe
+from pba.training import loop as training
+from pba.training.augment import make_augment
+from pba.training.recipes import Recipe
 
 CPU = torch.device("cpu")
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from pba.errors import PBAError
-from pba.policy import Policy, explore
-from pba.recorders import search_recorders
-from pba.schedule import load_schedule, parse_pbt_log
+from pba.augmentation.policy import Policy, explore
+from pba.augmentation.schedule import load_schedule, parse_pbt_log
+from pba.core.errors import PBAError
+from pba.reporting.recorders import search_recorders
 from pba.search import preset
 from pba.search.events import from_json, to_json
 from pba.search.lineage import Lineage

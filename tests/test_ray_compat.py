@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pba.errors import PBAError
+from pba.core.errors import PBAError
 from pba.search import preset
 from pba.search.ray_compat import TESTED, require_supported
 

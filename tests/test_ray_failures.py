@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from pba.errors import PBAError, RunStopped
-from pba.recorders import search_recorders
-from pba.schedule import load_schedule
+from pba.augmentation.schedule import load_schedule
+from pba.core.errors import PBAError, RunStopped
+from pba.reporting.recorders import search_recorders
 from pba.search import preset
 from pba.search.events import to_json
 from pba.search.ray_backend import RaySettings, resume_ray_search, run_ray_search

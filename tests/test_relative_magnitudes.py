@@ -12,12 +12,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pba.baseline import CROP_PAD, Baseline, crop_pad
-from pba.errors import PBAError
-from pba.ops import DEFAULT_OPS, REFERENCE_SIDE, Op, OpSet, pil, tensor
-from pba.policy import Policy
-from pba.sampling import SETTINGS_PER_OP, SampledOps, sample_ops, setting_parameters
-from pba.transforms import (
+from pba.augmentation.baseline import CROP_PAD, Baseline, crop_pad
+from pba.augmentation.policy import Policy
+from pba.augmentation.sampling import SETTINGS_PER_OP, SampledOps, sample_ops, setting_parameters
+from pba.augmentation.transforms import (
     BatchPBAugment,
     PBAugment,
     apply_sampled,
@@ -25,6 +23,8 @@ from pba.transforms import (
     cutout,
     random_crop_flip,
 )
+from pba.core.errors import PBAError
+from pba.ops import DEFAULT_OPS, REFERENCE_SIDE, Op, OpSet, pil, tensor
 
 FILL = (125, 123, 114)
 NONE = len(DEFAULT_OPS) * SETTINGS_PER_OP

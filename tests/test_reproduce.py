@@ -17,11 +17,11 @@ import pytest
 import torch
 
 from pba import reproduce
-from pba.atomic import write_text_atomic
 from pba.cli.main import main
+from pba.core.atomic import write_text_atomic
+from pba.core.errors import PBAError
 from pba.data import DatasetSplits, ImageSet, channel_stats, load_dataset, save_npz
 from pba.data.datasets import default_baseline
-from pba.errors import PBAError
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference" / reproduce.REFERENCE_FILE

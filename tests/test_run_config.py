@@ -1,4 +1,5 @@
-"""A training run's settings (`pba.run_config.TrainConfig`): one typed record, config.json's flat
+"""A training run's settings (`pba.runs.training_config.TrainConfig`): one typed record,
+config.json's flat
 object and back."""
 
 from __future__ import annotations
@@ -7,10 +8,10 @@ import json
 
 import pytest
 
-from pba.errors import PBAError
-from pba.precision import resolve_precision
-from pba.recipes import Recipe
-from pba.run_config import RUN_KEYS, TrainConfig, new_config, resumed_config
+from pba.core.errors import PBAError
+from pba.core.precision import resolve_precision
+from pba.runs.training_config import RUN_KEYS, TrainConfig, new_config, resumed_config
+from pba.training.recipes import Recipe
 
 
 def test_a_config_goes_to_config_json_and_back_unchanged(tmp_path) -> None:

@@ -14,10 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pba.errors import PBAError
-from pba.ops import DEFAULT_OPS, Op, OpSet
-from pba.policy import Policy, explore
-from pba.schedule import (
+from pba.augmentation.policy import Policy, explore
+from pba.augmentation.schedule import (
     PBTLogWarning,
     Schedule,
     load_policy,
@@ -25,6 +23,8 @@ from pba.schedule import (
     parse_pbt_log,
     save_policy,
 )
+from pba.core.errors import PBAError
+from pba.ops import DEFAULT_OPS, Op, OpSet
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
@@ -187,7 +187,7 @@ def test_missing_file():
 
 
 def test_plot_writes_a_png_with_every_epoch(tmp_path):
-    from pba.plot import plot_schedule, schedule_curves
+    from pba.reporting.plot import plot_schedule, schedule_curves
 
     schedule = random_schedule(12, seed=3)
     probability, magnitude = schedule_curves(schedule)

@@ -13,19 +13,25 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from pba.augmentation.policy import (
+    MAX_MAGNITUDE,
+    MAX_PROBABILITY,
+    MAX_STEP,
+    RESAMPLE_PROBABILITY,
+    Policy,
+)
+from pba.augmentation.policy import explore as explore_policy
+from pba.augmentation.schedule import parse_pbt_log
 from pba.cli.main import main
-from pba.errors import PBAError
-from pba.policy import MAX_MAGNITUDE, MAX_PROBABILITY, MAX_STEP, RESAMPLE_PROBABILITY, Policy
-from pba.policy import explore as explore_policy
-from pba.report import final_runs, report, results_table
-from pba.schedule import parse_pbt_log
+from pba.core.errors import PBAError
+from pba.reporting.report import final_runs, report, results_table
 from pba.search import PBT, PBTConfig, SearchState, TrainStats, exploit_pairs
+from pba.search.cost import search_cost
 from pba.search.events import Exploit, Explore, Round, Start, Train, from_json, to_json
 from pba.search.lineage import Lineage
 from pba.search.pbt import beyond_noise, score, significant_copies, tail_size
 from pba.search.presets import PRESETS, SearchConfig, preset
 from pba.search.rundir import RunDir
-from pba.search_cost import search_cost
 
 SIGMAS = 5  # tolerance of every frequency check, in binomial standard deviations
 

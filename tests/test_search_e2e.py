@@ -16,14 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from pba.augment import make_augment
+from pba.augmentation.schedule import load_schedule
 from pba.cli.main import main
+from pba.core.errors import PBAError
 from pba.data import DatasetSplits, ImageSet
 from pba.data.datasets import default_baseline
-from pba.errors import PBAError
-from pba.recipes import Recipe
-from pba.recorders import search_recorders
-from pba.schedule import load_schedule
+from pba.reporting.recorders import search_recorders
 from pba.search import preset, runner
 from pba.search.events import from_json
 from pba.search.lineage import Lineage
@@ -31,7 +29,9 @@ from pba.search.local import LocalEngine
 from pba.search.presets import SearchConfig
 from pba.search.runner import choose_engine, run_search
 from pba.search.vectorized import VectorizedEngine
-from pba.train import init_state, load_checkpoint
+from pba.training.augment import make_augment
+from pba.training.loop import init_state, load_checkpoint
+from pba.training.recipes import Recipe
 
 SMOKE = preset("smoke")
 PBA = [sys.executable, "-m", "pba.cli.main"]

@@ -11,24 +11,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from pba.augment import make_augment
+from pba.augmentation.policy import MAX_MAGNITUDE, MAX_PROBABILITY, SLOTS, Policy
+from pba.augmentation.ramp import ramp_policy, ramp_schedule, ramp_strengths
+from pba.augmentation.schedule import Schedule
 from pba.budget.planner import MIN_FINAL_EPOCHS, plan_run
 from pba.cli.main import main
+from pba.core.errors import PBAError
+from pba.core.options import RunOptions
+from pba.core.timing import Stopwatch
+from pba.core.verdict import EFFORT
 from pba.data import load_dataset
 from pba.demo import DEMO
 from pba.demo.config import SEARCH_FREE, none_is_baseline, parse_arms
 from pba.demo.pipeline import _new_demo, final_jobs
 from pba.demo.results import leaderboard, render, results
-from pba.errors import PBAError
 from pba.ops.registry import DEFAULT_OPS
-from pba.options import RunOptions
-from pba.policy import MAX_MAGNITUDE, MAX_PROBABILITY, SLOTS, Policy
-from pba.ramp import ramp_policy, ramp_schedule, ramp_strengths
-from pba.recipes import Recipe
-from pba.schedule import Schedule
 from pba.search import preset
-from pba.timing import Stopwatch
-from pba.verdict import EFFORT
+from pba.training.augment import make_augment
+from pba.training.recipes import Recipe
 from test_budget import CIFAR, RATES
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 from pba.search.request import RAY, SearchRequest, engine_of
 
 

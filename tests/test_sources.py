@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
+from pba.core.errors import PBAError
 from pba.data import load_dataset
 from pba.data.datasets import save_datasets
 from pba.data.imageset import fit_images
-from pba.errors import PBAError
 
 
 def _write_mnist(root: Path, train: int, test: int) -> None:
@@ -132,7 +132,7 @@ class _Squares(torch.utils.data.Dataset):
 
 
 def test_python_datasets_become_a_dataset_file_that_trains(tmp_path: Path) -> None:
-    from pba import run as training_run
+    from pba.runs import training_run
 
     test = (torch.randint(0, 256, (8, 3, 40, 40), dtype=torch.uint8), torch.arange(8) % 2)
     name = save_datasets(tmp_path / "mine.npz", _Squares(40, (50, 30)), test, image_size=16)
@@ -189,8 +189,8 @@ def test_the_cli_trains_a_torchvision_model_at_the_size_given_and_records_it(
 def test_a_search_at_a_size_records_it_and_its_schedule_carries_it(tmp_path: Path) -> None:
     import json
 
+    from pba.augmentation.schedule import load_schedule
     from pba.cli.main import main
-    from pba.schedule import load_schedule
 
     folder = _non_square_folder(tmp_path / "photos")
     out = tmp_path / "search"

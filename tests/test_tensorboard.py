@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from pba.cli.main import main
-from pba.errors import PBAError
-from pba.recorders import search_recorders
+from pba.core.errors import PBAError
+from pba.reporting.recorders import search_recorders
+from pba.reporting.tensorboard import FOLDER, TensorBoardLog
 from pba.search import preset
 from pba.search.events import Evaluate, Round, Train
 from pba.search.runner import run_search
-from pba.tensorboard import FOLDER, TensorBoardLog
 
 pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
 from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402

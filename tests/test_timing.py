@@ -1,4 +1,4 @@
-"""Where the time goes (`pba.timing`): the breakdown of a search, a training run and a demo
+"""Where the time goes (`pba.core.timing`): the breakdown of a search, a training run and a demo
 covers their wall time; the evaluation batch rule; the allocator; the layouts train alike."""
 
 from __future__ import annotations
@@ -10,16 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from pba import train as training
-from pba.allocator import keep_freed_memory
-from pba.augment import make_augment
-from pba.data import ImageSet, load_dataset, normalize
-from pba.recipes import Recipe
-from pba.search import preset
-from pba.search.runner import run_search
-from pba.search_cost import search_cost
-from pba.search_summary import summary_markdown
-from pba.timing import (
+from pba.core.allocator import keep_freed_memory
+from pba.core.timing import (
     CHECKPOINTS,
     EVALUATION,
     LOADING,
@@ -28,13 +20,21 @@ from pba.timing import (
     Stopwatch,
     TimeBreakdown,
 )
-from pba.train import (
+from pba.data import ImageSet, load_dataset, normalize
+from pba.search import preset
+from pba.search.cost import search_cost
+from pba.search.runner import run_search
+from pba.search.summary import summary_markdown
+from pba.training import loop as training
+from pba.training.augment import make_augment
+from pba.training.loop import (
     CPU_ACTIVATION_BYTES,
     EVAL_BATCH,
     MIN_EVAL_BATCH,
     evaluation_batch,
     largest_activation_bytes,
 )
+from pba.training.recipes import Recipe
 
 COVERED = 0.05  # of the wall time, the most that no phase may cover
 
@@ -95,7 +95,7 @@ def test_a_search_records_where_its_time_went(data_dir, tmp_path) -> None:
 
 
 def test_a_training_run_records_where_its_time_went(data_dir, tmp_path) -> None:
-    from pba import run as training_run
+    from pba.runs import training_run
 
     config = training_run.new_config(
         {"dataset": "reduced_cifar10", "model": "wrn_10_1", "augment": "baseline",
@@ -168,8 +168,8 @@ def test_importing_pba_leaves_the_allocator_alone() -> None:
     import subprocess
     import sys
 
-    code = ("import ctypes.util, pba, pba.train, pba.search, pba.demo, pba.cli.main\n"
-            "import pba.allocator as a\n"
+    code = ("import ctypes.util, pba, pba.training.loop, pba.search, pba.demo, pba.cli.main\n"
+            "import pba.core.allocator as a\n"
             "calls = []\n"
             "a.keep_freed_memory = lambda: calls.append(1)\n"
             "print(len(calls))")
@@ -179,7 +179,7 @@ def test_importing_pba_leaves_the_allocator_alone() -> None:
 
 
 def test_channels_last_trains_like_the_contiguous_layout(cifar, monkeypatch) -> None:
-    """fp32 on a CPU trains in channels_last (pba.precision): the same run in either layout
+    """fp32 on a CPU trains in channels_last (pba.core.precision): the same run in either layout
     differs by float rounding only. After 2 epochs the training loss agrees within 0.1%, and
     the two models' test predictions agree far more often than those of the same run on
     another seed (near chance a rounding difference flips a few borderline images)."""

@@ -16,16 +16,16 @@ import pytest
 import torch
 from PIL import Image
 
-from pba import train as training
-from pba.augment import AUGMENT_MODES, make_augment
+from pba.augmentation.policy import Policy
+from pba.augmentation.schedule import Schedule, load_schedule
 from pba.cli.main import main
+from pba.core.errors import PBAError
 from pba.data import ImageSet, load_dataset
 from pba.data.datasets import default_baseline
-from pba.errors import PBAError
-from pba.policy import Policy
-from pba.recipes import Recipe, cosine_lr, default_recipe, learning_rate
-from pba.run import new_config
-from pba.schedule import Schedule, load_schedule
+from pba.runs.training_run import new_config
+from pba.training import loop as training
+from pba.training.augment import AUGMENT_MODES, make_augment
+from pba.training.recipes import Recipe, cosine_lr, default_recipe, learning_rate
 
 MODEL = "wrn_10_1"
 TIME_KEYS = ("images_per_s", "time_s", "eval_time_s")
@@ -134,7 +134,7 @@ def test_cosine_lr_runs_from_base_to_zero(cifar):
 
 
 def _flat(model: torch.nn.Module) -> torch.Tensor:
-    # reshape, not parameters_to_vector's view: weights may be channels_last (pba.precision)
+    # reshape, not parameters_to_vector's view: weights may be channels_last (pba.core.precision)
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 

@@ -11,12 +11,10 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from pba.errors import PBAError
-from pba.ops import DEFAULT_OPS, Op
-from pba.policy import Policy, explore
-from pba.sampling import sample_ops
-from pba.schedule import Schedule, load_schedule
-from pba.transforms import (
+from pba.augmentation.policy import Policy, explore
+from pba.augmentation.sampling import sample_ops
+from pba.augmentation.schedule import Schedule, load_schedule
+from pba.augmentation.transforms import (
     BatchPBAugment,
     PBAugment,
     apply_policy,
@@ -24,6 +22,8 @@ from pba.transforms import (
     cutout,
     random_crop_flip,
 )
+from pba.core.errors import PBAError
+from pba.ops import DEFAULT_OPS, Op
 
 FILL = (125, 123, 114)
 

@@ -17,18 +17,18 @@ import torch
 import torch.nn.functional as F
 
 from pba import models
-from pba import train as pba_train
+from pba.augmentation.policy import Policy
+from pba.core.errors import PBAError
 from pba.data import DatasetSplits, ImageSet, channel_stats, normalize
 from pba.data.datasets import default_baseline
-from pba.errors import PBAError
 from pba.models.population import PopulationWRN
-from pba.policy import Policy
-from pba.recipes import Recipe
 from pba.search import PBT, PBTConfig, SearchState
 from pba.search import vectorized as vectorized_module
 from pba.search.events import Exploit
 from pba.search.local import LocalEngine
 from pba.search.vectorized import VectorizedEngine, sgd_step
+from pba.training import loop as pba_train
+from pba.training.recipes import Recipe
 
 MODEL = "wrn_10_1"
 MEMBERS = 4
@@ -43,7 +43,7 @@ GRAD_ATOL = 1e-4
 @pytest.fixture(autouse=True)
 def contiguous_fp32(monkeypatch):
     """The engines' arithmetic compared in one layout. fp32 on a CPU trains in channels_last
-    (pba.precision), where oneDNN's grouped convolutions (the packed population) and a member's
+    (pba.core.precision), where oneDNN's grouped convolutions (the packed population) and a member's
     own accumulate in different orders: after one step, with two torch threads, parameters
     differed by up to 5e-5; in the contiguous layout they meet ATOL."""
     def layout(precision: str, device) -> torch.memory_format:

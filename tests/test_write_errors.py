@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from pba.directory import RunDirectory
-from pba.errors import PBAError
+from pba.core.directory import RunDirectory
+from pba.core.errors import PBAError
 
 resource = pytest.importorskip("resource")  # POSIX only
 
@@ -29,11 +29,11 @@ def run_limited(code: str, limit_bytes: int) -> subprocess.CompletedProcess:
 
 def test_a_refused_torch_save_is_an_os_error_and_keeps_the_old_file(tmp_path) -> None:
     # torch's own file writer reports this as RuntimeError("... unexpected pos ..."), which no
-    # caller can tell from a bug; saved through pba.atomic it is the OSError it is.
+    # caller can tell from a bug; saved through pba.core.atomic it is the OSError it is.
     path = tmp_path / "checkpoint.pt"
     result = run_limited(f"""
         import errno, torch
-        from pba.atomic import save_torch_atomic
+        from pba.core.atomic import save_torch_atomic
         save_torch_atomic({{"small": torch.zeros(10)}}, {str(path)!r})
         try:
             save_torch_atomic({{"big": torch.zeros(1_000_000)}}, {str(path)!r})

@@ -27,17 +27,17 @@ from dataclasses import dataclass
 from pba.budget.power import MIN_FINAL_EPOCHS, power_statement
 from pba.budget.rates import Rates, measure_rates
 from pba.budget.regime import SAFETY, Facts, Regime, data_facts
+from pba.core.device import resolve_device
+from pba.core.errors import PBAError, UserError
+from pba.core.formatting import duration
+from pba.core.options import DEFAULTS, RunOptions
+from pba.core.parallel import default_workers
+from pba.core.precision import resolve_precision
+from pba.core.timing import LOADING, MEASURING, Stopwatch
 from pba.data import load_dataset
-from pba.device import resolve_device
-from pba.errors import PBAError, UserError
-from pba.formatting import duration
-from pba.options import DEFAULTS, RunOptions
-from pba.parallel import default_workers
-from pba.precision import resolve_precision
-from pba.progress import loading_bar
+from pba.reporting.progress import loading_bar
 from pba.search import SearchConfig
-from pba.timing import LOADING, MEASURING, Stopwatch
-from pba.train import images_per_epoch
+from pba.training.loop import images_per_epoch
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(s|sec|secs|m|min|mins|h|hr|hrs)?\s*$")
 _UNIT = {"s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60, "h": 3600, "hr": 3600,
@@ -79,7 +79,7 @@ def plan_budget(
     left out where the others reach MIN_FINAL_EPOCHS only without them (the plan's
     `facts.final_models` says how many it kept). `options` say where the run trains (its
     device, precision and workers are what is measured); the plan is printed with
-    `options.progress`; `watch` times the loading and the measuring (`pba.timing`)."""
+    `options.progress`; `watch` times the loading and the measuring (`pba.core.timing`)."""
     watch = watch or Stopwatch()
     progress = options.progress
     with watch.phase(LOADING):

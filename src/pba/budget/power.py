@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from pba.budget.regime import Regime
-from pba.formatting import duration
+from pba.core.formatting import duration
 
 # The final models' epochs from which the schedule separated from the baseline on two sets of
 # seeds (+4.6 and +4.2 points at 112 epochs on a 2-core fp32 CPU); at 42 and 46 neither did.

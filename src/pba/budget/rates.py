@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 import torch
 
-from pba.augment import make_augment
-from pba.baseline import PARTS, Baseline
+from pba.augmentation.baseline import PARTS, Baseline
+from pba.augmentation.policy import SLOTS, Policy
+from pba.core.parallel import map_parallel
 from pba.data import DatasetSplits, ImageSet
 from pba.ops.registry import DEFAULT_OPS
-from pba.parallel import map_parallel
-from pba.policy import SLOTS, Policy
-from pba.recipes import Recipe
-from pba.train import evaluate, init_state, train
+from pba.training.augment import make_augment
+from pba.training.loop import evaluate, init_state, train
+from pba.training.recipes import Recipe
 
 MEASURE_STEPS = 8
 EVAL_IMAGES = 1024
@@ -44,7 +44,7 @@ def measure_rates(
     """Train `workers` fresh `model`s at once for 2 + `steps` batches of random images (a
     PBA policy and the CIFAR baseline on them, as a search member trains) and take the median
     step of the last `steps` (a step stalled by another process does not count); then time
-    scoring EVAL_IMAGES images twice (in `pba.train.evaluate`'s batches), the second, warm,
+    scoring EVAL_IMAGES images twice (in `pba.training.loop.evaluate`'s batches), the second, warm,
     time. About ten seconds."""
     height, width = image_size
     generator = torch.Generator().manual_seed(0)

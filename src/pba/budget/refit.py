@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pba.budget.power import MIN_FINAL_EPOCHS
 from pba.budget.rates import Rates
 from pba.budget.regime import FINAL_SLOWER, OVERHEAD_S, SAFETY, Facts, Regime
-from pba.train import images_per_epoch
+from pba.training.loop import images_per_epoch
 
 # The final models' epochs, refitted to the time the search left, stay within these multiples
 # of the planned ones (the schedule stretches to them), as does the search's pace

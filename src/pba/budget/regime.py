@@ -8,13 +8,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pba.baseline import AUTO
-from pba.baseline_check import CHECK_EPOCHS
+from pba.augmentation.baseline import AUTO
 from pba.budget.rates import Rates
 from pba.data import DatasetSplits
 from pba.data.datasets import FOLDER_PREFIX, has_own_val
 from pba.search import SearchConfig
-from pba.train import images_per_epoch
+from pba.training.baseline_check import CHECK_EPOCHS
+from pba.training.loop import images_per_epoch
 
 SAFETY = 0.95  # of the budget planned: the predictions err by a few percent either way
 OVERHEAD_S = 3.0  # a stage's fixed cost: checkpoints, plots, summaries
@@ -32,7 +32,7 @@ class Facts:
     test: int  # test images every final model scores
     own_val: int | None  # a folder's val/ split, fixed; None: cut from the pool
     batch_size: int  # the largest batch a run may take (the preset's or the user's)
-    check_arms: int  # arms of the baseline check (pba.baseline_check), 0 when none runs
+    check_arms: int  # arms of the baseline check (pba.training.baseline_check), 0 when none runs
     final_models: int  # of the demo; 0 for a search alone
 
 
@@ -42,7 +42,7 @@ def data_facts(search: SearchConfig, data: DatasetSplits, final_models: int) -> 
     pool = len(data.train) + (0 if own_val is not None or data.val is None else len(data.val))
     checked = search.baseline == AUTO or (search.baseline is None and
                                           search.dataset.startswith(FOLDER_PREFIX))
-    # none, each part alone, then the helpful parts together (pba.baseline_check)
+    # none, each part alone, then the helpful parts together (pba.training.baseline_check)
     arms = 2 + len(data.baseline.parts) if checked else 0
     return Facts(pool, len(data.test), own_val, search.batch_size, arms, final_models)
 

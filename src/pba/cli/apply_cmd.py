@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -40,11 +40,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from pba.augmentation.schedule import load_schedule
+    from pba.augmentation.transforms import CIFAR10_FILL, apply_policy
     from pba.data.image_files import read_images
     from pba.ops import load_op_set
-    from pba.plot import plot_image_grid
-    from pba.schedule import load_schedule
-    from pba.transforms import CIFAR10_FILL, apply_policy
+    from pba.reporting.plot import plot_image_grid
 
     if args.num_images < 1 or args.samples < 1 or args.size < 8:
         raise UserError("--num-images and --samples must be >= 1 and --size >= 8")

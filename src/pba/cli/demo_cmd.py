@@ -7,7 +7,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 
 DEFAULT_OUT = Path("runs/demo")
 # flag -> pba.budget.PLANNED name (and "model", the searched one), values the user may fix

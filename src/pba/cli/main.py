@@ -6,8 +6,8 @@ import argparse
 import sys
 import traceback
 
-from pba.allocator import keep_freed_memory
-from pba.errors import PBAError, RunStopped
+from pba.core.allocator import keep_freed_memory
+from pba.core.errors import PBAError, RunStopped
 
 # Each module has `add_parser(subparsers)` and `run(args) -> int`; imported lazily so that
 # `pba plot` does not pay for importing the training stack.
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    keep_freed_memory()  # pba's own process: see pba.allocator
+    keep_freed_memory()  # pba's own process: see pba.core.allocator
     try:
         return args._run(args)
     except RunStopped as err:

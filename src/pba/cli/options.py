@@ -7,7 +7,7 @@ import argparse
 
 def add_baseline_arguments(p: argparse.ArgumentParser) -> None:
     """--baseline and --cutout-size, their help naming every dataset's default."""
-    from pba.baseline import AUTO, NONE, PARTS
+    from pba.augmentation.baseline import AUTO, NONE, PARTS
     from pba.data.datasets import DATASETS
 
     groups: dict[str, list[str]] = {}
@@ -19,7 +19,8 @@ def add_baseline_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"the augmentation after the policy: a comma-separated subset of "
                    f"{','.join(PARTS)} (pad-4 crop, horizontal flip, Cutout), {NONE}, or "
                    f"{AUTO}: decided on the data by a short run per part scored on the "
-                   f"validation split, never worse than {NONE} there (pba.baseline_check). "
+                   f"validation split, never worse than {NONE} there "
+                   "(pba.training.baseline_check). "
                    f"Default: the dataset's ({defaults}; folder:PATH: {AUTO} over "
                    "crop,flip,cutout at half the image side); recorded in config.json")
     p.add_argument("--cutout-size", metavar="PX", type=int,
@@ -37,9 +38,9 @@ SOURCES = ("reduced_cifar10, cifar10, reduced_cifar100, cifar100, reduced_svhn, 
 
 def add_device_argument(p: argparse.ArgumentParser, *, default: str | None = "auto",
                         more: str = "") -> None:
-    """--device in pba.device's grammar, the same for every command; `more` ends the help."""
-    from pba.device import FORMS, parse_device
-    from pba.errors import PBAError
+    """--device in pba.core.device's grammar, the same for every command; `more` ends the help."""
+    from pba.core.device import FORMS, parse_device
+    from pba.core.errors import PBAError
 
     def device(text: str) -> str:
         try:
@@ -74,10 +75,10 @@ def add_schedule_arguments(p: argparse.ArgumentParser, *, log_length: str) -> No
 
 
 def run_options(args: argparse.Namespace):
-    """The `pba.options.RunOptions` of a command's flags (--device, --precision, --workers,
+    """The `pba.core.options.RunOptions` of a command's flags (--device, --precision, --workers,
     --data-dir, --download, --no-progress; a flag the command lacks keeps its default)."""
-    from pba.errors import UserError
-    from pba.options import RunOptions
+    from pba.core.errors import UserError
+    from pba.core.options import RunOptions
 
     workers = getattr(args, "workers", None)
     if workers is not None and workers < 1:

@@ -23,9 +23,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pba.augmentation.schedule import load_schedule
     from pba.ops import load_op_set
-    from pba.plot import plot_schedule
-    from pba.schedule import load_schedule
+    from pba.reporting.plot import plot_schedule
 
     schedule = load_schedule(args.schedule, args.schedule_epochs, load_op_set(args.ops))
     plot_schedule(schedule, args.out, args.title or f"{args.schedule.name}")

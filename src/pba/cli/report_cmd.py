@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from pba.demo import demo_report, is_demo_dir
-    from pba.report import report
+    from pba.reporting.report import report
 
     if is_demo_dir(args.run_dir):
         if args.train_runs:

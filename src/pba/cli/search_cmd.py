@@ -143,7 +143,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    from pba.recorders import search_recorders
+    from pba.reporting.recorders import search_recorders
     from pba.search.presets import preset
     from pba.search.request import RAY, SearchRequest, engine_of
     from pba.search.runner import resume_search, run_search
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
             result = run_search(config, out, preset=name, device=args.device or "auto",
                                 engine=engine or "auto", **precision, **workers,
                                 **local_only, **new_only, **budget, **options)
-    from pba.search_summary import next_steps
+    from pba.search.summary import next_steps
 
     if args.budget is not None:
         minutes, seconds = divmod(round(time.monotonic() - started), 60)

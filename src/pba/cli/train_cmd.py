@@ -1,12 +1,12 @@
 """`pba train`: train one model with a PBA schedule (or another augmentation), resumably; the
-run directory is `pba.run`'s."""
+run directory is `pba.runs.training_run`'s."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from pba.timing import TimeBreakdown
+from pba.core.timing import TimeBreakdown
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -25,7 +25,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "learning rate to 0, gradient clipping at norm 5) and report its test error. The "
         "learning rate, weight decay, epochs, batch size and baseline default to the paper's "
         "values for the dataset and model. Writes config.json, metrics.jsonl, checkpoint.pt "
-        "(every epoch) and result.json into --out (see pba.run).",
+        "(every epoch) and result.json into --out (see pba.runs.training_run).",
         epilog="example: pba train --dataset reduced_cifar10 --model wrn_28_10 --augment pba "
         "--schedule rcifar10_16_wrn.txt --out runs/rc10_wrn",
     )
@@ -95,7 +95,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pba import run as training_run
+    from pba.runs import training_run
 
     given = _given(args)
     if args.resume:
@@ -114,6 +114,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _given(args: argparse.Namespace) -> dict:
     """The run settings given on the command line, in config form."""
-    from pba.run_config import RUN_KEYS
+    from pba.runs.training_config import RUN_KEYS
 
     return {key: getattr(args, key) for key in RUN_KEYS if getattr(args, key) is not None}

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pba.atomic import atomic_path, write_text_atomic
+from pba.core.atomic import atomic_path, write_text_atomic
 
 # Raised whenever what a decoded image holds changes (the resize, the crop, the decoder's
 # scaling), so that entries written before are not taken for the new kind.

@@ -31,11 +31,11 @@ from typing import Any
 
 import torch
 
-from pba.baseline import PARTS, Baseline, cutout_at
+from pba.augmentation.baseline import PARTS, Baseline, cutout_at
+from pba.core.errors import UserError
 from pba.data import folders, formats, npz
 from pba.data.imageset import DatasetSplits, ImageSet, Triple, channel_stats, fit_images, take
 from pba.data.sources import TORCHVISION_PREFIX, Progress, read_python, read_torchvision
-from pba.errors import UserError
 
 FOLDER_PREFIX = "folder:"
 # Images read from files are searched at the paper's 32 px unless told otherwise: the search's
@@ -326,7 +326,7 @@ def _from_parts(
         default_val = 0 if "val" in parts else round(FOLDER_VAL_FRACTION * len(pool))
     train_n, val_n = _resolve_sizes(name, len(pool), train_size, val_size, None, default_val)
     # CIFAR's parts, Cutout at half the side as its 16 of 32: what a search on the images
-    # checks by default (pba.baseline_check), since nothing says they suit these images.
+    # checks by default (pba.training.baseline_check), since nothing says they suit these images.
     splits = _assemble(
         name,
         pool,

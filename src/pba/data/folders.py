@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
+from pba.core.errors import UserError
 from pba.data import cache as image_cache
 from pba.data.image_files import IMAGE_EXTENSIONS, Progress, decode_images
 from pba.data.imageset import ImageSet
-from pba.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,8 @@ def _check_memory(count: int, image_size: int) -> None:
             f"{count:,} images at {image_size} x {image_size} need {needed / 2**30:.1f} GiB "
             f"({needed:,} bytes) of memory, and {available / 2**30:.1f} GiB ({available:,} "
             "bytes) is available. Pass a smaller --image-size, keep fewer images in the "
-            "folder, or augment with pba.transforms.PBAugment in a DataLoader of your own, "
-            "which reads the images as it goes")
+            "folder, or augment with pba.PBAugment in a DataLoader of your own, which reads "
+            "the images as it goes")
 
 
 def _available_memory() -> int | None:

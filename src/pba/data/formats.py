@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pba.core.errors import UserError
 from pba.data.imageset import ImageSet
-from pba.errors import UserError
 
 CIFAR10_DIR = "cifar-10-batches-py"
 CIFAR100_DIR = "cifar-100-python"

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pba.core.errors import PBAError, UserError
 from pba.data import cache as image_cache
-from pba.errors import PBAError, UserError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 MAX_RUN = 64  # files a decoding task takes at most: progress is reported after each task

@@ -7,8 +7,8 @@ from functools import lru_cache
 
 import torch
 
-from pba.baseline import Baseline
-from pba.errors import UserError
+from pba.augmentation.baseline import Baseline
+from pba.core.errors import UserError
 
 Triple = tuple[float, float, float]
 
@@ -38,7 +38,8 @@ class DatasetSplits:
     num_classes: int
     mean: Triple  # per channel, of the training subset, in [0, 1] units
     std: Triple
-    baseline: Baseline  # the dataset's default (pba.baseline): CIFAR crop, flip, Cutout 16
+    # the dataset's default (pba.augmentation.baseline): CIFAR crop, flip, Cutout 16
+    baseline: Baseline
     skipped: tuple[str, ...] = ()  # unreadable files of an image folder that were left out
 
     @property

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pba.atomic import atomic_path
-from pba.baseline import PARTS, Baseline
+from pba.augmentation.baseline import PARTS, Baseline
+from pba.core.atomic import atomic_path
+from pba.core.errors import UserError
 from pba.data.imageset import DatasetSplits, ImageSet, channel_stats
-from pba.errors import UserError
 
 FORMAT = "pba.dataset.npz/1"
 SPLITS = ("train", "val", "test")

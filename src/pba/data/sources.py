@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pba.core.errors import UserError
 from pba.data.folders import POOL, FolderImages
 from pba.data.image_files import Progress, fit_image
 from pba.data.imageset import ImageSet, fit_images
-from pba.errors import UserError
 
 TORCHVISION_PREFIX = "torchvision:"
 # Where a class takes `split=`: the values tried for each part, in order.

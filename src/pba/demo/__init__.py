@@ -12,18 +12,18 @@ usual baselines on seeds the search did not use, and report whether it wins. `pb
                              the budget's plan and measurements and the final models' refit
     DIR/search/              the search's run directory (`pba.search.rundir`): schedule.json,
                              schedule.png, population.png, summary.md, ...
-    DIR/final/ARM-seedK/     one `pba.run` directory per final model
+    DIR/final/ARM-seedK/     one `pba.runs.training_run` directory per final model
     DIR/results.json         every arm's test errors, the verdicts, the recommended augmentation
                              (`pba.demo.results`)
     DIR/summary.md           the report: recommendation, verdicts, test errors, the search's cost
 
 `pba report DIR` prints the same report. Every stage resumes: the search from its last round,
 each final model from its last epoch; finished ones are kept. On a CPU the final models train
-side by side, one per core with one torch thread each (`pba.parallel`).
+side by side, one per core with one torch thread each (`pba.core.parallel`).
 
 `config` holds what the demo runs (`DemoConfig`, `DEMO`), `record` the directory and demo.json,
 `pipeline` the run, `report` and `results` the report; the final models are described as
-`pba reproduce` describes its own (`pba.final_models`).
+`pba reproduce` describes its own (`pba.runs.final_models`).
 """
 
 from pba.demo.config import ARMS, DEFAULT_FIRST_SEED, DEMO, DEMO_TIME, DemoConfig, seed_set

@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 from pba.search import SearchConfig, preset
 
 THIS_SCHEDULE = "pba"  # the arm trained with the search's own schedule
 PUBLISHED = "published"
-SEARCH_FREE = "ramp"  # the search-free schedule (pba.ramp)
+SEARCH_FREE = "ramp"  # the search-free schedule (pba.augmentation.ramp)
 # The arms of the comparison, in the table's order: name -> `pba train --augment` mode.
 ARMS = {THIS_SCHEDULE: "pba", SEARCH_FREE: "ramp", "baseline": "baseline",
         "trivialaugment": "trivialaugment", PUBLISHED: "pba", "none": "none"}

@@ -9,7 +9,6 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pba import run as training_run
 from pba.budget import (
     PLANNED,
     Facts,
@@ -23,6 +22,10 @@ from pba.budget import (
     refit_final_epochs,
     split_sizes,
 )
+from pba.core.errors import UserError
+from pba.core.formatting import duration
+from pba.core.options import DEFAULTS, RunOptions
+from pba.core.timing import LOADING, Stopwatch
 from pba.data import load_dataset
 from pba.data.datasets import data_root, has_own_val
 from pba.demo.config import (
@@ -48,17 +51,14 @@ from pba.demo.record import (
     write_demo_file,
 )
 from pba.demo.report import demo_report
-from pba.errors import UserError
-from pba.final_models import Arm, FinalJob, FinalSettings, final_job, train_finals
-from pba.formatting import duration
 from pba.models import check_name
-from pba.options import DEFAULTS, RunOptions
-from pba.progress import loading_bar
-from pba.recorders import search_recorders
+from pba.reporting.progress import loading_bar
+from pba.reporting.recorders import search_recorders
+from pba.runs import training_run
+from pba.runs.final_models import Arm, FinalJob, FinalSettings, final_job, train_finals
 from pba.search import SearchConfig, rundir
 from pba.search.rundir import RunDir
 from pba.search.runner import resume_search, run_search
-from pba.timing import LOADING, Stopwatch
 
 
 def run_demo(
@@ -82,7 +82,7 @@ def run_demo(
     on this device (`pba.budget`), keeping the values of `given` (`pba.budget.PLANNED` names,
     the searched "model", "image_size", the search's VARIANTS and the "arms"); without it the
     regime is `demo`'s with `given`, its images capped to the data's pool. A demo that exists
-    continues as it was planned. `options` say where and how it trains (`pba.options`):
+    continues as it was planned. `options` say where and how it trains (`pba.core.options`):
     `options.workers` members of the search, and final models, train at once.
     """
     out = Path(out)

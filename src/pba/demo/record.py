@@ -1,6 +1,6 @@
 """A demo directory (laid out as `pba.demo` says) and its record, demo.json: what the demo runs,
 the published schedule, the first seed of every set of final models, the processes' wall time
-and where it went (`pba.timing`), the budget's plan and the final models' refit.
+and where it went (`pba.core.timing`), the budget's plan and the final models' refit.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pba.budget import Plan
+from pba.core.directory import RunDirectory
+from pba.core.errors import PBAError, UserError
+from pba.core.lock import LOCK
+from pba.core.timing import TimeBreakdown
 from pba.demo.config import DEFAULT_FIRST_SEED, DemoConfig
-from pba.directory import RunDirectory
-from pba.errors import PBAError, UserError
-from pba.lock import LOCK
-from pba.timing import TimeBreakdown
 
 DEMO_FILE = "demo.json"
 DEMO_SEARCH = "search"

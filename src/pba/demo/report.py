@@ -18,11 +18,11 @@ from pba.demo.config import (
 )
 from pba.demo.record import DEMO_SEARCH, FINAL, RESULTS, DemoDir, read_demo_file
 from pba.demo.results import render, results
-from pba.run import read_result
+from pba.runs.training_run import read_result
 from pba.search import SearchConfig, rundir
+from pba.search.cost import search_cost
 from pba.search.rundir import RunDir
-from pba.search_cost import search_cost
-from pba.search_summary import summary_markdown
+from pba.search.summary import summary_markdown
 
 
 def demo_report(out: str | Path) -> str:

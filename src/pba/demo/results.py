@@ -1,6 +1,6 @@
 """A demo's results: every arm's test errors, over all seeds and per set of seeds, the verdicts of
 the searched schedule against the other arms (first the baseline and TrivialAugment), and the
-augmentation to recommend (`pba.verdict`). `results` builds results.json's document from the
+augmentation to recommend (`pba.core.verdict`). `results` builds results.json's document from the
 finished final models; `render` turns it into the report's text.
 
     {"data": {...}, "arms": {ARM: {"seeds": [...], "test_errors": [...], "mean": m, "std": s}},
@@ -17,9 +17,9 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 
-from pba.formatting import duration, markdown_table, mean_sd
-from pba.timing import TimeBreakdown
-from pba.verdict import ARM_NAMES, BEATS, EFFORT, UNCLEAR, Comparison, advice, recommend
+from pba.core.formatting import duration, markdown_table, mean_sd
+from pba.core.timing import TimeBreakdown
+from pba.core.verdict import ARM_NAMES, BEATS, EFFORT, UNCLEAR, Comparison, advice, recommend
 
 OURS = "pba"  # the arm trained with the search's own schedule
 # The verdicts in the order they are read: the two that decide whether the search paid off

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 from pba.models import zoo
 from pba.models.pyramidnet import PyramidNet
 from pba.models.shake_shake import ShakeShakeNet

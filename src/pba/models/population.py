@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 from pba.models.wrn import WideResNet
 
 

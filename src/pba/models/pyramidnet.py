@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 from pba.models.layers import (
     conv1x1,
     conv3x3,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 
 TIMM_PREFIX = "timm:"
 TIMM_MISSING = "timm is not installed: pip install 'pba[timm]'"

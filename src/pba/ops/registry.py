@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 from pba.ops import pil, tensor
 
 # The image side at which magnitudes are defined: a scaled op's parameter is the mapping's
@@ -45,7 +45,7 @@ SIDES = ("width", "height", "short")
 # magnitudes 0..9, parameters at REFERENCE_SIDE, lengths relative to the side). A change to them
 # makes every saved schedule mean something else: raise it, and old files are refused.
 MAGNITUDE_VERSION = 1
-# The integer magnitudes a policy holds (`pba.policy.MAX_MAGNITUDE` is the last).
+# The integer magnitudes a policy holds (`pba.augmentation.policy.MAX_MAGNITUDE` is the last).
 _MAGNITUDES = range(10)
 
 # (image, parameter, fill colour, generator) -> image

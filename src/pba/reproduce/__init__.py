@@ -20,8 +20,8 @@ Stages, each a directory under --out, in this order:
   search         `run_search` of the paper-rcifar10 preset: 16 x WRN-40-2, 200 epochs, on the
                  paper's 4,000 training images, scored on the carried validation subset (the
                  paper scores on the other 46,000; see VAL_SIZE)
-  pba_search     `pba.run.fit`: WRN-28-10, 200 epochs, lr 0.05, wd 5e-3 with this search's
-                 schedule
+  pba_search     `pba.runs.training_run.fit`: WRN-28-10, 200 epochs, lr 0.05, wd 5e-3 with
+                 this search's schedule
   pba_reference  ... with the published schedule (rcifar10_16_wrn.txt, a 200-epoch search)
   baseline       ... with pad-crop, flip and Cutout only
   autoaugment    ... torchvision's AutoAugment (CIFAR-10 policy), then the baseline

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 
-from pba.atomic import atomic_path, write_text_atomic
+from pba.augmentation.schedule import load_schedule
+from pba.core.atomic import atomic_path, write_text_atomic
+from pba.core.errors import UserError
 from pba.data import load_dataset, save_npz
 from pba.data.imageset import take
-from pba.errors import UserError
 from pba.reproduce.plan import DATASET, REFERENCE_EPOCHS, REFERENCE_FILE
 from pba.reproduce.table import RESULTS_JSON, RESULTS_MD
-from pba.schedule import load_schedule
 
 DATA_FILE = "rcifar10.npz"
 STATE_FILE = "state.tar.gz"

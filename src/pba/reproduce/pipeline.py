@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
+from pba.core.device import resolve_device
+from pba.core.errors import UserError
 from pba.data import load_dataset
-from pba.device import resolve_device
-from pba.errors import UserError
 from pba.reproduce.carry import DATA_FILE, STATE_FILE, export_state, unpack_state
 from pba.reproduce.plan import REFERENCE_FILE, STAGES, dry_plan, paper_plan
 from pba.reproduce.stages import (

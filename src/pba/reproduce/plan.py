@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pba.final_models import FinalSettings
-from pba.recipes import Recipe, default_recipe
+from pba.runs.final_models import FinalSettings
 from pba.search import preset
+from pba.training.recipes import Recipe, default_recipe
 
 DATASET = "reduced_cifar10"
 SEARCH_PRESET = "paper-rcifar10"
@@ -21,7 +21,7 @@ REFERENCE_FILE = "rcifar10_16_wrn.txt"  # the published schedule, a PBT policy l
 REFERENCE_EPOCHS = preset(SEARCH_PRESET).epochs
 
 PBA_STAGES = ("pba_search", "pba_reference")
-# stage -> (row label, `pba.run` augment mode), in the table's order
+# stage -> (row label, `pba.runs.training_run` augment mode), in the table's order
 FINALS = {
     "pba_search": ("PBA, this search's schedule", "pba"),
     "pba_reference": (f"PBA, published schedule ({REFERENCE_FILE})", "pba"),

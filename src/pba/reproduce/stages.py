@@ -9,15 +9,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pba import run as training_run
-from pba.errors import PBAError
-from pba.final_models import Arm, FinalJob, final_job
-from pba.recorders import search_recorders
+from pba.core.errors import PBAError
+from pba.reporting.recorders import search_recorders
 from pba.reproduce.plan import FINALS, REFERENCE_EPOCHS, SEARCH_PRESET, ReproductionPlan
+from pba.runs import training_run
+from pba.runs.final_models import Arm, FinalJob, final_job
 from pba.search import SearchConfig, preset, rundir
+from pba.search.cost import cost_line, search_cost
 from pba.search.rundir import RunDir
 from pba.search.runner import resume_search, run_search
-from pba.search_cost import cost_line, search_cost
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import NamedTuple
 
-from pba.allocator import keep_freed_memory
-from pba.errors import PBAError
+from pba.core.allocator import keep_freed_memory
+from pba.core.errors import PBAError
 
 SAFETY = 1.25  # the next round or epoch is assumed to take this much longer than the last
 POLL_S = 0.5
@@ -61,7 +61,7 @@ def start(target: Callable[..., None], *args: object) -> Child:
 def _child_main(target: Callable[..., None], args: tuple, errors: Connection) -> None:
     # Line by line, so that in a log the child's lines and the watchdog's stay in order.
     sys.stdout.reconfigure(line_buffering=True)
-    keep_freed_memory()  # a fresh interpreter of pba's own (pba.allocator)
+    keep_freed_memory()  # a fresh interpreter of pba's own (pba.core.allocator)
     try:
         target(*args)
     except KeyboardInterrupt:  # the watchdog's stop (or Ctrl-C): resume points are intact

@@ -9,16 +9,16 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from pba import run as training_run
+from pba.core.directory import RunDirectory
+from pba.core.formatting import duration, markdown_table
 from pba.data import DatasetSplits
-from pba.directory import RunDirectory
-from pba.formatting import duration, markdown_table
-from pba.report import PAPER_PBA_ERROR
+from pba.reporting.report import PAPER_PBA_ERROR
 from pba.reproduce.plan import DATASET, FINAL_MODEL, FINALS, PBA_STAGES, ReproductionPlan
 from pba.reproduce.stages import is_done, stage
+from pba.runs import training_run
 from pba.search import rundir
+from pba.search.cost import cost_line, search_cost
 from pba.search.rundir import RunDir
-from pba.search_cost import cost_line, search_cost
 
 PAPER_SEARCH_GPU_HOURS = 5.0  # docs/algorithm.md §11: about 5 GPU-hours on a Titan XP
 PROGRESS = "progress.json"  # per stage: wall time and devices of the processes that ran it

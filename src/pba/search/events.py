@@ -6,7 +6,7 @@ bottom-quantile member (its perturbed policy: the source's where it cloned one; 
 `--selection significant` a member that was not clearly worse perturbs its own), and last one
 `Round` summary. Each process that ran the search
 leaves a `Start`, and the process that finished it a `Finish`. A `Round` and the `Finish` carry
-the seconds of each phase (`pba.timing`) since the event before them: the round's training,
+the seconds of each phase (`pba.core.timing`) since the event before them: the round's training,
 evaluation and exploit/explore, and what came between (loading, the previous round's
 checkpoints and reporting). Both backends produce these (`pba.search.pbt.PBT.step`, and
 `pba.search.ray_log.population_events` from Tune's logs); the lineage, the report, the progress
@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Round:
     images: int  # trained by every member together
     seconds: float
     time: float  # time.time() when it ended
-    # phase -> seconds since the event before (`pba.timing`); empty in runs of before it and
+    # phase -> seconds since the event before (`pba.core.timing`); empty in runs of before it and
     # with Ray
     phases: dict = field(default_factory=dict)
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pba.errors import UserError
+from pba.augmentation.policy import Policy
+from pba.augmentation.schedule import Schedule
+from pba.core.errors import UserError
 from pba.ops.registry import DEFAULT_OPS, OpSet
-from pba.policy import Policy
-from pba.schedule import Schedule
 from pba.search.events import Event, Exploit, Train
 
 

@@ -1,6 +1,7 @@
 """The embedded engine: members trained in turn on one device (the paper's setup, where 16
-members share one GPU time-multiplexed), each with `pba.train`'s training function. On a CPU,
-`workers` members train at once, each single-threaded (`pba.parallel`): the same results as
+members share one GPU time-multiplexed), each with `pba.training.loop`'s training function. On a
+CPU,
+`workers` members train at once, each single-threaded (`pba.core.parallel`): the same results as
 one at a time with one thread, in less wall time."""
 
 from __future__ import annotations
@@ -13,25 +14,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pba.augment import make_augment
+from pba.augmentation.policy import Policy
+from pba.core.parallel import default_workers, map_parallel
 from pba.data import DatasetSplits
-from pba.parallel import default_workers, map_parallel
-from pba.policy import Policy
-from pba.recipes import Recipe
 from pba.search.members import init_members
 from pba.search.pbt import TrainStats, require_validation
-from pba.train import (
+from pba.training.augment import make_augment
+from pba.training.loop import (
     TrainState,
     evaluate,
     images_per_epoch,
     load_checkpoint,
     save_checkpoint,
 )
-from pba.train import train as train_epochs
+from pba.training.loop import train as train_epochs
+from pba.training.recipes import Recipe
 
 
 class LocalEngine:
-    """A population of `pba.train.TrainState`s on one device, trained one after another."""
+    """A population of `pba.training.loop.TrainState`s on one device, trained one after another."""
 
     def __init__(
         self,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pba.recipes import Recipe
-from pba.train import TrainState, init_state
+from pba.training.loop import TrainState, init_state
+from pba.training.recipes import Recipe
 
 
 def member_seed(seed: int, member: int) -> int:

@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 
+from pba.augmentation.policy import Policy, explore
+from pba.core.errors import RunStopped, UserError
+from pba.core.timing import EVALUATION, EXPLOIT_EXPLORE, TRAINING, Stopwatch
 from pba.data import DatasetSplits
-from pba.errors import RunStopped, UserError
 from pba.ops.registry import DEFAULT_OPS, OpSet
-from pba.policy import Policy, explore
 from pba.search.events import Evaluate, Event, Exploit, Explore, Round, Train
 from pba.search.lineage import Lineage
-from pba.timing import EVALUATION, EXPLOIT_EXPLORE, TRAINING, Stopwatch
 
 if TYPE_CHECKING:
-    from pba.recipes import Recipe
+    from pba.training.recipes import Recipe
 
 # How the members train (`pba search --engine`): on this device one after another or side by
 # side (local), packed into one network (vectorized, WRNs), as Ray Tune trials (ray); auto picks

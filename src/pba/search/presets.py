@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from pba.baseline import Baseline, legacy, resolve
+from pba.augmentation.baseline import Baseline, legacy, resolve
+from pba.core.errors import UserError
 from pba.data.datasets import default_baseline
-from pba.errors import UserError
 from pba.models import FAMILY_NAMES, is_cifar
 from pba.ops.registry import OpSet, load_op_set
-from pba.recipes import Recipe
 from pba.search.pbt import PBTConfig
+from pba.training.recipes import Recipe
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,8 @@ class SearchConfig:
     quantile: float
     lr: float
     weight_decay: float
-    # The baseline after the policy (pba.baseline): parts such as "crop,flip,cutout", "none",
+    # The baseline after the policy (pba.augmentation.baseline): parts such as "crop,flip,cutout",
+    # "none",
     # "auto" (decided on the data) or None (the dataset's: "auto" on image folders); a search
     # writes the one it settled on into config.json. Cutout's side likewise (None: the dataset's).
     baseline: str | None = None
@@ -36,7 +37,7 @@ class SearchConfig:
     batch_size: int = 128
     metric: str = "accuracy"
     seed: int = 0  # member initialisation and data streams, exploit and explore
-    lr_schedule: str = "cosine"  # or "step" (pba.train.LR_SCHEDULES)
+    lr_schedule: str = "cosine"  # or "step" (pba.training.loop.LR_SCHEDULES)
     ops: str | None = None  # MODULE:NAME or path/to/file.py:NAME of an OpSet; None: the paper's
     selection: str = "truncation"  # who copies whom (pba.search.pbt.SELECTIONS)
     # Images fitted to image_size x image_size (shorter side, then centre crop); None: the
@@ -64,7 +65,8 @@ class SearchConfig:
 
     def recipe(self, precision: str = "fp32") -> Recipe:
         """Every member's recipe: the learning rate decays over the whole search. `precision`
-        (resolved, see `pba.precision`) is how the machine at hand trains, not what is searched,
+        (resolved, see `pba.core.precision`) is how the machine at hand trains, not what is
+        searched,
         so it is not part of the config."""
         return Recipe(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
                       batch_size=self.batch_size, baseline=self.baseline,

@@ -4,7 +4,7 @@
     from pba.search.ray_backend import run_ray_search
     result = run_ray_search(preset("quick"), "runs/quick-ray", gpus_per_member=0.25)
 
-Each member is a Tune trial running `pba.train`'s training function epoch by epoch
+Each member is a Tune trial running `pba.training.loop`'s training function epoch by epoch
 (`ray_tune.train_member`); Tune's synchronous PopulationBasedTraining does the exploit (the
 bottom quantile restores a top member's checkpoint) and calls PBA's explore. Members share GPUs
 by asking for a fraction of one. Ray is imported only here, when this backend is asked for.
@@ -14,7 +14,7 @@ population.jsonl (rebuilt from Tune's results and its PBT log, the same events a
 schedule.json, schedule_pbt_log.txt, schedule.png and summary.md. Tune's experiment lives in
 DIR/ray/ (trials, checkpoints, the policy logs pbt_policy_*.txt and pbt_global.txt) beside
 DIR/ray/backend.json (how it runs); resuming restores it with `Tuner.restore`. schedule.json
-is the best member's Tune policy log read by `pba.schedule.parse_pbt_log`.
+is the best member's Tune policy log read by `pba.augmentation.schedule.parse_pbt_log`.
 
 A member whose worker process or node dies, or whose training raises, is restarted by Tune from
 its last checkpoint, up to `max_failures` times (Tune's FailureConfig); past that the search
@@ -37,13 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
+from pba.augmentation.policy import Policy
+from pba.augmentation.schedule import Schedule, parse_pbt_log
+from pba.core.device import resolve_device
+from pba.core.errors import RunStopped, UserError
+from pba.core.lock import owned
+from pba.core.precision import PRECISIONS, resolve_precision
 from pba.data import DatasetSplits, ImageSet
-from pba.device import resolve_device
-from pba.errors import RunStopped, UserError
-from pba.lock import owned
-from pba.policy import Policy
-from pba.precision import PRECISIONS, resolve_precision
-from pba.schedule import Schedule, parse_pbt_log
 from pba.search import rundir
 from pba.search.events import Evaluate, Start, Train
 from pba.search.lineage import Lineage
@@ -117,7 +117,7 @@ def run_ray_search(
     at `address`, else on a Ray instance started on this machine (unless this process already
     joined one with `ray.init`). Each member asks Ray for `cpus_per_member` CPUs and
     `gpus_per_member` GPUs (0.25: four members share a GPU; 0: members train on CPUs) and
-    trains in `precision`, resolved where it trains (`pba.precision.resolve_precision`). A
+    trains in `precision`, resolved where it trains (`pba.core.precision.resolve_precision`). A
     member that fails (its worker or node lost) restarts from its last checkpoint up to
     `max_failures` times; one more failure stops the search, resumable."""
     started = time.time()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pba.errors import RunStopped
+from pba.core.errors import RunStopped
 from pba.search.events import Evaluate, Event, Exploit, Explore, Round, Start, Train
 from pba.search.pbt import DIVERGED, score
 from pba.search.presets import SearchConfig

@@ -25,18 +25,18 @@ from ray.tune.experiment import Trial
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.schedulers import PopulationBasedTraining
 
-from pba.allocator import keep_freed_memory
-from pba.augment import make_augment
+from pba.augmentation.policy import Policy, explore
+from pba.core.allocator import keep_freed_memory
+from pba.core.precision import resolve_precision
 from pba.data import DatasetSplits, ImageSet
 from pba.ops.registry import DEFAULT_OPS, OpSet
-from pba.policy import Policy, explore
-from pba.precision import resolve_precision
 from pba.search import ray_compat
 from pba.search.members import init_member
 from pba.search.pbt import score
 from pba.search.presets import SearchConfig
 from pba.search.ray_log import POLICY_KEY, ROWS_FILE, member_index
-from pba.train import epoch_by_epoch, images_per_epoch, load_checkpoint, save_checkpoint
+from pba.training.augment import make_augment
+from pba.training.loop import epoch_by_epoch, images_per_epoch, load_checkpoint, save_checkpoint
 
 # What Tune ranks members by: the search's validation metric signed so that larger is better
 # (`pba.search.pbt.score`), -inf for a diverged member, nan at epochs without an evaluation.
@@ -54,7 +54,7 @@ def evaluates_at(epoch: int, config: SearchConfig) -> bool:
 def train_member(
     config: dict, search: SearchConfig, data: DatasetSplits, device: str, precision: str
 ) -> None:
-    """One member for Tune: train epoch by epoch with `pba.train` under the policy in
+    """One member for Tune: train epoch by epoch with `pba.training.loop` under the policy in
     `config[POLICY_KEY]` in `precision` (resolved here, on the member's own device), reporting
     metrics and a checkpoint after every epoch.
 
@@ -63,7 +63,7 @@ def train_member(
     policy is all the config holds (the rest comes through `tune.with_parameters`), so that
     Tune's policy logs read as the reference ones.
     """
-    keep_freed_memory()  # Ray's worker process runs pba alone (pba.allocator)
+    keep_freed_memory()  # Ray's worker process runs pba alone (pba.core.allocator)
     member = member_index(tune.get_context().get_trial_id())
     device = torch.device(device)
     recipe = search.recipe(resolve_precision(precision, device))
@@ -215,7 +215,8 @@ class StallWatch(tune.Callback):
 
 
 class SeededExplore:
-    """PBA's explore (`pba.policy.explore`) applied to the policy in a trial config, drawing from
+    """PBA's explore (`pba.augmentation.policy.explore`) applied to the policy in a trial config,
+    drawing from
     a numpy Generator keyed by the search's seed and the epoch of the exploit."""
 
     def __init__(self, seed: int, ops: OpSet = DEFAULT_OPS) -> None:

@@ -1,7 +1,8 @@
 """What a search tells the world while it runs: the hooks a recorder may override.
 
 The search layer emits; it draws nothing. Progress bars, plots, summaries and TensorBoard logs
-are recorders that the application passes in (`pba.recorders`, `pba.tensorboard`), as Ray
+are recorders that the application passes in (`pba.reporting.recorders`,
+`pba.reporting.tensorboard`), as Ray
 Tune's callbacks are:
 
     class Printer(Recorder):
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pba.schedule import Schedule
+    from pba.augmentation.schedule import Schedule
     from pba.search.events import Event
     from pba.search.pbt import SearchState
     from pba.search.rundir import RunDir

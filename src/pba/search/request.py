@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 
 RAY = "ray"
 

@@ -8,7 +8,7 @@
     DIR/checkpoints/round-NNNN/round.json     that round's commit record
     DIR/schedule.json, schedule_pbt_log.txt, schedule.png, population.png, summary.md
                                  written at the end
-    DIR/.lock                    held by the process that writes DIR (`pba.lock`)
+    DIR/.lock                    held by the process that writes DIR (`pba.core.lock`)
 
 A round is committed in this order: its checkpoints (each written atomically) into a fresh
 round directory, its events appended to population.jsonl, then its commit record (which names
@@ -35,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pba.directory import CONFIG, RunDirectory
-from pba.errors import PBAError, UserError
-from pba.lock import LOCK
-from pba.policy import Policy
-from pba.schedule import Schedule
+from pba.augmentation.policy import Policy
+from pba.augmentation.schedule import Schedule
+from pba.core.directory import CONFIG, RunDirectory
+from pba.core.errors import PBAError, UserError
+from pba.core.lock import LOCK
 from pba.search.events import Event, Round, from_json, to_json
 from pba.search.lineage import Lineage
 from pba.search.pbt import Engine, PBTConfig, SearchState

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import torch
 
+from pba.core.device import resolve_device
+from pba.core.errors import UserError
+from pba.core.lock import owned
+from pba.core.precision import resolve_precision
+from pba.core.timing import BASELINE_CHECK, CHECKPOINTS, LOADING, REPORTING, Stopwatch
 from pba.data import DatasetSplits
-from pba.device import resolve_device
-from pba.errors import UserError
-from pba.lock import owned
-from pba.precision import resolve_precision
 from pba.search.events import Event, Finish, Start
 from pba.search.local import LocalEngine
 from pba.search.pbt import ENGINES, PBT, Engine, SearchState
@@ -30,7 +31,6 @@ from pba.search.recorder import Recorder, Recorders
 from pba.search.rundir import RunDir, SearchResult
 from pba.search.setup import load_search_data, run_record, settle_baseline
 from pba.search.vectorized import VectorizedEngine
-from pba.timing import BASELINE_CHECK, CHECKPOINTS, LOADING, REPORTING, Stopwatch
 
 
 def run_search(
@@ -51,13 +51,13 @@ def run_search(
     watch: Stopwatch | None = None,
 ) -> SearchResult:
     """Search from scratch into the new run directory `out`. `engine` is one of ENGINES,
-    `precision` one of `pba.precision.PRECISIONS`; `workers` members train at once with the
+    `precision` one of `pba.core.precision.PRECISIONS`; `workers` members train at once with the
     local engine (default: one per CPU core, one on a GPU); `skip_unreadable` leaves an image
     folder's unreadable files out (their count goes into config.json); `recorders` hear of
-    the search's progress (`pba.recorders.search_recorders`: bars, plots, summary.md,
+    the search's progress (`pba.reporting.recorders.search_recorders`: bars, plots, summary.md,
     TensorBoard); `compile` hands the vectorized engine's network and step to `torch.compile`
     (CUDA only). `budget` is the plan that sized `config` (`pba.budget.Plan.to_dict`),
-    recorded in config.json. `watch` times the search's phases (`pba.timing`; a caller's
+    recorded in config.json. `watch` times the search's phases (`pba.core.timing`; a caller's
     watch also counts them in its own total)."""
     started, watch = time.time(), _fresh_lap(watch)
     RunDir.check_new(out)  # before minutes of data loading

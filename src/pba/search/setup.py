@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 
-from pba.baseline_check import BaselineCheck, settle
 from pba.data import DatasetSplits, load_dataset
 from pba.data.datasets import PAPER_SEED
 from pba.search.pbt import require_validation
 from pba.search.presets import SearchConfig
+from pba.training.baseline_check import BaselineCheck, settle
 
 
 def load_search_data(
@@ -37,7 +37,7 @@ def settle_baseline(
     workers: int | None = None, progress: bool = True,
 ) -> tuple[SearchConfig, BaselineCheck | None]:
     """`config` with the baseline its members train with decided on `data` (a check on image
-    folders, `pba.baseline_check`), as config.json records it, and the check if one ran."""
+    folders, `pba.training.baseline_check`), as config.json records it, and the check if one ran."""
     baseline, check = settle(config.baseline, config.cutout_size, data, model=config.model,
                              recipe=config.recipe(precision), seed=config.seed, device=device,
                              workers=workers, progress=progress)

@@ -10,14 +10,16 @@ applied member by member: the clipping norm is each member's own.
 
 Same search semantics as `pba.search.local.LocalEngine`: the members start from the same weights
 and generators (same seeds), a clone keeps its own generator, and `save` / `load` write and read
-the checkpoints of `pba.train` (so a search can resume on either engine). What differs is the
+the checkpoints of `pba.training.loop` (so a search can resume on either engine). What differs is
+the
 order of random draws: a member's epoch is shuffled and augmented in one call at its start (so
 the augmentation's host syncs come once per epoch, not in every step), which draws its images
-from the same distribution as `pba.train.train`, not identically. With one batch per epoch the
+from the same distribution as `pba.training.loop.train`, not identically. With one batch per epoch
+the
 draws coincide, and the tests compare the engines tensor by tensor.
 
 The uint8 training set lives on the training device; with `recipe.precision` bf16 the steps run
-in bf16 autocast with channels_last activations (`pba.precision`). On CUDA `compile=True` hands
+in bf16 autocast with channels_last activations (`pba.core.precision`). On CUDA `compile=True` hands
 the network and the optimiser step to `torch.compile`; within an epoch the host waits for the
 device only when the epoch's metrics are read.
 """
@@ -33,16 +35,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pba.augment import make_augment
+from pba.augmentation.policy import Policy
+from pba.core.errors import UserError
+from pba.core.precision import autocast, memory_format
 from pba.data import DatasetSplits, normalize
-from pba.errors import UserError
 from pba.models.population import PopulationWRN, member_rows
-from pba.policy import Policy
-from pba.precision import autocast, memory_format
-from pba.recipes import Recipe, learning_rate
 from pba.search.members import init_members
 from pba.search.pbt import TrainStats, require_validation
-from pba.train import load_checkpoint, save_checkpoint
+from pba.training.augment import make_augment
+from pba.training.loop import load_checkpoint, save_checkpoint
+from pba.training.recipes import Recipe, learning_rate
 
 EVAL_BATCH = 512  # validation images per member in one forward pass
 CLIP_EPS = 1e-6  # as torch.nn.utils.clip_grad_norm_
@@ -127,7 +129,8 @@ class VectorizedEngine:
         self.momentum = [torch.zeros_like(p) for p in self.params]
         self.generators = [s.generator for s in states]
         self.epoch = 0  # epochs completed, the same for every member
-        # A standalone member, the go-between for checkpoints in `pba.train`'s format, with a
+        # A standalone member, the go-between for checkpoints in `pba.training.loop`'s format, with
+        # a
         # generator of its own (member 0's stays member 0's).
         self._scratch = dataclasses.replace(states[0], generator=torch.Generator(self.device))
         self._forward: Callable[..., torch.Tensor] = self.population
@@ -195,7 +198,7 @@ class VectorizedEngine:
             rows[target] = rows[source]
 
     def save(self, member: int, path: Path, extra: dict) -> None:
-        """Write `member` as a `pba.train` checkpoint (readable by LocalEngine too)."""
+        """Write `member` as a `pba.training.loop` checkpoint (readable by LocalEngine too)."""
         scratch = self._scratch
         scratch.model.load_state_dict(self.population.member_state_dict(member))
         for p, b in zip(scratch.model.parameters(), self.momentum, strict=True):
@@ -207,7 +210,8 @@ class VectorizedEngine:
 
     @torch.no_grad()
     def load(self, member: int, path: Path) -> dict:
-        """Load `member` from a `pba.train` checkpoint (written by either engine). Members train
+        """Load `member` from a `pba.training.loop` checkpoint (written by either engine). Members
+        train
         in lockstep, so the population takes the checkpoint's epoch: load every member from the
         same round, as `RunDir.restore` does."""
         scratch = self._scratch

@@ -8,7 +8,8 @@ pass. Elementwise work avoids boolean masks and `torch.where`, which are many ti
 than integer arithmetic on the CPU.
 
 Most ops are one of two kernels with per-image arguments (`kernels`), and say so by their type,
-which the batched policy path (`pba.fused`) reads to apply every image's op of a family in one
+which the batched policy path (`pba.augmentation.fused`) reads to apply every image's op of a
+family in one
 pass:
 - `Warp` (Rotate, TranslateX/Y, ShearX/Y) moves pixels: its `index` gives each output pixel's
   source, and `warp` gathers them;

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import torch
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 from pba.ops.tensor.kernels import LEVELS, ImageLookup, Lookup, Tensor, check_op_args
 
 

@@ -7,7 +7,8 @@
   Solarize, Brightness) gives its table of the parameter alone; an `ImageLookup` op (Contrast,
   Equalize, AutoContrast) makes it from each image.
 - `cutout` fills a square per image: the baseline's Cutout, and the Cutout op (`cutout_op`).
-The batched policy path (`pba.fused`) reads the types to apply every image's op of a family in
+The batched policy path (`pba.augmentation.fused`) reads the types to apply every image's op of a
+family in
 one pass, and tabulates a `Warp`'s index and a `Lookup`'s table once per parameter.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pba.errors import UserError
+from pba.core.errors import UserError
 
 Tensor = torch.Tensor
 LEVELS = 256  # 8-bit channel values
