@@ -379,11 +379,11 @@ def test_cli_full_disk_is_one_line_and_the_run_resumes(finished_run, tmp_path, m
         return real_replace(src, dst, *args, **kwargs)
 
     monkeypatch.setattr(os, "replace", full_at_the_second_checkpoint)
-    assert main([*argv, "--out", str(out)]) == 2
+    assert main([*argv, "--out", str(out)]) == 1  # a run that cannot go on: RunStopped
     message = capsys.readouterr().err
-    assert (f"cannot write epoch 2 in {out} (No space left on device); the epochs before it are "
-            f"kept (checkpoint.pt): fix the cause (free some space?) and continue with pba train "
-            f"--resume {out}") in message
+    assert (f"pba train: stopped: cannot write epoch 2 in {out} (No space left on device); the "
+            f"epochs before it are kept (checkpoint.pt): fix the cause (free some space?) and "
+            f"continue with pba train --resume {out}") in message
     assert "Traceback" not in message
     assert torch.load(out / "checkpoint.pt", weights_only=True)["state"]["epoch"] == 1
     assert not [p for p in out.iterdir() if p.name.startswith(".checkpoint")]  # no temporary

@@ -108,6 +108,8 @@ def _with_split(cls: type, base: dict[str, Any], values: Sequence[str]) -> Any:
     for value in values:
         try:
             return _build(cls, base | {"split": value})
+        except UserError:  # our own (also a ValueError): the files, not the split
+            raise
         except ValueError:  # torchvision's verify_str_arg: not one of this class's splits
             continue
     return None
