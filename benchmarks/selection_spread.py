@@ -31,7 +31,7 @@ from pba.runs.training_run import read_result
 from pba.search import preset, rundir
 from pba.search.pbt import SELECTIONS
 from pba.search.presets import SearchConfig
-from pba.search.rundir import RunDir
+from pba.search.rundir import SearchDir
 from pba.search.runner import resume_search, run_search
 
 
@@ -53,7 +53,7 @@ def final_models(run_dir: Path, model: str, epochs: int, seeds: list[int],
                  progress: bool) -> list[float]:
     """Test errors of `model` trained `epochs` epochs with `run_dir`'s schedule on `seeds`, in
     the demo's recipe otherwise."""
-    config = RunDir.open(run_dir).config()["search"]
+    config = SearchDir.open(run_dir).config()["search"]
     settings = FinalSettings(config["dataset"], model, epochs, DEMO.lr, DEMO.weight_decay,
                              config["batch_size"], val_size=0, train_size=config["train_size"])
     arm = Arm("pba", run_dir / rundir.SCHEDULE)

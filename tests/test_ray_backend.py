@@ -26,7 +26,7 @@ from pba.search.lineage import Lineage
 from pba.search.presets import SearchConfig
 from pba.search.ray_backend import RaySettings, resume_ray_search, run_ray_search
 from pba.search.ray_log import POLICY_KEY, is_ray_run, population_events
-from pba.search.rundir import RunDir
+from pba.search.rundir import SearchDir
 from pba.search.runner import run_search
 
 SMOKE = preset("smoke")
@@ -188,7 +188,7 @@ def embedded_run(tmp_path_factory) -> Path:
 
 
 def test_ray_search_finishes_with_a_full_legal_schedule(ray_run: Path) -> None:
-    events = [to_json(e) for e in RunDir.open(ray_run).events()]
+    events = [to_json(e) for e in SearchDir.open(ray_run).events()]
     assert [e["event"] for e in events].count("start") == 2  # started, then resumed
     assert any(e["event"] == "exploit" for e in events)
     schedule = load_schedule(ray_run / "schedule.json")  # checks every value's range
@@ -211,7 +211,7 @@ def test_both_backends_write_the_same_files_and_schema(ray_run: Path, embedded_r
 
     def keys(run: Path) -> dict[str, set[tuple[str, ...]]]:
         schema: dict[str, set[tuple[str, ...]]] = {}
-        for event in map(to_json, RunDir.open(run).events()):
+        for event in map(to_json, SearchDir.open(run).events()):
             schema.setdefault(event["event"], set()).add(tuple(sorted(event)))
         return schema
 

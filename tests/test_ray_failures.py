@@ -27,7 +27,7 @@ from pba.search import preset
 from pba.search.events import to_json
 from pba.search.ray_backend import RaySettings, resume_ray_search, run_ray_search
 from pba.search.ray_log import read_log
-from pba.search.rundir import RunDir
+from pba.search.rundir import SearchDir
 
 SMOKE = preset("smoke")
 OUTPUTS = {"config.json", "population.jsonl", "schedule.json", "schedule_pbt_log.txt",
@@ -108,7 +108,7 @@ def kill(pid: int) -> None:
 
 
 def events_of(run: Path) -> list[dict]:
-    return [to_json(e) for e in RunDir.open(run).events()]
+    return [to_json(e) for e in SearchDir.open(run).events()]
 
 
 def assert_complete(run: Path, config=SMOKE) -> list[dict]:

@@ -31,7 +31,7 @@ from pba.search.events import Exploit, Explore, Round, Start, Train, from_json, 
 from pba.search.lineage import Lineage
 from pba.search.pbt import beyond_noise, score, significant_copies, tail_size
 from pba.search.presets import PRESETS, SearchConfig, preset
-from pba.search.rundir import RunDir
+from pba.search.rundir import SearchDir
 
 SIGMAS = 5  # tolerance of every frequency check, in binomial standard deviations
 
@@ -408,7 +408,7 @@ def test_pbt_config_rejects_bad_values(change) -> None:
 
 def search_into(out: Path, config: PBTConfig, engine: FakeEngine, rounds: int | None = None):
     """Run (up to `rounds` rounds of) a fake search committed into the run directory `out`."""
-    run = RunDir(out) if (out / "config.json").is_file() else RunDir.create(out, {})
+    run = SearchDir(out) if (out / "config.json").is_file() else SearchDir.create(out, {})
     state = run.restore(config, engine)
     run.append([Start(time.time(), state.round, state.epoch, "fake")])
     pbt = PBT(engine, state, lambda s, events: run.commit(s, events, engine))
@@ -457,7 +457,7 @@ def test_a_damaged_newest_round_resumes_from_the_round_before(tmp_path, capsys) 
     damaged = out / "checkpoints/round-0003/member-01.pt"
     damaged.write_bytes(damaged.read_bytes()[:5])  # truncated
     engine = FakeEngine(4)
-    state = RunDir(out).restore(config, engine)
+    state = SearchDir(out).restore(config, engine)
     err = capsys.readouterr().err
     assert str(damaged) in err and "Resuming from round 2 (epoch 4): 2 epoch(s)" in err
     assert state.round == 2 and not (out / "checkpoints/round-0003").exists()
@@ -471,7 +471,7 @@ def test_a_deleted_state_file_resumes_from_the_rounds_own_record(tmp_path, capsy
     out = tmp_path / "run"
     search_into(out, config, FakeEngine(4), rounds=3)
     (out / "state.json").unlink()
-    state = RunDir(out).restore(config, FakeEngine(4))
+    state = SearchDir(out).restore(config, FakeEngine(4))
     assert state.round == 3  # nothing lost: round 3's own record
     assert "state.json is missing" in capsys.readouterr().err
     run, state = search_into(out, config, FakeEngine(4))
@@ -481,7 +481,7 @@ def test_a_deleted_state_file_resumes_from_the_rounds_own_record(tmp_path, capsy
         record.unlink()
     (out / "state.json").unlink()
     with pytest.raises(PBAError, match="no complete round can be read"):
-        RunDir(out).restore(config, FakeEngine(4))
+        SearchDir(out).restore(config, FakeEngine(4))
     assert any((out / "checkpoints").iterdir())
 
 
@@ -510,7 +510,7 @@ def test_a_full_disk_keeps_the_run_directory_resumable(tmp_path) -> None:
 
 def test_resume_before_the_first_round_starts_over(tmp_path) -> None:
     config = PBTConfig(population=4, epochs=4, interval=2)
-    RunDir.create(tmp_path / "run", {})
+    SearchDir.create(tmp_path / "run", {})
     (tmp_path / "run/population.jsonl").write_text('{"event": "train", "member": 0, "epo')
     _, state = search_into(tmp_path / "run", config, FakeEngine(4))
     assert state.epoch == 4
@@ -521,16 +521,16 @@ def test_run_directory_errors(tmp_path) -> None:
     config = PBTConfig(population=4, epochs=2, interval=2)
     run, state = search_into(tmp_path / "run", config, FakeEngine(4))
     with pytest.raises(PBAError, match="--resume"):
-        RunDir.create(tmp_path / "run", {})
+        SearchDir.create(tmp_path / "run", {})
     run.mark_finished(state)
     with pytest.raises(PBAError, match="already finished"):
-        RunDir.open_unfinished(tmp_path / "run")
+        SearchDir.open_unfinished(tmp_path / "run")
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign/config.json").write_text('{"dataset": "cifar10"}')
     with pytest.raises(PBAError, match="not a pba search run directory"):
-        RunDir.open(tmp_path / "foreign")
+        SearchDir.open(tmp_path / "foreign")
     with pytest.raises(PBAError, match="no search run"):
-        RunDir.open(tmp_path / "missing")
+        SearchDir.open(tmp_path / "missing")
 
 
 # ---- presets and the command line ---------------------------------------------------------

@@ -57,7 +57,7 @@ from pba.reporting.recorders import search_recorders
 from pba.runs import training_run
 from pba.runs.final_models import Arm, FinalJob, FinalSettings, final_job, train_finals
 from pba.search import SearchConfig, rundir
-from pba.search.rundir import RunDir
+from pba.search.rundir import SearchDir
 from pba.search.runner import resume_search, run_search
 
 
@@ -130,7 +130,7 @@ def _run_demo(
                        precision=options.precision,
                        budget=None if plan is None else plan.to_dict(),
                        **settings | {"data_dir": data_root(options.data_dir)})
-    doc = RunDir.open(search_dir).config()
+    doc = SearchDir.open(search_dir).config()
     search = SearchConfig.from_dict(doc["search"])  # as it ran, whatever the preset is now
     options = options.replace(data_dir=options.data_dir or doc.get("data_dir"))
     demo = _refit(out, demo, started, say)

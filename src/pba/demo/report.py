@@ -21,7 +21,7 @@ from pba.demo.results import render, results
 from pba.runs.training_run import read_result
 from pba.search import SearchConfig, rundir
 from pba.search.cost import search_cost
-from pba.search.rundir import RunDir
+from pba.search.rundir import SearchDir
 from pba.search.summary import summary_markdown
 
 
@@ -32,7 +32,7 @@ def demo_report(out: str | Path) -> str:
     doc = read_demo_file(out)
     demo, first_seeds = DemoConfig.from_dict(doc["demo"]), doc["first_seeds"]
     search_dir = out / DEMO_SEARCH
-    config = RunDir.open(search_dir).config()
+    config = SearchDir.open(search_dir).config()
     search = SearchConfig.from_dict(config["search"])
     finished: dict[str, dict[int, float]] = {}
     train_times: dict[str, list[float]] = {}

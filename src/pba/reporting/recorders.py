@@ -17,7 +17,7 @@ from pba.search import rundir
 from pba.search.events import Event, Exploit
 from pba.search.pbt import SearchState
 from pba.search.recorder import Recorder
-from pba.search.rundir import RunDir
+from pba.search.rundir import SearchDir
 from pba.search.summary import summary_markdown
 
 
@@ -34,7 +34,7 @@ def search_recorders(*, progress: bool = True, tensorboard: bool = False) -> lis
 class SearchOutputs(Recorder):
     """schedule.png, population.png and summary.md of a finished search."""
 
-    def finished(self, run: RunDir, state: SearchState, schedule: Schedule, best: int) -> None:
+    def finished(self, run: SearchDir, state: SearchState, schedule: Schedule, best: int) -> None:
         with run.writing("the plots"):
             plot_schedule(schedule, run.path / rundir.PLOT,
                           f"PBA schedule of {run.path} (member {best}, {len(schedule)} epochs)")
@@ -59,7 +59,7 @@ class ProgressBar(Recorder):
         if self._loading is not None:
             self._loading(done, total)
 
-    def started(self, run: RunDir, state: SearchState, images_per_epoch: int) -> None:
+    def started(self, run: SearchDir, state: SearchState, images_per_epoch: int) -> None:
         config = state.config
         self.rounds, self.epochs, self.interval = config.rounds, config.epochs, config.interval
         per_epoch = config.population * images_per_epoch

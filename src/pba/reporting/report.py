@@ -19,7 +19,7 @@ from pba.core.formatting import markdown_table, mean_sd
 from pba.core.verdict import ARM_NAMES, BEATS, EFFORT, Comparison, advice, recommend
 from pba.runs.training_run import CONFIG, read_result
 from pba.search import rundir
-from pba.search.rundir import RunDir
+from pba.search.rundir import SearchDir
 from pba.search.summary import FINAL, summary_markdown
 
 THIS_SEARCH = "pba (this search)"
@@ -62,7 +62,7 @@ def final_runs(
 ) -> list[FinalRun]:
     """The training runs under DIR/final/, in `extra` (run directories, or directories of
     them) and in the folders `also` if they exist, labelled against this search's schedule."""
-    run = RunDir.open(run_dir)
+    run = SearchDir.open(run_dir)
     ours = {(run.path / name).resolve() for name in (rundir.SCHEDULE, rundir.PBT_LOG)}
     optional = [run.path / FINAL, *also]
     found: list[Path] = []

@@ -23,7 +23,7 @@ from pba.search.recorder import Recorder
 
 if TYPE_CHECKING:
     from pba.search.pbt import SearchState
-    from pba.search.rundir import RunDir
+    from pba.search.rundir import SearchDir
 
 FOLDER = "tensorboard"
 INSTALL_HINT = "--tensorboard needs TensorBoard: pip install 'pba[tensorboard]'"
@@ -94,7 +94,7 @@ class SearchBoard(Recorder):
         require_tensorboard()  # now, before minutes of work
         self.log: TensorBoardLog | None = None
 
-    def started(self, run: RunDir, state: SearchState, images_per_epoch: int) -> None:
+    def started(self, run: SearchDir, state: SearchState, images_per_epoch: int) -> None:
         self.log = TensorBoardLog(run.path)
 
     def round_done(self, state: SearchState, events: list[Event]) -> None:

@@ -16,7 +16,7 @@ from pba.runs import training_run
 from pba.runs.final_models import Arm, FinalJob, final_job
 from pba.search import SearchConfig, preset, rundir
 from pba.search.cost import cost_line, search_cost
-from pba.search.rundir import RunDir
+from pba.search.rundir import SearchDir
 from pba.search.runner import resume_search, run_search
 
 
@@ -37,7 +37,7 @@ def stage(out: Path, name: str) -> Stage:
 
 def is_done(s: Stage) -> bool:
     """Whether the stage's run directory says it has finished."""
-    run = RunDir(s.path) if s.name == "search" else training_run.TrainingDir(s.path)
+    run = SearchDir(s.path) if s.name == "search" else training_run.TrainingDir(s.path)
     return run.is_finished()
 
 

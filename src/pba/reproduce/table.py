@@ -18,7 +18,7 @@ from pba.reproduce.stages import is_done, stage
 from pba.runs import training_run
 from pba.search import rundir
 from pba.search.cost import cost_line, search_cost
-from pba.search.rundir import RunDir
+from pba.search.rundir import SearchDir
 
 PAPER_SEARCH_GPU_HOURS = 5.0  # docs/algorithm.md §11: about 5 GPU-hours on a Titan XP
 PROGRESS = "progress.json"  # per stage: wall time and devices of the processes that ran it
@@ -68,7 +68,7 @@ def results(
     search = {"status": "not started", "paper_gpu_hours": PAPER_SEARCH_GPU_HOURS}
     if (search_dir / rundir.CONFIG).is_file():
         cost = search_cost(search_dir)
-        config = RunDir.open(search_dir).config()["search"]
+        config = SearchDir.open(search_dir).config()["search"]
         search |= {
             "status": "done" if is_done(stage(out, "search")) else
             f"{cost.epochs}/{config['epochs']} epochs",

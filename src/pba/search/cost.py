@@ -9,7 +9,7 @@ from pathlib import Path
 from pba.core.formatting import duration
 from pba.core.timing import TimeBreakdown
 from pba.search.events import Finish, Round, Start, Train
-from pba.search.rundir import RunDir
+from pba.search.rundir import SearchDir
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class SearchCost:
 
 
 def search_cost(run_dir: str | Path) -> SearchCost:
-    run = RunDir.open(run_dir)
+    run = SearchDir.open(run_dir)
     devices, precisions, processes, rounds, member_epochs = [], [], 0, 0, 0
     images, seconds = 0, 0.0
     start = last = None

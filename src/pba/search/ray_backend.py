@@ -60,7 +60,7 @@ from pba.search.ray_log import (
     read_log,
 )
 from pba.search.recorder import Recorder, Recorders
-from pba.search.rundir import RunDir, SearchResult
+from pba.search.rundir import SearchDir, SearchResult
 from pba.search.setup import load_search_data, run_record, settle_baseline
 
 INSTALL_HINT = "the Ray backend needs Ray Tune: pip install 'pba[ray]'"
@@ -125,10 +125,10 @@ def run_ray_search(
         raise UserError(f"--engine ray selects with Tune's PBT scheduler, which truncates: give "
                        f"--selection truncation (not {config.selection}) or another engine")
     settings = RaySettings(address, cpus_per_member, gpus_per_member, precision, max_failures)
-    RunDir.check_new(out)
+    SearchDir.check_new(out)
     _require_ray(settings)
     # Until a member has reported, a failed start (a bad address) leaves nothing behind.
-    with owned(out, "pba search --engine ray"), RunDir.discarded_on_failure(
+    with owned(out, "pba search --engine ray"), SearchDir.discarded_on_failure(
             out, (f"{EXPERIMENT}/{ROWS_FILE}",)):
         heard = Recorders(recorders)
         data = load_search_data(config, data_dir, download, skip_unreadable, heard.loading)
@@ -137,7 +137,7 @@ def run_ray_search(
                                         precision=resolve_precision(precision, here),
                                         progress=heard.verbose)
         # The embedded engine's config.json, the device being where members train.
-        run = RunDir.create(out, run_record(
+        run = SearchDir.create(out, run_record(
             config, data, check, preset=preset, device=settings.device, engine="ray",
             precision=precision, data_dir=data_dir, skip_unreadable=skip_unreadable))
         run.write_text(f"{EXPERIMENT}/{BACKEND_FILE}", json.dumps(asdict(settings)) + "\n")
@@ -156,14 +156,14 @@ def resume_ray_search(
     checkpoint. `address` and `data_dir` default to those it was started with; the resources
     per member and the failures allowed stay the search's."""
     started = time.time()
-    RunDir.open(out)  # before the lock creates anything
+    SearchDir.open(out)  # before the lock creates anything
     with owned(out, "pba search --resume"):
         return _resume(out, address, data_dir, download, Recorders(recorders), started)
 
 
 def _resume(out: str | Path, address: str | None, data_dir: str | Path | None,
             download: bool, heard: Recorders, started: float) -> SearchResult:
-    run = RunDir.open(out)
+    run = SearchDir.open(out)
     if not is_ray_run(run.path):
         raise UserError(f"{run.path} was not searched with Ray: resume it with `pba search "
                        f"--resume {run.path}`, which continues with its own engine")
@@ -204,7 +204,7 @@ def _require_ray(settings: RaySettings) -> None:
         raise UserError(INSTALL_HINT) from None
 
 
-def _run(run: RunDir, config: SearchConfig, settings: RaySettings, data: DatasetSplits,
+def _run(run: SearchDir, config: SearchConfig, settings: RaySettings, data: DatasetSplits,
          started: float, heard: Recorders) -> SearchResult:
     """Tune's own output shows the members' progress (with a verbose recorder); the
     recorders hear of the search when it has finished: Tune's rounds are read afterwards."""
@@ -214,7 +214,7 @@ def _run(run: RunDir, config: SearchConfig, settings: RaySettings, data: Dataset
         heard.close()
 
 
-def _run_tune(run: RunDir, config: SearchConfig, settings: RaySettings, data: DatasetSplits,
+def _run_tune(run: SearchDir, config: SearchConfig, settings: RaySettings, data: DatasetSplits,
               started: float, heard: Recorders) -> SearchResult:
     from pba.search.ray_tune import MemberLost, MembersStalled
 
@@ -293,7 +293,7 @@ def members_data(data: DatasetSplits) -> DatasetSplits:
     return dataclasses.replace(data, test=ImageSet(data.test.images[:0], data.test.labels[:0]))
 
 
-def _write_run(run: RunDir, config: SearchConfig, heard: Recorder) -> SearchResult:
+def _write_run(run: SearchDir, config: SearchConfig, heard: Recorder) -> SearchResult:
     """The finished experiment's events into population.jsonl, then the embedded engine's
     outputs, with the schedule read from the best member's Tune policy log."""
     experiment = run.path / EXPERIMENT
@@ -362,7 +362,7 @@ def _ray_session(settings: RaySettings) -> Iterator[str]:
             ray.shutdown()
 
 
-def _tuner(run: RunDir, config: SearchConfig, settings: RaySettings, data: DatasetSplits,
+def _tuner(run: SearchDir, config: SearchConfig, settings: RaySettings, data: DatasetSplits,
            progress: bool) -> tuple[object, bool]:
     """A new Tune experiment in DIR/ray, or the one there restored (then True)."""
     import ray

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pba.augmentation.schedule import Schedule
     from pba.search.events import Event
     from pba.search.pbt import SearchState
-    from pba.search.rundir import RunDir
+    from pba.search.rundir import SearchDir
 
 
 class Recorder:
@@ -35,7 +35,7 @@ class Recorder:
     def loading(self, done: int, total: int) -> None:
         """`done` of `total` images read so far."""
 
-    def started(self, run: RunDir, state: SearchState, images_per_epoch: int) -> None:
+    def started(self, run: SearchDir, state: SearchState, images_per_epoch: int) -> None:
         """The search starts (or resumes) at `state`; every member trains `images_per_epoch`
         images an epoch."""
 
@@ -45,7 +45,7 @@ class Recorder:
     def round_done(self, state: SearchState, events: list[Event]) -> None:
         """A round is committed to the run directory: its events end with the `Round`."""
 
-    def finished(self, run: RunDir, state: SearchState, schedule: Schedule, best: int) -> None:
+    def finished(self, run: SearchDir, state: SearchState, schedule: Schedule, best: int) -> None:
         """The search is over: `schedule` (the best member's, as saved) is in the run
         directory."""
 
@@ -64,7 +64,7 @@ class Recorders(Recorder):
         for r in self.recorders:
             r.loading(done, total)
 
-    def started(self, run: RunDir, state: SearchState, images_per_epoch: int) -> None:
+    def started(self, run: SearchDir, state: SearchState, images_per_epoch: int) -> None:
         for r in self.recorders:
             r.started(run, state, images_per_epoch)
 
@@ -76,7 +76,7 @@ class Recorders(Recorder):
         for r in self.recorders:
             r.round_done(state, events)
 
-    def finished(self, run: RunDir, state: SearchState, schedule: Schedule, best: int) -> None:
+    def finished(self, run: SearchDir, state: SearchState, schedule: Schedule, best: int) -> None:
         for r in self.recorders:
             r.finished(run, state, schedule, best)
 

@@ -68,7 +68,7 @@ class SearchResult:
     best_accuracy: float  # its validation accuracy at the end
 
 
-class RunDir(RunDirectory):
+class SearchDir(RunDirectory):
     kind = "search run"
     format = FORMAT
     version = VERSION
@@ -114,7 +114,7 @@ class RunDir(RunDirectory):
             raise
 
     @classmethod
-    def create(cls, path: str | Path, config: dict) -> RunDir:
+    def create(cls, path: str | Path, config: dict) -> SearchDir:
         """A new run directory holding `config` (a JSON-able dict)."""
         cls.check_new(path)
         run = cls(path)
@@ -122,7 +122,7 @@ class RunDir(RunDirectory):
         return run
 
     @classmethod
-    def open(cls, path: str | Path) -> RunDir:
+    def open(cls, path: str | Path) -> SearchDir:
         """An existing run directory, checked to be one of ours."""
         run = cls(path)
         if not run.path.is_dir():
@@ -131,7 +131,7 @@ class RunDir(RunDirectory):
         return run
 
     @classmethod
-    def open_unfinished(cls, path: str | Path) -> RunDir:
+    def open_unfinished(cls, path: str | Path) -> SearchDir:
         """An existing run directory whose search has not finished, to resume it."""
         run = cls.open(path)
         if run.is_finished():

@@ -28,7 +28,7 @@ from pba.search.local import LocalEngine
 from pba.search.pbt import ENGINES, PBT, Engine, SearchState
 from pba.search.presets import SearchConfig
 from pba.search.recorder import Recorder, Recorders
-from pba.search.rundir import RunDir, SearchResult
+from pba.search.rundir import SearchDir, SearchResult
 from pba.search.setup import load_search_data, run_record, settle_baseline
 from pba.search.vectorized import VectorizedEngine
 
@@ -60,9 +60,9 @@ def run_search(
     recorded in config.json. `watch` times the search's phases (`pba.core.timing`; a caller's
     watch also counts them in its own total)."""
     started, watch = time.time(), _fresh_lap(watch)
-    RunDir.check_new(out)  # before minutes of data loading
+    SearchDir.check_new(out)  # before minutes of data loading
     heard = Recorders(recorders)
-    with owned(out, "pba search"), RunDir.discarded_on_failure(out):
+    with owned(out, "pba search"), SearchDir.discarded_on_failure(out):
         settings = _settings(config, device, engine, precision, workers, compile)
         with watch.phase(LOADING):
             data = load_search_data(config, data_dir, download, skip_unreadable, heard.loading)
@@ -70,7 +70,7 @@ def run_search(
             config, check = settle_baseline(config, data, device=settings.device,
                                             precision=settings.precision, workers=workers,
                                             progress=heard.verbose)
-        run = RunDir.create(out, run_record(
+        run = SearchDir.create(out, run_record(
             config, data, check, preset=preset, device=device, engine=engine,
             precision=precision, data_dir=data_dir, skip_unreadable=skip_unreadable,
             budget=budget))
@@ -98,7 +98,7 @@ def resume_search(
     other's checkpoints, so a search may change engine or precision when it resumes);
     `workers`, `recorders`, `compile` and `watch` as in `run_search`."""
     started = time.time()
-    RunDir.open_unfinished(out)  # before the lock creates anything
+    SearchDir.open_unfinished(out)  # before the lock creates anything
     with owned(out, "pba search --resume"):
         return _resume(out, device, engine, precision, workers, data_dir, download,
                        Recorders(recorders), compile, started, _fresh_lap(watch))
@@ -109,7 +109,7 @@ def _resume(
     workers: int | None, data_dir: str | Path | None, download: bool, heard: Recorders,
     compile: bool, started: float, watch: Stopwatch,
 ) -> SearchResult:
-    run = RunDir.open_unfinished(out)  # again: another owner may have finished it meanwhile
+    run = SearchDir.open_unfinished(out)  # again: another owner may have finished it meanwhile
     doc = run.config()
     try:
         config = SearchConfig.from_dict(doc["search"])
@@ -195,7 +195,7 @@ def _settings(
 
 
 def _run(
-    run: RunDir, config: SearchConfig, engine: Engine, device: torch.device,
+    run: SearchDir, config: SearchConfig, engine: Engine, device: torch.device,
     started: float, heard: Recorders, watch: Stopwatch,
 ) -> SearchResult:
     with watch.phase(LOADING):  # the members' checkpoints, when it resumes

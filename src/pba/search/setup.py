@@ -49,7 +49,7 @@ def run_record(
     preset: str | None, device: str, engine: str, precision: str,
     data_dir: str | Path | None, skip_unreadable: bool, budget: dict | None = None,
 ) -> dict:
-    """config.json of a new search (`rundir.RunDir.create`), whatever its engine: what was
+    """config.json of a new search (`rundir.SearchDir.create`), whatever its engine: what was
     searched and how, and what a resume needs to read the same data again."""
     return {
         "preset": preset, "search": config.to_dict(), "device": device,

@@ -15,7 +15,7 @@ from pba.models import macs_per_image
 from pba.search import rundir
 from pba.search.cost import SearchCost, cost_line, search_cost
 from pba.search.presets import SearchConfig
-from pba.search.rundir import RunDir
+from pba.search.rundir import SearchDir
 from pba.training.baseline_check import BaselineCheck
 from pba.training.loop import images_per_epoch
 from pba.training.recipes import default_recipe
@@ -45,7 +45,7 @@ def schedule_notes(schedule: Schedule) -> list[str]:
 
 def summary_markdown(run_dir: str | Path) -> str:
     """A search's summary: what ran, its cost, its outcome and how to use the schedule."""
-    run = RunDir.open(run_dir)
+    run = SearchDir.open(run_dir)
     doc = run.config()
     config = SearchConfig.from_dict(doc["search"])
     cost = search_cost(run.path)
@@ -89,7 +89,7 @@ def summary_markdown(run_dir: str | Path) -> str:
 def next_steps(run_dir: str | Path) -> list[str]:
     """What a finished search's user should know and do next (summary.md and the terminal):
     notes on the schedule, then the final model to train with how long it takes."""
-    run = RunDir.open(run_dir)
+    run = SearchDir.open(run_dir)
     doc = run.config()
     config = SearchConfig.from_dict(doc["search"])
     schedule = load_schedule(run.path / rundir.SCHEDULE, ops=config.op_set())

@@ -213,7 +213,7 @@ class VectorizedEngine:
         """Load `member` from a `pba.training.loop` checkpoint (written by either engine). Members
         train
         in lockstep, so the population takes the checkpoint's epoch: load every member from the
-        same round, as `RunDir.restore` does."""
+        same round, as `SearchDir.restore` does."""
         scratch = self._scratch
         scratch.optimizer.state.clear()  # a checkpoint from before any step has no buffers
         extra = load_checkpoint(path, scratch)
