@@ -1,4 +1,4 @@
-"""Disk held by a Ray search's checkpoints: the peak against the bound (issue 33).
+"""Disk held by a Ray search's checkpoints: the peak against the bound.
 
     python benchmarks/ray_disk.py [--epochs 8] [--cpus 2]
 

@@ -1,5 +1,5 @@
 """Memory of a Ray search on the full CIFAR-10 (50,000 images): the driver's and a member's
-peak resident set (issue 33).
+peak resident set.
 
     python benchmarks/ray_memory.py [--population 2] [--cpus 1]
 

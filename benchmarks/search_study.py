@@ -8,6 +8,7 @@ search-free schedule ('ramp'), TrivialAugment, the baseline and no augmentation.
         --dataset cifar=reduced_cifar10 --dataset shapes=folder:runs/shapes \\
         --dataset grey-animals=folder:runs/grey-animals@40
     python benchmarks/search_study.py --out runs/study ... --first-seed 11   # new seeds
+    python benchmarks/search_study.py --out runs/study ... --first-seed 11 --only-set
 
 Per dataset (NAME=SOURCE, `@N` an image size): `pba demo --budget` with every arm (3 seeds
 each) plans the regime and runs the default search; then each variant of the search
@@ -64,9 +65,13 @@ def regime(demo_dir: Path) -> list[str]:
             for part in (flag, str(values[name]))]
 
 
-def errors(demo_dir: Path) -> dict[str, list[float]]:
+def errors(demo_dir: Path, seed_set: int | None = None) -> dict[str, list[float]]:
+    """Every arm's test errors: over all its seeds, or those of the set that starts at
+    `seed_set`."""
     doc = json.loads((demo_dir / "results.json").read_text())
-    return {arm: a["test_errors"] for arm, a in doc["arms"].items()}
+    arms = doc["arms"] if seed_set is None else next(
+        s["arms"] for s in doc["seed_sets"] if s["first_seed"] == seed_set)
+    return {arm: a["test_errors"] for arm, a in arms.items()}
 
 
 def table(name: str, arms: dict[str, list[float]], costs: dict[str, float]) -> str:
@@ -92,6 +97,8 @@ def main() -> None:
     p.add_argument("--budget", default="8m")
     p.add_argument("--dataset", action="append", required=True, metavar="NAME=SOURCE")
     p.add_argument("--first-seed", type=int, default=1)
+    p.add_argument("--only-set", action="store_true",
+                   help="tables of the --first-seed set alone (default: every seed trained)")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated, of " + ", ".join(VARIANTS))
     args = p.parse_args()
@@ -104,22 +111,25 @@ def main() -> None:
         default = args.out / name / "default"
         pba("demo", "--dataset", data, *size, "--budget", args.budget, "--arms", ARMS,
             "--out", str(default), *seeds)
-        arms = {SHORT[arm]: values for arm, values in errors(default).items()}
+        only = args.first_seed if args.only_set else None
+        arms = {SHORT[arm]: values for arm, values in errors(default, only).items()}
         costs = {SHORT["pba"]: json.loads((default / "results.json").read_text())
                  ["times"]["search_s"]}
         for variant in variants:
             out = args.out / name / variant.replace(" ", "-")
             pba("demo", "--dataset", data, *size, *regime(default), *VARIANTS[variant],
                 "--arms", "pba", "--out", str(out), *seeds)
-            arms[f"searched ({variant})"] = errors(out)["pba"]
+            arms[f"searched ({variant})"] = errors(out, only)["pba"]
             costs[f"searched ({variant})"] = json.loads((out / "results.json").read_text())[
                 "times"]["search_s"]
         order = [a for a in arms if a.startswith("searched")] + [
             a for a in arms if not a.startswith("searched")]
-        tables.append(table(f"{name} ({text}, budget {args.budget})",
+        seeds_of = f", seeds from {only}" if only is not None else ""
+        tables.append(table(f"{name} ({text}, budget {args.budget}{seeds_of})",
                             {a: arms[a] for a in order}, costs))
         print(tables[-1], flush=True)
-    (args.out / "study.md").write_text("\n".join(tables))
+    (args.out / f"study{'-' + str(only) if only is not None else ''}.md").write_text(
+        "\n".join(tables))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The Ray backend when things die (issue 33): a member whose worker process is killed comes
+"""The Ray backend when things die: a member whose worker process is killed comes
 back from its last checkpoint; past --max-failures the search stops, resumable, instead of
 waiting forever; a SIGKILLed driver resumes with Tune's PBT; a worker node removed from a real
 two-node cluster mid-search; the checkpoints kept stay bounded while every exploit finds its
