@@ -13,22 +13,11 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import threading
 from pathlib import Path
 
 from pba.search import preset
 from pba.search.ray_backend import run_ray_search
-
-
-def checkpoint_bytes(experiment: Path) -> int:
-    """Bytes of the member checkpoints in the experiment directory now."""
-    total = 0
-    for path in experiment.glob("*/checkpoint_*/*"):
-        try:
-            total += path.stat().st_size
-        except FileNotFoundError:  # deleted by Tune meanwhile
-            pass
-    return total
+from pba.search.ray_log import PeakCheckpointBytes
 
 
 def main() -> None:
@@ -40,22 +29,14 @@ def main() -> None:
 
     config = preset("smoke").replace(epochs=args.epochs)
     ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
-    peak, stop = [0], threading.Event()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-
-        def measure() -> None:
-            while not stop.wait(0.05):
-                peak[0] = max(peak[0], checkpoint_bytes(out / "ray"))
-
-        thread = threading.Thread(target=measure, daemon=True)
-        thread.start()
         try:
-            run_ray_search(config, out, preset="smoke")
+            with PeakCheckpointBytes(out / "ray") as disk:
+                run_ray_search(config, out, preset="smoke")
         finally:
-            stop.set()
-            thread.join()
             ray.shutdown()
+        peak = [disk.peak]
         one = max(p.stat().st_size for p in (out / "ray").glob("*/checkpoint_*/member.pt"))
     bound = (config.interval + 2) * config.population * one
     print(f"{config.population} members, interval {config.interval}, {config.epochs} epochs; "

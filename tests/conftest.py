@@ -58,3 +58,17 @@ def cifar_folder(tmp_path_factory) -> str:
         (root / f"class_{label}").mkdir(exist_ok=True)
         Image.fromarray(image.transpose(1, 2, 0)).save(root / f"class_{label}" / f"{i}.png")
     return f"folder:{root}"
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray instance of two CPUs for a test module (skipped without Ray)."""
+    need = "the Ray backend's extra is not installed (pip install -e '.[ray]')"
+    with pytest.MonkeyPatch.context() as env:
+        # Ray without cluster support uses and listens on 127.0.0.1 alone (read at import).
+        env.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        ray = pytest.importorskip("ray", reason=need)
+        pytest.importorskip("ray.tune", reason=need)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        yield ray
+        ray.shutdown()

@@ -137,18 +137,6 @@ def test_a_diverged_population_is_reported() -> None:
 # ---- on a local Ray instance ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    with pytest.MonkeyPatch.context() as env:
-        # Ray without cluster support uses and listens on 127.0.0.1 alone (read at import).
-        env.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        ray = pytest.importorskip("ray", reason=NEED_RAY)
-        pytest.importorskip("ray.tune", reason=NEED_RAY)
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-        yield ray
-        ray.shutdown()
-
-
 def interrupt_after(rows: Path, epoch: int, done: threading.Event) -> threading.Thread:
     """Send this process SIGINT (what Ctrl+C sends; Tune then saves its state and stops) once a
     member has reported `epoch`."""

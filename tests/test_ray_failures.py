@@ -26,7 +26,7 @@ from pba.reporting.recorders import search_recorders
 from pba.search import preset
 from pba.search.events import to_json
 from pba.search.ray_backend import RaySettings, resume_ray_search, run_ray_search
-from pba.search.ray_log import read_log
+from pba.search.ray_log import PeakCheckpointBytes, read_log
 from pba.search.rundir import SearchDir
 
 SMOKE = preset("smoke")
@@ -46,18 +46,6 @@ def quiet() -> dict:
 
 def rows_of(run: Path) -> list[dict]:
     return read_log(run / "ray" / "members.jsonl")
-
-
-def checkpoint_bytes(experiment: Path) -> int:
-    """Bytes of every member checkpoint Tune keeps in the experiment directory now."""
-    total = 0
-    for directory in experiment.glob("*/checkpoint_*"):
-        for path in directory.rglob("*"):
-            try:
-                total += path.stat().st_size if path.is_file() else 0
-            except FileNotFoundError:  # Tune deleted it meanwhile
-                pass
-    return total
 
 
 @contextmanager
@@ -260,18 +248,6 @@ def test_a_worker_node_lost_mid_search_and_the_search_finishes(tmp_path: Path) -
 # ---- on a local Ray instance -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    with pytest.MonkeyPatch.context() as env:
-        # Ray without cluster support uses and listens on 127.0.0.1 alone (read at import).
-        env.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        ray = pytest.importorskip("ray", reason=NEED_RAY)
-        pytest.importorskip("ray.tune", reason=NEED_RAY)
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-        yield ray
-        ray.shutdown()
-
-
 def test_a_member_whose_worker_dies_comes_back_from_its_checkpoint(local_ray,
                                                                   tmp_path: Path) -> None:
     out = tmp_path / "run"
@@ -394,20 +370,9 @@ def test_checkpoints_stay_bounded_and_late_exploits_find_theirs(local_ray,
     restore the source's checkpoint of the exploit's epoch (Tune still kept it)."""
     config = SMOKE.replace(epochs=8)  # exploits at 2, 4 and 6
     out = tmp_path / "run"
-    peak = [0]
-    stop = threading.Event()
-
-    def measure() -> None:
-        while not stop.wait(0.05):
-            peak[0] = max(peak[0], checkpoint_bytes(out / "ray"))
-
-    thread = threading.Thread(target=measure, daemon=True)
-    thread.start()
-    try:
+    with PeakCheckpointBytes(out / "ray") as disk:
         run_ray_search(config, out, preset="smoke", **quiet())
-    finally:
-        stop.set()
-        thread.join()
+    peak = [disk.peak]
     one = max(p.stat().st_size for p in (out / "ray").glob("*/checkpoint_*/member.pt"))
     bound = (config.interval + 2) * config.population * one
     print(f"peak checkpoint bytes {peak[0]} <= bound {bound} (one checkpoint: {one})")

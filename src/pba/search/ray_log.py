@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,37 @@ def in_time_order(starts: list[Start], rounds: list[list[Event]]) -> list[Event]
             events.append(pending.pop(0))
         events += block
     return events + pending
+
+
+def checkpoint_bytes(experiment: Path) -> int:
+    """Bytes of every member checkpoint Tune keeps in a search's DIR/ray now."""
+    total = 0
+    for directory in Path(experiment).glob("*/checkpoint_*"):
+        for path in directory.rglob("*"):
+            try:
+                total += path.stat().st_size if path.is_file() else 0
+            except FileNotFoundError:  # Tune deleted it meanwhile
+                pass
+    return total
+
+
+class PeakCheckpointBytes:
+    """The most checkpoint bytes `experiment` held while the block ran, sampled every
+    `every` seconds on a thread (`.peak`)."""
+
+    def __init__(self, experiment: Path, every: float = 0.05) -> None:
+        self.experiment, self.every, self.peak = Path(experiment), every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every):
+            self.peak = max(self.peak, checkpoint_bytes(self.experiment))
+
+    def __enter__(self) -> PeakCheckpointBytes:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
