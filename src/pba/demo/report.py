@@ -45,7 +45,8 @@ def demo_report(out: str | Path) -> str:
             sizes = {"train_images": result.get("train_images", search.train_size),
                      "test_images": result.get("test_images")}
     sets = [seed_set(demo, first) for first in first_seeds]
-    if none_is_baseline(demo, search):
+    shared = none_is_baseline(demo, search)
+    if shared:
         # The baseline decided on the data is no augmentation: its models are that arm's.
         finished["none"] = finished.get("baseline", {})
         sets = [s | {"none": s["baseline"]} for s in sets]
@@ -68,7 +69,7 @@ def demo_report(out: str | Path) -> str:
                   "expected_s": doc["plan"]["expected_s"]}
     plan = {"demo": demo.to_dict(), "search": search.to_dict(), "reference": doc["reference"],
             "budget": doc.get("plan"), "refit": doc.get("refit")}
-    if "none" in finished and "none" not in costs:  # the baseline's models, as above
+    if shared:  # the baseline's models, as above
         costs["none"] = costs.get("baseline", {})
     document = results(finished, sets, first_seeds, data=data, plan=plan, times=times,
                        costs=costs)
