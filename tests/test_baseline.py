@@ -15,6 +15,7 @@ from pba.augmentation.baseline import PARTS, Baseline, legacy, resolve
 from pba.augmentation.transforms import cutout, random_crop_flip
 from pba.cli.main import main
 from pba.core.errors import PBAError
+from pba.core.options import RunOptions
 from pba.data import DatasetSplits, ImageSet, channel_stats, load_dataset
 from pba.data.datasets import default_baseline
 from pba.reporting.recorders import search_recorders
@@ -23,6 +24,8 @@ from pba.search import SearchConfig, preset
 from pba.search.runner import run_search
 from pba.training.baseline_check import best, check_baseline, combined, margin
 from pba.training.recipes import Recipe
+
+FP32 = RunOptions(precision="fp32")  # the same numbers on any CPU
 
 FILL = (125, 123, 114)
 
@@ -171,14 +174,14 @@ def test_a_folder_search_decides_its_baseline_and_records_why(tmp_path: Path) ->
     assert data.baseline == Baseline(PARTS, 8)
     config = preset("smoke").replace(dataset=f"folder:{root}", train_size=64, val_size=12,
                                      epochs=2, batch_size=32, population=2)
-    run_search(config, tmp_path / "auto", precision="fp32",
+    run_search(config, tmp_path / "auto", options=FP32,
                recorders=search_recorders(progress=False))
     doc = json.loads((tmp_path / "auto" / "config.json").read_text())
     check = doc["baseline_check"]
     assert set(check["val_accuracy"]) >= {"none", "crop", "flip", "cutout"}
     assert doc["search"]["baseline"] == check["chosen"] and check["epochs"] == 2
     assert "decided on the data" in (tmp_path / "auto" / "summary.md").read_text()
-    run_search(config.replace(baseline="crop"), tmp_path / "given", precision="fp32",
+    run_search(config.replace(baseline="crop"), tmp_path / "given", options=FP32,
                recorders=search_recorders(progress=False))
     doc = json.loads((tmp_path / "given" / "config.json").read_text())
     assert doc["baseline_check"] is None and doc["search"]["baseline"] == "crop"

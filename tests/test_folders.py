@@ -16,12 +16,15 @@ from PIL import Image
 from pba.augmentation.schedule import load_schedule
 from pba.cli.main import main
 from pba.core.errors import PBAError
+from pba.core.options import RunOptions
 from pba.data import load_dataset
 from pba.data.folders import MAX_LISTED
 from pba.data.image_files import to_rgb
 from pba.reporting.recorders import search_recorders
 from pba.search import preset
 from pba.search.runner import run_search
+
+FP32 = RunOptions(precision="fp32")  # the same numbers on any CPU
 
 
 def solid_folder(root: Path, classes: int = 2, per_class: int = 6, size: int = 8) -> None:
@@ -113,7 +116,7 @@ def test_a_search_records_what_it_skipped(tmp_path: Path, cifar_images) -> None:
                                      epochs=2)
     with pytest.raises(PBAError, match="broken.jpg"):
         run_search(config, tmp_path / "refused", recorders=search_recorders(progress=False))
-    run_search(config, tmp_path / "run", skip_unreadable=True, precision="fp32",
+    run_search(config, tmp_path / "run", skip_unreadable=True, options=FP32,
                recorders=search_recorders(progress=False))
     doc = json.loads((tmp_path / "run" / "config.json").read_text())
     assert doc["skip_unreadable"] is True and doc["images"]["skipped"] == 1
@@ -130,7 +133,7 @@ def test_every_command_a_folder_search_suggests_runs_as_printed(tmp_path: Path,
         Image.fromarray(image.permute(1, 2, 0).numpy()).save(root / f"c{i % 2}" / f"{i}.png")
     config = preset("smoke").replace(dataset=f"folder:{root}", train_size=64, val_size=16,
                                      epochs=2)
-    run_search(config, tmp_path / "run", precision="fp32",
+    run_search(config, tmp_path / "run", options=FP32,
                recorders=search_recorders(progress=False))
     settled = json.loads((tmp_path / "run" / "config.json").read_text())["search"]
     schedule = load_schedule(tmp_path / "run" / "schedule.json")

@@ -17,6 +17,7 @@ import pytest
 from pba.cli.main import main
 from pba.core.errors import PBAError
 from pba.core.lock import LOCK, owned, owner
+from pba.core.options import RunOptions
 from pba.reporting.recorders import search_recorders
 from pba.search import preset
 from pba.search.runner import run_search
@@ -108,7 +109,7 @@ def test_a_search_failing_before_its_first_round_can_be_run_again(tmp_path: Path
     out = tmp_path / "run"
     config = preset("smoke").replace(epochs=2)
     with pytest.raises(PBAError, match="not found"):
-        run_search(config, out, data_dir=tmp_path / "nowhere",
+        run_search(config, out, options=RunOptions(data_dir=tmp_path / "nowhere"),
                    recorders=search_recorders(progress=False))
     assert {p.name for p in out.iterdir()} <= {LOCK}
 

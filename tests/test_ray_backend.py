@@ -19,6 +19,7 @@ import pytest
 from pba.augmentation.policy import Policy, explore
 from pba.augmentation.schedule import load_schedule, parse_pbt_log
 from pba.core.errors import PBAError
+from pba.core.options import RunOptions
 from pba.reporting.recorders import search_recorders
 from pba.search import preset
 from pba.search.events import from_json, to_json
@@ -171,7 +172,8 @@ def ray_run(local_ray, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def embedded_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("embedded") / "smoke"
-    run_search(SMOKE, out, preset="smoke", device="cpu", recorders=search_recorders(progress=False))
+    run_search(SMOKE, out, options=RunOptions(device="cpu"), preset="smoke",
+               recorders=search_recorders(progress=False))
     return out
 
 

@@ -136,8 +136,12 @@ def test_killed_search_resumes_to_the_same_result(smoke_run: Path, tmp_path: Pat
         proc.wait()
     assert json.loads((out / "state.json").read_text())["round"] < SMOKE.epochs // SMOKE.interval
 
-    done = search("--resume", str(out))
+    # Without --precision: the search goes on in the fp32 it started with, whatever the
+    # machine's auto is (the schedules below are equal only in fp32).
+    done = subprocess.run([*PBA, "search", "--no-progress", "--resume", str(out)],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert {e["precision"] for e in logged(out) if e["event"] == "start"} == {"fp32"}
     schedule = load_schedule(out / "schedule.json")
     assert len(schedule) == SMOKE.epochs
     # On the CPU a resumed search is the uninterrupted one, event for event.

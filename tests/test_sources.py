@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from pba.core.errors import PBAError
+from pba.core.options import RunOptions
 from pba.data import load_dataset
 from pba.data.datasets import save_datasets
 from pba.data.imageset import fit_images
@@ -142,7 +143,8 @@ def test_python_datasets_become_a_dataset_file_that_trains(tmp_path: Path) -> No
     assert len(data.val) == 4 and data.num_classes == 2  # 10% of train validates
     config = training_run.new_config({"dataset": name, "model": "wrn_10_1", "epochs": 1,
                                       "batch_size": 16, "baseline": "flip"}, device="cpu")
-    result = training_run.fit(config, tmp_path / "run", device="cpu", progress=False)
+    result = training_run.fit(config, tmp_path / "run",
+                              options=RunOptions(device="cpu", progress=False))
     assert 0 <= result["test_error"] <= 100
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from pba.core.allocator import keep_freed_memory
+from pba.core.options import RunOptions
 from pba.core.timing import (
     CHECKPOINTS,
     EVALUATION,
@@ -76,8 +77,8 @@ def test_a_stopwatch_times_phases_and_hands_over_laps() -> None:
 def test_a_search_records_where_its_time_went(data_dir, tmp_path) -> None:
     config = preset("quick").replace(epochs=4, interval=2, population=4, train_size=128,
                                      val_size=128, batch_size=32)
-    run_search(config, tmp_path / "s", device="cpu", precision="fp32", data_dir=data_dir,
-               workers=1)
+    run_search(config, tmp_path / "s", options=RunOptions(device="cpu", precision="fp32",
+                                                          data_dir=data_dir, workers=1))
     events = [json.loads(line) for line in (tmp_path / "s" / "population.jsonl").open()]
     rounds = [e for e in events if e["event"] == "round"]
     assert all({TRAINING, EVALUATION, CHECKPOINTS} <= set(r["phases"]) for r in rounds[1:])
@@ -101,8 +102,8 @@ def test_a_training_run_records_where_its_time_went(data_dir, tmp_path) -> None:
         {"dataset": "reduced_cifar10", "model": "wrn_10_1", "augment": "baseline",
          "epochs": 2, "train_size": 128, "val_size": 0, "batch_size": 32},
         device="cpu", data_dir=data_dir)
-    result = training_run.fit(config, tmp_path / "t", device="cpu", data_dir=data_dir,
-                              progress=False)
+    result = training_run.fit(config, tmp_path / "t", options=RunOptions(
+        device="cpu", data_dir=data_dir, progress=False))
     time = TimeBreakdown.from_dict(result["time"])
     assert {LOADING, TRAINING, EVALUATION, CHECKPOINTS} <= set(time.phases)
     assert 0 <= time.other_s <= COVERED * time.wall_s

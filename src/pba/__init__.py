@@ -6,6 +6,7 @@ from pba.augmentation.schedule import Schedule, load_policy, load_schedule, save
 from pba.augmentation.transforms import BatchPBAugment, PBAugment, apply_policy
 from pba.core.errors import PBAError, RunStopped, UserError
 from pba.core.moved import install as install_moved_modules
+from pba.core.options import RunOptions
 from pba.ops.registry import DEFAULT_OPS, Op, OpSet
 
 install_moved_modules()  # the flat layout's module paths still import (pba.core.moved)
@@ -18,6 +19,7 @@ __all__ = [
     "PBAError",
     "PBAugment",
     "Policy",
+    "RunOptions",
     "RunStopped",
     "Schedule",
     "UserError",

@@ -81,6 +81,7 @@ def plan_budget(
     device, precision and workers are what is measured); the plan is printed with
     `options.progress`; `watch` times the loading and the measuring (`pba.core.timing`)."""
     watch = watch or Stopwatch()
+    options = options.starting()
     progress = options.progress
     with watch.phase(LOADING):
         data = load_dataset(search.dataset, options.data_dir, download=options.download,

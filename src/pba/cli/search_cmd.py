@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pba.budget import Plan
+    from pba.core.options import RunOptions
     from pba.search import SearchConfig
 
 DEFAULT_PRESET = "quick"
@@ -143,6 +144,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    from pba.cli.options import run_options
+    from pba.core.options import AS_STARTED, DEFAULTS
     from pba.reporting.recorders import search_recorders
     from pba.search.presets import preset
     from pba.search.request import RAY, SearchRequest, engine_of
@@ -162,37 +165,32 @@ def run(args: argparse.Namespace) -> int:
     ray = engine == RAY
     if ray:
         from pba.search.ray_backend import resume_ray_search, run_ray_search
-    options = {"data_dir": args.data_dir, "download": args.download,
-               # Before any work: --tensorboard without TensorBoard installed fails here.
-               "recorders": search_recorders(progress=not args.no_progress,
-                                             tensorboard=args.tensorboard)}
-    precision = {} if args.precision is None else {"precision": args.precision}
-    new_only = {"skip_unreadable": True} if args.skip_unreadable else {}
-    local_only = {"compile": True} if args.compile else {}
-    workers = {} if args.workers is None else {"workers": args.workers}
+    options = run_options(args, defaults=DEFAULTS if args.resume is None else AS_STARTED)
+    # Before any work: --tensorboard without TensorBoard installed fails here.
+    recorders = search_recorders(progress=options.progress, tensorboard=args.tensorboard)
     if args.resume is not None:
         if ray:
-            result = resume_ray_search(args.resume, address=args.address, **options)
+            result = resume_ray_search(args.resume, options=options, address=args.address,
+                                       recorders=recorders)
         else:
-            result = resume_search(args.resume, device=args.device, engine=engine,
-                                   **precision, **workers, **local_only, **options)
+            result = resume_search(args.resume, options=options, engine=engine,
+                                   compile=args.compile, recorders=recorders)
     else:
         name = args.preset or DEFAULT_PRESET
         config = preset(name).replace(**changes)
         out = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        budget = {}
-        if args.budget is not None:
-            config, plan = _planned(config, args, changes, started)
-            budget = {"budget": plan.to_dict()}
         if ray:
-            failures = {} if args.max_failures is None else {"max_failures": args.max_failures}
-            result = run_ray_search(config, out, preset=name, address=args.address,
-                                    **request.resources(), **failures, **precision,
-                                    **new_only, **options)
+            result = run_ray_search(config, out, options=options, preset=name,
+                                    address=args.address, skip_unreadable=args.skip_unreadable,
+                                    recorders=recorders, **request.ray_settings())
         else:
-            result = run_search(config, out, preset=name, device=args.device or "auto",
-                                engine=engine or "auto", **precision, **workers,
-                                **local_only, **new_only, **budget, **options)
+            plan = None
+            if args.budget is not None:
+                config, plan = _planned(config, options, args.budget, changes, started)
+            result = run_search(config, out, options=options, preset=name,
+                                engine=engine or "auto", skip_unreadable=args.skip_unreadable,
+                                compile=args.compile, recorders=recorders,
+                                budget=None if plan is None else plan.to_dict())
     from pba.search.summary import next_steps
 
     if args.budget is not None:
@@ -204,13 +202,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _planned(config: SearchConfig, args: argparse.Namespace, changes: dict,
+def _planned(config: SearchConfig, options: RunOptions, budget: str, changes: dict,
              started: float) -> tuple[SearchConfig, Plan]:
     """`config` sized to --budget on this machine (pba.budget), and the plan."""
     from pba.budget import PLANNED, parse_duration, plan_budget
-    from pba.cli.options import run_options
 
-    budget = parse_duration(args.budget)
     given = {field: value for field, value in changes.items() if field in PLANNED}
-    plan = plan_budget(config, budget, started, given=given, options=run_options(args))
+    plan = plan_budget(config, parse_duration(budget), started, given=given, options=options)
     return config.replace(**plan.regime.search_changes()), plan

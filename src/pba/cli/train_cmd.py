@@ -95,6 +95,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pba.cli.options import run_options
     from pba.runs import training_run
 
     given = _given(args)
@@ -103,10 +104,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = training_run.new_config(given, device=args.device, data_dir=args.data_dir,
                                          skip_unreadable=args.skip_unreadable)
-    result = training_run.fit(config, args.out, resume=args.resume, device=args.device,
-                              data_dir=args.data_dir, download=args.download,
-                              tensorboard=args.tensorboard, compile=args.compile,
-                              progress=not args.no_progress)
+    result = training_run.fit(config, args.out, options=run_options(args), resume=args.resume,
+                              tensorboard=args.tensorboard, compile=args.compile)
     print(f"test error {result['test_error']:.2f}% ({args.out / training_run.RESULT})")
     print(f"time: {TimeBreakdown.from_dict(result['time']).describe()}")
     return 0

@@ -103,6 +103,7 @@ def _run_demo(
     budget: float | None, given: dict, started: float, watch: Stopwatch, options: RunOptions,
 ) -> None:
     plan = None
+    options = options.starting()
     say = options.progress
     if (out / DEMO_FILE).is_file():
         _check_unchanged(read_demo_file(out), demo, given, budget, say)
@@ -113,23 +114,23 @@ def _run_demo(
                                              sorted(given))
     search = demo.search_config()
     search_dir = out / DEMO_SEARCH
-    settings = {"data_dir": options.data_dir, "download": options.download, "watch": watch,
-                "recorders": search_recorders(progress=say),
-                **({} if options.workers is None else {"workers": options.workers})}
+    recorders = search_recorders(progress=say)
     if not (search_dir / rundir.SCHEDULE).is_file():
         if (search_dir / rundir.CONFIG).is_file():
             _say(say, f"pba demo 1/2: continuing the search in {search_dir}")
-            resume_search(search_dir, **settings)
+            # on the device and in the precision it started with
+            resume_search(search_dir, options=options.replace(device=None, precision=None),
+                          recorders=recorders, watch=watch)
         else:
             _say(say, f"pba demo 1/2: searching a schedule ({search.population} x "
                       f"{search.model}, {search.epochs} epochs, {search.train_size} "
                       f"training images of {search.dataset})")
             # Where the data was found is recorded, so that a later `--first-seed` finds it
             # without the environment that located it.
-            run_search(search, search_dir, preset=demo.preset, device=options.device,
-                       precision=options.precision,
-                       budget=None if plan is None else plan.to_dict(),
-                       **settings | {"data_dir": data_root(options.data_dir)})
+            run_search(search, search_dir,
+                       options=options.replace(data_dir=data_root(options.data_dir)),
+                       preset=demo.preset, recorders=recorders, watch=watch,
+                       budget=None if plan is None else plan.to_dict())
     doc = SearchDir.open(search_dir).config()
     search = SearchConfig.from_dict(doc["search"])  # as it ran, whatever the preset is now
     options = options.replace(data_dir=options.data_dir or doc.get("data_dir"))

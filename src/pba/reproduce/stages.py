@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pba.core.errors import PBAError
+from pba.core.options import AS_STARTED, RunOptions
 from pba.reporting.recorders import search_recorders
 from pba.reproduce.plan import FINALS, REFERENCE_EPOCHS, SEARCH_PRESET, ReproductionPlan
 from pba.runs import training_run
@@ -87,18 +88,19 @@ def _search(out: Path, config: SearchConfig | None, device: str) -> None:
     Without a progress bar: the parent prints the cost at every round."""
     recorders = search_recorders(progress=False)
     if config is None:
-        result = resume_search(out, device=device, recorders=recorders)
+        result = resume_search(out, options=AS_STARTED.replace(device=device),
+                               recorders=recorders)
     else:
-        result = run_search(config, out, preset=SEARCH_PRESET, device=device,
-                            recorders=recorders)
+        result = run_search(config, out, options=RunOptions(device=device),
+                            preset=SEARCH_PRESET, recorders=recorders)
     print(f"best member {result.best_member}: validation accuracy {result.best_accuracy:.4f}")
 
 
 def _train(job: FinalJob, device: str) -> None:
     """A training stage's child: `job`'s run, new or resumed. It prints a line per epoch
     itself."""
-    result = training_run.fit(job.config(device=device), job.out, resume=job.resume,
-                              device=device)
+    result = training_run.fit(job.config(device=device), job.out,
+                              options=RunOptions(device=device), resume=job.resume)
     print(f"test error {result['test_error']:.2f}% ({job.out / training_run.RESULT})")
 
 

@@ -118,6 +118,7 @@ def train_finals(
     phases as wall time (its seconds over the workers), and the workers' waiting for the last
     models."""
     watch = watch or Stopwatch()
+    options = options.starting()
     device, progress = options.device, options.progress
     configs = [job.config(device=device, data_dir=options.data_dir) for job in jobs]
     first = configs[0]
@@ -144,8 +145,8 @@ def train_finals(
     def train(job_config: tuple[FinalJob, TrainConfig]) -> None:
         nonlocal done, models
         job, config = job_config
-        result = training_run.fit(config, job.out, resume=job.resume, device=device,
-                                  data=data, progress=False, on_images=on_images)
+        result = training_run.fit(config, job.out, options=options.replace(progress=False),
+                                  resume=job.resume, data=data, on_images=on_images)
         with lock:
             models += TimeBreakdown.from_dict(result["time"])
             done += 1

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from pba.core.device import resolve_device
 from pba.core.directory import CONFIG, RunDirectory
 from pba.core.errors import UserError
+from pba.core.options import DEFAULTS, RunOptions
 from pba.core.precision import resolve_precision
 from pba.core.timing import (
     BASELINE_CHECK,
@@ -94,26 +95,25 @@ def fit(
     config: TrainConfig,
     out: str | Path,
     *,
+    options: RunOptions = DEFAULTS,
     resume: bool = False,
-    device: str = "auto",
-    data_dir: str | Path | None = None,
-    download: bool = False,
     data: DatasetSplits | None = None,
-    progress: bool = True,
     on_images: Callable[[int], None] | None = None,
     tensorboard: bool = False,
     compile: bool = False,
 ) -> dict:
     """Train the run `config` (from `new_config`, or `resumed_config` with `resume`) in `out`
     and return its result.json. A resumed run goes on from its last checkpoint: on the CPU the
-    result equals an uninterrupted run's bit for bit. `data`, when given, is the config's
-    dataset already loaded (runs that share it load it once). `progress` shows a bar and a line
-    per epoch; `on_images(n)` is called after every step with its n images. `tensorboard`
-    also logs every epoch to DIR/tensorboard (`pba.reporting.tensorboard`). `compile` hands the
-    model to
-    `torch.compile` (how this machine trains, not part of the run; off unless asked for: its
-    compilation costs more than it gains on a small CPU, docs/benchmarks.md, "Training steps
-    on the CPU: layout and torch.compile")."""
+    result equals an uninterrupted run's bit for bit. `options` say where it trains and finds
+    its data (`pba.core.options`; the precision is the config's, part of the run, and one model
+    trains, so `options.precision` and `options.workers` do not apply); `options.progress`
+    shows a bar and a line per epoch. `data`, when given, is the config's dataset already
+    loaded (runs that share it load it once); `on_images(n)` is called after every step with
+    its n images. `tensorboard` also logs every epoch to DIR/tensorboard
+    (`pba.reporting.tensorboard`). `compile` hands the model to `torch.compile` (how this
+    machine trains, not part of the run; off unless asked for: its compilation costs more than
+    it gains on a small CPU, docs/benchmarks.md, "Training steps on the CPU: layout and
+    torch.compile")."""
     from pba.reporting.tensorboard import require_tensorboard
 
     if tensorboard:
@@ -125,8 +125,8 @@ def fit(
             if (out / name).exists():
                 raise UserError(f"{out} already holds a run ({name}); continue it with --resume "
                                "or choose another --out")
-    job = _set_up(config, out, resume=resume, device=device, data_dir=data_dir,
-                  download=download, data=data, progress=progress, watch=watch)
+    options = options.starting()
+    job = _set_up(config, out, resume=resume, options=options, data=data, watch=watch)
     if compile:
         job.state.model.compile()  # in place: the state dict, and so the checkpoints, stay
     # Written only by this process from here on (checked after the settings, so that a bad
@@ -142,7 +142,7 @@ def fit(
             if job.schedule_copy is not None:
                 run.write_bytes(job.schedule_copy.name, Path(job.config.schedule).read_bytes())
             run.write_json(CONFIG, job.config.to_dict())
-        _train(job, run, history, watch, progress=progress, on_images=on_images,
+        _train(job, run, history, watch, progress=options.progress, on_images=on_images,
                tensorboard=tensorboard)
         result = _result(job, history, watch)
         run.write_json(RESULT, result)
@@ -150,8 +150,8 @@ def fit(
 
 
 def _set_up(
-    config: TrainConfig, out: Path, *, resume: bool, device: str, data_dir: str | Path | None,
-    download: bool, data: DatasetSplits | None, progress: bool, watch: Stopwatch,
+    config: TrainConfig, out: Path, *, resume: bool, options: RunOptions,
+    data: DatasetSplits | None, watch: Stopwatch,
 ) -> _Run:
     """The device, the schedule, the data, the baseline settled on it (recorded in the
     config), the augmentation and the model: everything the loop needs, nothing written."""
@@ -161,7 +161,8 @@ def _set_up(
     from pba.reporting.progress import loading_bar
 
     recipe = config.recipe
-    resolved = resolve_device(device)
+    resolved = resolve_device(options.device)
+    progress = options.progress
     resolve_precision(recipe.precision, resolved)  # refuses bf16 where it cannot run
     if resolved.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
@@ -174,9 +175,9 @@ def _set_up(
                                          config.schedule_epochs, config.dataset,
                                          load_op_set(config.ops))
         if data is None:
-            data = load_dataset(config.dataset, data_dir or config.data_dir,
+            data = load_dataset(config.dataset, options.data_dir or config.data_dir,
                                 train_size=config.train_size, val_size=config.val_size,
-                                download=download, image_size=config.image_size,
+                                download=options.download, image_size=config.image_size,
                                 skip_unreadable=config.skip_unreadable,
                                 progress=loading_bar(progress))
     if not resume and config.augment != "none":

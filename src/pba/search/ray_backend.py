@@ -42,6 +42,7 @@ from pba.augmentation.schedule import Schedule, parse_pbt_log
 from pba.core.device import resolve_device
 from pba.core.errors import RunStopped, UserError
 from pba.core.lock import owned
+from pba.core.options import AS_STARTED, DEFAULTS, RunOptions
 from pba.core.precision import PRECISIONS, resolve_precision
 from pba.data import DatasetSplits, ImageSet
 from pba.search import rundir
@@ -60,6 +61,7 @@ from pba.search.ray_log import (
     read_log,
 )
 from pba.search.recorder import Recorder, Recorders
+from pba.search.request import PLACED_BY_RAY
 from pba.search.rundir import SearchDir, SearchResult
 from pba.search.setup import load_search_data, run_record, settle_baseline
 
@@ -102,14 +104,12 @@ def run_ray_search(
     config: SearchConfig,
     out: str | Path,
     *,
+    options: RunOptions = DEFAULTS,
     preset: str | None = None,
     address: str | None = None,
     cpus_per_member: float = 1.0,
     gpus_per_member: float = 0.0,
-    precision: str = "auto",
     max_failures: int = MAX_FAILURES,
-    data_dir: str | Path | None = None,
-    download: bool = False,
     skip_unreadable: bool = False,
     recorders: Sequence[Recorder] = (),
 ) -> SearchResult:
@@ -117,29 +117,36 @@ def run_ray_search(
     at `address`, else on a Ray instance started on this machine (unless this process already
     joined one with `ray.init`). Each member asks Ray for `cpus_per_member` CPUs and
     `gpus_per_member` GPUs (0.25: four members share a GPU; 0: members train on CPUs) and
-    trains in `precision`, resolved where it trains (`pba.core.precision.resolve_precision`). A
-    member that fails (its worker or node lost) restarts from its last checkpoint up to
-    `max_failures` times; one more failure stops the search, resumable."""
+    trains in `options.precision`, resolved where it trains
+    (`pba.core.precision.resolve_precision`); Ray places the members, so `options.device` and
+    `options.workers` are refused. A member that fails (its worker or node lost) restarts from
+    its last checkpoint up to `max_failures` times; one more failure stops the search,
+    resumable."""
     started = time.time()
+    options = options.starting()
+    _refuse_placement(options)
     if config.selection != "truncation":
         raise UserError(f"--engine ray selects with Tune's PBT scheduler, which truncates: give "
                        f"--selection truncation (not {config.selection}) or another engine")
-    settings = RaySettings(address, cpus_per_member, gpus_per_member, precision, max_failures)
+    settings = RaySettings(address, cpus_per_member, gpus_per_member, options.precision,
+                           max_failures)
     SearchDir.check_new(out)
     _require_ray(settings)
     # Until a member has reported, a failed start (a bad address) leaves nothing behind.
     with owned(out, "pba search --engine ray"), SearchDir.discarded_on_failure(
             out, (f"{EXPERIMENT}/{ROWS_FILE}",)):
         heard = Recorders(recorders)
-        data = load_search_data(config, data_dir, download, skip_unreadable, heard.loading)
+        data = load_search_data(config, options.data_dir, options.download, skip_unreadable,
+                                heard.loading)
         here = resolve_device("cpu" if gpus_per_member == 0 else "auto")  # the check runs here
         config, check = settle_baseline(config, data, device=here,
-                                        precision=resolve_precision(precision, here),
+                                        precision=resolve_precision(options.precision, here),
                                         progress=heard.verbose)
         # The embedded engine's config.json, the device being where members train.
         run = SearchDir.create(out, run_record(
             config, data, check, preset=preset, device=settings.device, engine="ray",
-            precision=precision, data_dir=data_dir, skip_unreadable=skip_unreadable))
+            precision=options.precision, data_dir=options.data_dir,
+            skip_unreadable=skip_unreadable))
         run.write_text(f"{EXPERIMENT}/{BACKEND_FILE}", json.dumps(asdict(settings)) + "\n")
         return _run(run, config, settings, data, started, heard)
 
@@ -147,22 +154,31 @@ def run_ray_search(
 def resume_ray_search(
     out: str | Path,
     *,
+    options: RunOptions = AS_STARTED,
     address: str | None = None,
-    data_dir: str | Path | None = None,
-    download: bool = False,
     recorders: Sequence[Recorder] = (),
 ) -> SearchResult:
     """Continue the Ray search in `out` (`Tuner.restore`): every member from its last
-    checkpoint. `address` and `data_dir` default to those it was started with; the resources
-    per member and the failures allowed stay the search's."""
+    checkpoint. `address` and `options.data_dir` (None) are those it was started with; the
+    resources per member, the precision and the failures allowed stay the search's, so
+    `options` may change only where the data is and whether to download it."""
     started = time.time()
+    _refuse_placement(options)
+    if options.precision is not None:
+        raise UserError("a Ray search resumes in the precision it started with; leave the "
+                       "precision out")
     SearchDir.open(out)  # before the lock creates anything
     with owned(out, "pba search --resume"):
-        return _resume(out, address, data_dir, download, Recorders(recorders), started)
+        return _resume(out, address, options, Recorders(recorders), started)
 
 
-def _resume(out: str | Path, address: str | None, data_dir: str | Path | None,
-            download: bool, heard: Recorders, started: float) -> SearchResult:
+def _refuse_placement(options: RunOptions) -> None:
+    if options.device not in (None, "auto") or options.workers is not None:
+        raise UserError(PLACED_BY_RAY)
+
+
+def _resume(out: str | Path, address: str | None, options: RunOptions, heard: Recorders,
+            started: float) -> SearchResult:
     run = SearchDir.open(out)
     if not is_ray_run(run.path):
         raise UserError(f"{run.path} was not searched with Ray: resume it with `pba search "
@@ -181,8 +197,9 @@ def _resume(out: str | Path, address: str | None, data_dir: str | Path | None,
     if address is not None:
         settings = dataclasses.replace(settings, address=address)
     _require_ray(settings)
-    data = load_search_data(config, data_dir if data_dir is not None else doc["data_dir"],
-                            download, doc.get("skip_unreadable", False), heard.loading)
+    options = options.continuing(doc)
+    data = load_search_data(config, options.data_dir, options.download,
+                            doc.get("skip_unreadable", False), heard.loading)
     return _run(run, config, settings, data, started, heard)
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from pba.core.errors import UserError
 
 RAY = "ray"
+PLACED_BY_RAY = ("--device and --workers are for the engines on this machine; Ray members use "
+                 "a GPU when --gpus-per-member > 0")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class SearchRequest:
                                                 ("gpus_per_member", self.gpus_per_member))
                 if value is not None}
 
+    def ray_settings(self) -> dict:
+        """The Ray settings given: resources per member and --max-failures."""
+        failures = {} if self.max_failures is None else {"max_failures": self.max_failures}
+        return self.resources() | failures
+
 
 def engine_of(request: SearchRequest) -> str | None:
     """Whether the search runs on Ray (RAY) or on this machine (the engine asked for, None:
@@ -68,8 +75,7 @@ def engine_of(request: SearchRequest) -> str | None:
         raise UserError("--tensorboard and --compile are for the engines on this machine; "
                         "Ray Tune keeps its own logs in DIR/ray")
     if ray and (request.device is not None or request.workers is not None):
-        raise UserError("--device and --workers are for the engines on this machine; Ray "
-                        "members use a GPU when --gpus-per-member > 0")
+        raise UserError(PLACED_BY_RAY)
     if request.resume is not None:
         given = [request.flags.get(name, name) for name in request.changes]
         given += ["--preset"] if request.preset else []

@@ -20,6 +20,7 @@ import torch
 from pba.core.device import resolve_device
 from pba.core.errors import UserError
 from pba.core.lock import owned
+from pba.core.options import AS_STARTED, DEFAULTS, RunOptions
 from pba.core.precision import resolve_precision
 from pba.core.timing import BASELINE_CHECK, CHECKPOINTS, LOADING, REPORTING, Stopwatch
 from pba.data import DatasetSplits
@@ -37,43 +38,42 @@ def run_search(
     config: SearchConfig,
     out: str | Path,
     *,
+    options: RunOptions = DEFAULTS,
     preset: str | None = None,
-    device: str = "auto",
     engine: str = "auto",
-    precision: str = "auto",
-    workers: int | None = None,
-    data_dir: str | Path | None = None,
-    download: bool = False,
     skip_unreadable: bool = False,
     recorders: Sequence[Recorder] = (),
     compile: bool = False,
     budget: dict | None = None,
     watch: Stopwatch | None = None,
 ) -> SearchResult:
-    """Search from scratch into the new run directory `out`. `engine` is one of ENGINES,
-    `precision` one of `pba.core.precision.PRECISIONS`; `workers` members train at once with the
-    local engine (default: one per CPU core, one on a GPU); `skip_unreadable` leaves an image
-    folder's unreadable files out (their count goes into config.json); `recorders` hear of
-    the search's progress (`pba.reporting.recorders.search_recorders`: bars, plots, summary.md,
-    TensorBoard); `compile` hands the vectorized engine's network and step to `torch.compile`
-    (CUDA only). `budget` is the plan that sized `config` (`pba.budget.Plan.to_dict`),
-    recorded in config.json. `watch` times the search's phases (`pba.core.timing`; a caller's
-    watch also counts them in its own total)."""
+    """Search from scratch into the new run directory `out`. `options` say where and how it
+    trains (`pba.core.options`: device, precision, data location, download; `workers` members
+    train at once with the local engine: default one per CPU core, one on a GPU). `engine` is
+    one of ENGINES; `skip_unreadable` leaves an image folder's unreadable files out (their
+    count goes into config.json); `recorders` hear of the search's progress
+    (`pba.reporting.recorders.search_recorders`: bars, plots, summary.md, TensorBoard;
+    `options.progress` is theirs to honour); `compile` hands the vectorized engine's network
+    and step to `torch.compile` (CUDA only). `budget` is the plan that sized `config`
+    (`pba.budget.Plan.to_dict`), recorded in config.json. `watch` times the search's phases
+    (`pba.core.timing`; a caller's watch also counts them in its own total)."""
     started, watch = time.time(), _fresh_lap(watch)
+    options = options.starting()
     SearchDir.check_new(out)  # before minutes of data loading
     heard = Recorders(recorders)
     with owned(out, "pba search"), SearchDir.discarded_on_failure(out):
-        settings = _settings(config, device, engine, precision, workers, compile)
+        settings = _settings(config, options, engine, compile)
         with watch.phase(LOADING):
-            data = load_search_data(config, data_dir, download, skip_unreadable, heard.loading)
+            data = load_search_data(config, options.data_dir, options.download,
+                                    skip_unreadable, heard.loading)
         with watch.phase(BASELINE_CHECK):
             config, check = settle_baseline(config, data, device=settings.device,
-                                            precision=settings.precision, workers=workers,
-                                            progress=heard.verbose)
+                                            precision=settings.precision,
+                                            workers=options.workers, progress=heard.verbose)
         run = SearchDir.create(out, run_record(
-            config, data, check, preset=preset, device=device, engine=engine,
-            precision=precision, data_dir=data_dir, skip_unreadable=skip_unreadable,
-            budget=budget))
+            config, data, check, preset=preset, device=options.device, engine=engine,
+            precision=options.precision, data_dir=options.data_dir,
+            skip_unreadable=skip_unreadable, budget=budget))
         with watch.phase(LOADING):  # the members' networks
             search_engine = settings.build(config, data)
         return _run(run, config, search_engine, settings.device, started, heard, watch)
@@ -82,31 +82,26 @@ def run_search(
 def resume_search(
     out: str | Path,
     *,
-    device: str | None = None,
+    options: RunOptions = AS_STARTED,
     engine: str | None = None,
-    precision: str | None = None,
-    workers: int | None = None,
-    data_dir: str | Path | None = None,
-    download: bool = False,
     recorders: Sequence[Recorder] = (),
     compile: bool = False,
     watch: Stopwatch | None = None,
 ) -> SearchResult:
     """Continue the search in `out` from its last complete round (reading the data as it
-    started: with `skip_unreadable` if it did). `device`, `engine`,
-    `precision` and `data_dir` default to those it was started with (both engines read each
+    started: with `skip_unreadable` if it did). A device, precision or data_dir of None in
+    `options`, and an `engine` of None, are those it started with (both engines read each
     other's checkpoints, so a search may change engine or precision when it resumes);
-    `workers`, `recorders`, `compile` and `watch` as in `run_search`."""
+    `recorders`, `compile` and `watch` as in `run_search`."""
     started = time.time()
     SearchDir.open_unfinished(out)  # before the lock creates anything
     with owned(out, "pba search --resume"):
-        return _resume(out, device, engine, precision, workers, data_dir, download,
-                       Recorders(recorders), compile, started, _fresh_lap(watch))
+        return _resume(out, options, engine, Recorders(recorders), compile, started,
+                       _fresh_lap(watch))
 
 
 def _resume(
-    out: str | Path, device: str | None, engine: str | None, precision: str | None,
-    workers: int | None, data_dir: str | Path | None, download: bool, heard: Recorders,
+    out: str | Path, options: RunOptions, engine: str | None, heard: Recorders,
     compile: bool, started: float, watch: Stopwatch,
 ) -> SearchResult:
     run = SearchDir.open_unfinished(out)  # again: another owner may have finished it meanwhile
@@ -115,15 +110,11 @@ def _resume(
         config = SearchConfig.from_dict(doc["search"])
     except (KeyError, TypeError) as err:
         raise UserError(f"{run.path}: config.json has no valid search config ({err})") from None
-    if data_dir is None:
-        data_dir = doc.get("data_dir")
-    settings = _settings(config, device or doc.get("device", "auto"),
-                         engine or doc.get("engine", "auto"),
-                         # runs from before --precision trained the CPU's way: fp32
-                         precision or doc.get("precision", "fp32"), workers, compile)
+    options = options.continuing(doc)
+    settings = _settings(config, options, engine or doc.get("engine", "auto"), compile)
     with watch.phase(LOADING):
-        data = load_search_data(config, data_dir, download, doc.get("skip_unreadable", False),
-                                heard.loading)
+        data = load_search_data(config, options.data_dir, options.download,
+                                doc.get("skip_unreadable", False), heard.loading)
         search_engine = settings.build(config, data)
     return _run(run, config, search_engine, settings.device, started, heard, watch)
 
@@ -168,14 +159,14 @@ class _EngineSettings:
 
 
 def _settings(
-    config: SearchConfig, device: str, engine: str, precision: str, workers: int | None,
-    compile: bool = False,
+    config: SearchConfig, run_options: RunOptions, engine: str, compile: bool = False,
 ) -> _EngineSettings:
-    resolved = resolve_device(device)
+    resolved = resolve_device(run_options.device)
     engine_class = choose_engine(engine, config.model, resolved)
-    precision = resolve_precision(precision, resolved)
+    precision = resolve_precision(run_options.precision, resolved)
     config.recipe(precision)
     options = {}
+    workers = run_options.workers
     if workers is not None:
         if engine_class is not LocalEngine:
             raise UserError("--workers is for the local engine; the vectorized one trains "
