@@ -1,6 +1,6 @@
 """A policy schedule (epoch -> Policy), its JSON file format and Ray Tune's PBT policy-log format.
 
-Our JSON format (version 1)::
+Our JSON format (version 1):
 
     {"format": "pba.schedule", "version": 1, "ops": ["Rotate", ...],
      "policies": [[p0, m0, ..., p14', m14'], ...],   # one 4*len(ops) vector per search epoch
@@ -155,6 +155,7 @@ def policy_from_named(values: Sequence[int], names: Sequence[str], ops: OpSet) -
 
 
 def save_policy(policy: Policy, path: str | Path) -> None:
+    """Write one policy to `path` (atomically) in pba's policy format, with its op set."""
     doc = _sealed({"format": POLICY_FORMAT, "version": VERSION, "ops": list(policy.ops.names),
                    "op_set": policy.ops.record(), "policy": policy.to_list()})
     write_text_atomic(path, json.dumps(doc) + "\n")
@@ -205,6 +206,7 @@ def _read_json(path: Path) -> dict:
 
 
 def load_policy(path: str | Path, ops: OpSet = DEFAULT_OPS) -> Policy:
+    """The policy `save_policy` wrote to `path`; refused if it was made of another op set."""
     path = _existing(path)
     doc = _read_json(path)
     if doc["format"] != POLICY_FORMAT or not isinstance(doc.get("policy"), list):

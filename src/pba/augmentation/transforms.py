@@ -253,7 +253,7 @@ class PBAugment(v2.Transform):
     or float in [0, 1]; the batched ops on a batch of one). A plain tensor is the image only
     where the sample has no PIL image or `tv_tensors.Image` (v2's rule: the first one). Every
     image of one sample gets the same drawn ops, as v2 transforms do. Boxes, masks and videos
-    are refused: the geometric ops would move the image under them::
+    are refused: the geometric ops would move the image under them. In a pipeline:
 
         aug = PBAugment(load_schedule("schedule.json"), epochs=200, fill=(125, 123, 114), seed=0)
         pipeline = v2.Compose([v2.ToImage(), aug, v2.RandomCrop(32, 4), v2.ToDtype(...), ...])

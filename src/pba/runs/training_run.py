@@ -7,16 +7,17 @@ the demo's final models call this.
     print(result["test_error"])
 
 DIR holds everything the run needs and produces:
-  config.json     the resolved settings (given values plus the paper's defaults for dataset and
-                  model, and the precision it trains in)
-  schedule.*      a copy of the schedule file (augment 'pba'), so that a resume needs nothing else
-  checkpoint.pt   model, optimiser, epoch and random state after the last finished epoch
-  metrics.jsonl   one line per epoch: epoch, train_loss, train_acc, lr (of the epoch's last
-                  step), grad_norm (mean, before clipping), nonfinite_steps, images_per_s,
-                  time_s; test_acc/test_loss every eval_every epochs and after the last epoch,
-                  with val_acc/val_loss there too when the dataset has a validation split
-  result.json     the final test error (%) and accuracy, and where the wall time of the
-                  process that finished the run went ("time": `pba.core.timing.TimeBreakdown`)
+
+    config.json     the resolved settings (given values plus the paper's defaults for dataset and
+                    model, and the precision it trains in)
+    schedule.*      a copy of the schedule file (augment 'pba'), so that a resume needs nothing else
+    checkpoint.pt   model, optimiser, epoch and random state after the last finished epoch
+    metrics.jsonl   one line per epoch: epoch, train_loss, train_acc, lr (of the epoch's last
+                    step), grad_norm (mean, before clipping), nonfinite_steps, images_per_s,
+                    time_s; test_acc/test_loss every eval_every epochs and after the last epoch,
+                    with val_acc/val_loss there too when the dataset has a validation split
+    result.json     the final test error (%) and accuracy, and where the wall time of the
+                    process that finished the run went ("time": `pba.core.timing.TimeBreakdown`)
 """
 
 from __future__ import annotations

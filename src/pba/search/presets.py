@@ -128,6 +128,7 @@ PRESETS: dict[str, SearchConfig] = {
 
 
 def preset(name: str) -> SearchConfig:
+    """The search `name` of PRESETS (smoke, quick, the paper's): change it with `.replace`."""
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     return PRESETS[name]
