@@ -137,9 +137,10 @@ def render(doc: dict, title: str) -> str:
                      ", ".join(ARM_NAMES.get(o, o) for o in row["beaten_by"]) or "-"])
     lines += [markdown_table(["augmentation", "seeds", "test error %", "per seed", "search",
                               "training per model", "clearly beaten by"], rows), "",
-              "In bold: the arms no other arm clearly beats. The search is this demo's (a "
-              "published schedule's was not run here: ?); training per model is one final "
-              "model's wall time, several training at once on a CPU.", ""]
+              "In bold: the arms no other arm clearly beats. Search: the time this demo's "
+              "search took (- for an arm that needs none, ? for a published schedule, whose "
+              "search was not run here); training per model: one final model's wall time, "
+              "several training at once on a CPU.", ""]
     if data.get("baseline") == "none" and "baseline" in arms:
         lines += ["The baseline decided on the data is no augmentation: its final models are "
                   "also the no-augmentation arm's.", ""]
