@@ -247,3 +247,26 @@ def test_results_judge_each_set_of_seeds_and_all_together() -> None:
     assert "- against the baseline: **beats**" in text
     assert "| 1-3 | beats: +3.50" in text and "| 11-13 | beats: " in text
     assert "| **TrivialAugment** | 3 | 44.47 ± 0.40 | 44.10, 44.90, 44.40 |" in text
+
+
+def test_advice_after_two_sets_of_seeds_says_whether_each_agreed() -> None:
+    data = {"dataset": "reduced_cifar10", "model": "wrn_10_1", "epochs": 80,
+            "train_images": 1000, "test_split": "the dataset's test split (10,000 images)"}
+    times = {"search_s": 600.0, "final_models_s": 1200.0, "demo_wall_s": 1500.0}
+    sets = [{"pba": [1, 2, 3], "baseline": [1, 2, 3]},
+            {"pba": [11, 12, 13], "baseline": [11, 12, 13]}]
+    clear = {"pba": {1: 44.0, 2: 44.5, 3: 45.0, 11: 44.2, 12: 44.8, 13: 45.1},
+             "baseline": {1: 48.0, 2: 48.5, 3: 47.5, 11: 47.9, 12: 48.4, 13: 48.8}}
+    one = results(clear, sets[:1], [1], data=data, plan={}, times=times)
+    both = results(clear, sets, [1, 11], data=data, plan={}, times=times)
+    assert one["recommended"] == both["recommended"] == "pba"
+    assert "--first-seed" in one["advice"]  # one set: check it on new seeds
+    assert "on each of the 2 sets of seeds" in both["advice"]
+    # The second set alone is a tie with the baseline: together pba still wins, but the
+    # advice must not claim it held on each set, nor send the user to --first-seed again.
+    split = clear | {"pba": clear["pba"] | {11: 48.0, 12: 48.9, 13: 47.6}}
+    doc = results(split, sets, [1, 11], data=data, plan={}, times=times)
+    assert [s["recommended"] for s in doc["seed_sets"]] == ["pba", "baseline"]
+    assert doc["recommended"] == "pba"
+    assert "the sets of seeds recommend it in 1 of 2" in doc["advice"]
+    assert "--first-seed" not in doc["advice"]

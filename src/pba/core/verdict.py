@@ -92,12 +92,22 @@ def recommend(errors: Mapping[str, Sequence[float]]) -> str:
     raise AssertionError("the arm with the lowest mean error is beaten by none")  # unreachable
 
 
-def advice(recommended: str, vs_baseline: str | None) -> str:
+def advice(recommended: str, vs_baseline: str | None,
+           held_on: tuple[int, int] | None = None) -> str:
     """What to do next, in plain words, given the recommended arm and the searched schedule's
-    outcome against the baseline."""
+    outcome against the baseline. `held_on` (k, n): k of the n sets of seeds behind the
+    recommendation recommend the same arm each on its own (None: one set)."""
     if recommended == "pba":
-        return ("Train with the searched schedule: no cheaper choice comes close. Check the "
-                "verdict on seeds it has not seen with `--first-seed`.")
+        if held_on is None or held_on[1] < 2:
+            return ("Train with the searched schedule: no cheaper choice comes close. Check "
+                    "the verdict on seeds it has not seen with `--first-seed`.")
+        agreeing, sets = held_on
+        if agreeing == sets:
+            return ("Train with the searched schedule: no cheaper choice comes close, on each "
+                    f"of the {sets} sets of seeds.")
+        return ("Train with the searched schedule: no cheaper choice comes close on all the "
+                f"seeds together, but taken one at a time the sets of seeds recommend it in "
+                f"{agreeing} of {sets} (the table by set): more seeds would settle it.")
     cheaper = {
         "trivialaugment": "TrivialAugment does as well as the searched schedule with no search "
                           "at all: use it (`--augment trivialaugment`).",

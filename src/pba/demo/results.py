@@ -88,6 +88,11 @@ def results(
         part = summaries(seeds)
         doc["seed_sets"].append({"first_seed": first, "arms": part,
                                  **judge({arm: a["test_errors"] for arm, a in part.items()})})
+    if doc["recommended"] is not None and len(sets) > 1:
+        agreeing = sum(s["recommended"] == doc["recommended"] for s in doc["seed_sets"])
+        doc["advice"] = advice(doc["recommended"],
+                               doc["verdicts"].get("baseline", {}).get("outcome"),
+                               held_on=(agreeing, len(sets)))
     return doc | {"plan": plan, "times": times}
 
 
