@@ -46,6 +46,8 @@ def test_flags_not_given_are_the_defaults_asked_for() -> None:
         device="cpu", precision=None, workers=3, progress=False)
     with pytest.raises(UserError, match="--workers must be >= 1"):
         run_options(flags(workers=0))
+    with pytest.raises(UserError, match="--workers must be >= 1"):  # for library callers too
+        RunOptions(workers=0)
 
 
 @pytest.mark.parametrize("options", [RunOptions(device="cpu"), RunOptions(workers=2)])

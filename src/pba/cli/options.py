@@ -78,15 +78,12 @@ def run_options(args: argparse.Namespace, *, defaults=None):
     """The `pba.core.options.RunOptions` of a command's flags (--device, --precision, --workers,
     --data-dir, --download, --no-progress); a device or precision not given is `defaults`'
     (default: `pba.core.options.DEFAULTS`; `AS_STARTED` for a resume: the run's own)."""
-    from pba.core.errors import UserError
     from pba.core.options import DEFAULTS, RunOptions
 
-    workers = getattr(args, "workers", None)
-    if workers is not None and workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
     defaults = defaults or DEFAULTS
     return RunOptions(device=getattr(args, "device", None) or defaults.device,
                       precision=getattr(args, "precision", None) or defaults.precision,
-                      workers=workers, data_dir=getattr(args, "data_dir", None),
+                      workers=getattr(args, "workers", None),
+                      data_dir=getattr(args, "data_dir", None),
                       download=bool(getattr(args, "download", False)),
                       progress=not getattr(args, "no_progress", False))

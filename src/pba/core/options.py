@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pba.core.errors import UserError
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -34,6 +36,10 @@ class RunOptions:
     data_dir: str | Path | None = None
     download: bool = False
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise UserError(f"--workers must be >= 1, got {self.workers}")
 
     def replace(self, **changes: object) -> RunOptions:
         return dataclasses.replace(self, **changes)

@@ -27,9 +27,12 @@ OURS = "pba"  # the arm trained with the search's own schedule
 VERDICT_ORDER = ("baseline", "trivialaugment", "ramp", "none", "published")
 
 
-def judge(errors: Mapping[str, Sequence[float]]) -> dict:
+def judge(errors: Mapping[str, Sequence[float]], chosen_by_set: Sequence[str | None] = ()
+          ) -> dict:
     """The arms' summaries, the searched schedule's verdict against each other arm, and the
-    recommendation, for test errors by arm (arms without any are left out)."""
+    recommendation, for test errors by arm (arms without any are left out). `chosen_by_set`:
+    what each set of seeds behind `errors` recommends on its own, for the advice to say
+    whether the recommendation held on each."""
     errors = {arm: list(values) for arm, values in errors.items() if values}
     verdicts = {}
     if errors.get(OURS):
@@ -40,8 +43,11 @@ def judge(errors: Mapping[str, Sequence[float]]) -> dict:
     doc = {"verdicts": verdicts, "recommended": None, "advice": None}
     if any(arm in EFFORT for arm in errors):
         chosen = recommend(errors)
+        held_on = None
+        if len(chosen_by_set) > 1:
+            held_on = (sum(c == chosen for c in chosen_by_set), len(chosen_by_set))
         doc |= {"recommended": chosen,
-                "advice": advice(chosen, verdicts.get("baseline", {}).get("outcome"))}
+                "advice": advice(chosen, verdicts.get("baseline", {}).get("outcome"), held_on)}
     return doc
 
 
@@ -78,22 +84,18 @@ def results(
                 out[arm] = summary(done, [finished[arm][s] for s in done])
         return out
 
-    every = {arm: sorted({s for seeds in sets for s in seeds.get(arm, ())}) for arm in finished}
-    arms = summaries(every)
-    doc = {"data": data, "arms": arms,
-           **judge({arm: a["test_errors"] for arm, a in arms.items()}),
-           "leaderboard": leaderboard(arms, costs or {})}
-    doc["seed_sets"] = []
+    seed_sets = []
     for first, seeds in zip(first_seeds, sets, strict=True):
         part = summaries(seeds)
-        doc["seed_sets"].append({"first_seed": first, "arms": part,
-                                 **judge({arm: a["test_errors"] for arm, a in part.items()})})
-    if doc["recommended"] is not None and len(sets) > 1:
-        agreeing = sum(s["recommended"] == doc["recommended"] for s in doc["seed_sets"])
-        doc["advice"] = advice(doc["recommended"],
-                               doc["verdicts"].get("baseline", {}).get("outcome"),
-                               held_on=(agreeing, len(sets)))
-    return doc | {"plan": plan, "times": times}
+        seed_sets.append({"first_seed": first, "arms": part,
+                          **judge({arm: a["test_errors"] for arm, a in part.items()})})
+    every = {arm: sorted({s for seeds in sets for s in seeds.get(arm, ())}) for arm in finished}
+    arms = summaries(every)
+    return {"data": data, "arms": arms,
+            **judge({arm: a["test_errors"] for arm, a in arms.items()},
+                    [s["recommended"] for s in seed_sets]),
+            "leaderboard": leaderboard(arms, costs or {}), "seed_sets": seed_sets,
+            "plan": plan, "times": times}
 
 
 def summary(seeds: Sequence[int], errors: Sequence[float]) -> dict:

@@ -159,30 +159,27 @@ class _EngineSettings:
 
 
 def _settings(
-    config: SearchConfig, run_options: RunOptions, engine: str, compile: bool = False,
+    config: SearchConfig, options: RunOptions, engine: str, compile: bool = False,
 ) -> _EngineSettings:
-    resolved = resolve_device(run_options.device)
+    resolved = resolve_device(options.device)
     engine_class = choose_engine(engine, config.model, resolved)
-    precision = resolve_precision(run_options.precision, resolved)
+    precision = resolve_precision(options.precision, resolved)
     config.recipe(precision)
-    options = {}
-    workers = run_options.workers
-    if workers is not None:
+    engine_options = {}
+    if options.workers is not None:  # at least 1: RunOptions checks it
         if engine_class is not LocalEngine:
             raise UserError("--workers is for the local engine; the vectorized one trains "
                            "every member in one network")
-        if workers < 1:
-            raise UserError(f"--workers must be >= 1, got {workers}")
-        options["workers"] = workers
+        engine_options["workers"] = options.workers
     if compile:
         if engine_class is not VectorizedEngine or resolved.type != "cuda":
             raise UserError("--compile is for the vectorized engine on a GPU (--engine "
                            "vectorized --device cuda): on a CPU torch.compile took minutes and "
                            "gave no speed-up")
-        options["compile"] = True
+        engine_options["compile"] = True
     if resolved.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
-    return _EngineSettings(engine_class, resolved, precision, options)
+    return _EngineSettings(engine_class, resolved, precision, engine_options)
 
 
 def _run(
